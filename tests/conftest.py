@@ -1,0 +1,4 @@
+pytest_plugins = [
+    "tests.fakes.openshock_fixtures",
+    "tests.fakes.discord_fixtures",
+]

@@ -1,0 +1,1 @@
+"""Fixtures for the fake Discord REST API (being written)."""

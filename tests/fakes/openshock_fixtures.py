@@ -1,0 +1,1 @@
+"""Fixtures for the fake OpenShock server (being written)."""
