@@ -1,0 +1,100 @@
+"""Settings read from the environment (and an optional `.env` file).
+
+Every name here is part of the public surface (see the README's configuration table). A missing or
+invalid value is reported as one line naming the variable, never as a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# OpenShock's own bounds for one control (openshock.md): intensity 0-100 %, duration ≤ 65535 ms.
+OPENSHOCK_MAX_INTENSITY = 100
+OPENSHOCK_MAX_DURATION_MS = 65_535
+OPENSHOCK_MIN_DURATION_MS = 300
+
+
+class Settings(BaseSettings):
+    """The operator's configuration. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    discord_token: SecretStr
+    openshock_token: SecretStr | None = None
+    openshock_api_url: AnyHttpUrl = AnyHttpUrl("https://api.openshock.app")
+    data_dir: Path = Path("./data")
+    secret_key: SecretStr | None = None
+    discord_api_base_url: AnyHttpUrl = AnyHttpUrl("https://discord.com/api/v10")
+    max_intensity: int = Field(default=100, ge=1, le=OPENSHOCK_MAX_INTENSITY)
+    max_duration_ms: int = Field(
+        default=30_000, ge=OPENSHOCK_MIN_DURATION_MS, le=OPENSHOCK_MAX_DURATION_MS
+    )
+    sync_guild_id: int | None = Field(default=None, gt=0)
+    log_level: LogLevel = "INFO"
+    feed_retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("discord_token", "openshock_token", "secret_key", mode="before")
+    @classmethod
+    def _blank_is_missing(cls, value: object) -> object:
+        # `OPENSHOCK_TOKEN=` in an env file means "not set", not "an empty token".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "bot.db"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @property
+    def api_url(self) -> str:
+        """The default OpenShock base URL without a trailing slash, ready for appending paths."""
+        return str(self.openshock_api_url).rstrip("/")
+
+    @property
+    def discord_api_url(self) -> str:
+        return str(self.discord_api_base_url).rstrip("/")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid. The message is one line naming the variable."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Turn pydantic's report into one line per setting, naming the environment variable."""
+    lines = []
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"]).upper() or "configuration"
+        # Never echo the offending value: it may be a secret.
+        if item["type"] == "missing":
+            lines.append(f"{name} is required but not set.")
+        else:
+            lines.append(f"{name} is invalid: {item['msg']}.")
+    return " ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, raising ConfigError with a clear one-line message when they are bad."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None

@@ -1,0 +1,171 @@
+"""The SQLite connection: WAL, foreign keys, migrations, and serialised writes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.storage.migrations import Migration, MigrationError, load_migrations
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Database:
+    """One aiosqlite connection shared by the whole bot.
+
+    aiosqlite runs every statement on one worker thread, so statements never overlap; what could
+    overlap are two coroutines' transactions. Every write therefore takes `_write_lock`, and a
+    multi-statement write runs inside `transaction()`.
+    """
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path | None) -> None:
+        self._conn = connection
+        self._write_lock = asyncio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path | str, *, migrate: bool = True) -> Database:
+        """Open (creating the folder and file if needed) and, by default, migrate."""
+        file = Path(path) if str(path) != ":memory:" else None
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(str(path), isolation_level=None)
+        connection.row_factory = aiosqlite.Row
+        try:
+            await connection.execute("PRAGMA foreign_keys = ON")
+            await connection.execute("PRAGMA busy_timeout = 5000")
+            if file is not None:
+                await connection.execute("PRAGMA journal_mode = WAL")
+                await connection.execute("PRAGMA synchronous = NORMAL")
+            database = cls(connection, file)
+            if migrate:
+                await database.migrate()
+            else:
+                await database.check_version()
+        except BaseException:
+            await connection.close()
+            raise
+        return database
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    # -- migrations -----------------------------------------------------------------------------
+
+    async def user_version(self) -> int:
+        row = await self.fetch_one("PRAGMA user_version")
+        return int(row[0]) if row is not None else 0
+
+    async def check_version(self, migrations: list[Migration] | None = None) -> int:
+        """The current version; refuses a database written by a newer release."""
+        migrations = migrations if migrations is not None else load_migrations()
+        newest = migrations[-1].version if migrations else 0
+        current = await self.user_version()
+        if current > newest:
+            raise MigrationError(
+                f"the database is at version {current} but this release knows only up to "
+                f"{newest}: it was written by a newer release of the bot; upgrade the bot "
+                "(or restore a backup)"
+            )
+        return current
+
+    async def migrate(self, migrations: list[Migration] | None = None) -> list[Migration]:
+        """Apply every migration newer than the database, each in one transaction."""
+        migrations = migrations if migrations is not None else load_migrations()
+        current = await self.check_version(migrations)
+        applied = []
+        async with self._write_lock:
+            for migration in migrations:
+                if migration.version <= current:
+                    continue
+                # executescript commits any open transaction first, so the whole file (and the
+                # version bump) is wrapped in one explicit BEGIN … COMMIT.
+                script = (
+                    f"BEGIN IMMEDIATE;\n{migration.sql}\n;\n"
+                    f"PRAGMA user_version = {migration.version};\nCOMMIT;"
+                )
+                try:
+                    await self._conn.executescript(script)
+                except sqlite3.Error as error:
+                    if self._conn.in_transaction:
+                        await self._conn.rollback()
+                    raise MigrationError(
+                        f"migration {migration.name} failed and was rolled back: {error}"
+                    ) from error
+                log.info("Applied migration %s", migration.name)
+                applied.append(migration)
+        return applied
+
+    # -- statements -----------------------------------------------------------------------------
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchall()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write statement on its own; returns the number of rows changed."""
+        async with self._write_lock, self._conn.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT on its own; returns the new row id."""
+        async with self._write_lock, self._conn.execute(sql, params) as cursor:
+            rowid = cursor.lastrowid
+        if rowid is None:
+            raise sqlite3.OperationalError("INSERT produced no row id")
+        return rowid
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """Several writes that land together or not at all."""
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._conn)
+            except BaseException:
+                await self._conn.rollback()
+                raise
+            else:
+                await self._conn.commit()
+
+
+class Transaction:
+    """The statements available inside `Database.transaction()`."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._conn = connection
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self._conn.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        async with self._conn.execute(sql, params) as cursor:
+            rowid = cursor.lastrowid
+        if rowid is None:
+            raise sqlite3.OperationalError("INSERT produced no row id")
+        return rowid
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchall()

@@ -1,0 +1,182 @@
+"""Feed channels, stored hub events awaiting posting, and the last known device states."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from bot.storage.database import Database
+from bot.storage.models import DeviceState, Feed, FeedDelivery, FeedKind, HubEvent
+
+
+class FeedRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def set(self, guild_id: int, kind: FeedKind, channel_id: int) -> Feed:
+        await self._db.execute(
+            "INSERT INTO feeds (guild_id, kind, channel_id, enabled, created_at)"
+            " VALUES (?, ?, ?, 1, ?) ON CONFLICT (guild_id, kind) DO UPDATE SET"
+            " channel_id = excluded.channel_id, enabled = 1, disabled_reason = NULL",
+            (guild_id, kind.value, channel_id, time.time()),
+        )
+        feed = await self.get(guild_id, kind)
+        assert feed is not None
+        return feed
+
+    async def remove(self, guild_id: int, kind: FeedKind) -> bool:
+        changed = await self._db.execute(
+            "DELETE FROM feeds WHERE guild_id = ? AND kind = ?", (guild_id, kind.value)
+        )
+        return changed > 0
+
+    async def get(self, guild_id: int, kind: FeedKind) -> Feed | None:
+        row = await self._db.fetch_one(
+            "SELECT * FROM feeds WHERE guild_id = ? AND kind = ?", (guild_id, kind.value)
+        )
+        return Feed.from_row(row) if row is not None else None
+
+    async def in_guild(self, guild_id: int) -> list[Feed]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM feeds WHERE guild_id = ? ORDER BY kind", (guild_id,)
+        )
+        return [Feed.from_row(row) for row in rows]
+
+    async def enabled_in(self, kind: FeedKind, guild_ids: Iterable[int]) -> list[Feed]:
+        guilds = sorted(set(guild_ids))
+        if not guilds:
+            return []
+        marks = ",".join("?" * len(guilds))
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM feeds WHERE kind = ? AND enabled = 1 AND guild_id IN ({marks})",
+            (kind.value, *guilds),
+        )
+        return [Feed.from_row(row) for row in rows]
+
+    async def disable_channel(self, channel_id: int, reason: str) -> list[Feed]:
+        """Disable every enabled feed posting to this channel; returns those that changed."""
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch_all(
+                "SELECT * FROM feeds WHERE channel_id = ? AND enabled = 1", (channel_id,)
+            )
+            await tx.execute(
+                "UPDATE feeds SET enabled = 0, disabled_reason = ?"
+                " WHERE channel_id = ? AND enabled = 1",
+                (reason, channel_id),
+            )
+        return [Feed.from_row(row).model_copy(update={"enabled": False}) for row in rows]
+
+
+Delivery = tuple[int, FeedKind, int]  # (guild_id, kind, channel_id)
+
+
+class EventRepository:
+    """Hub events are stored on receipt with one delivery row per feed channel; the publisher
+    posts pending deliveries and marks them, so a crash or restart resumes where it was."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def store(
+        self, account_id: int, kind: str, payload: str, deliveries: Sequence[Delivery]
+    ) -> int:
+        now = time.time()
+        async with self._db.transaction() as tx:
+            event_id = await tx.insert(
+                "INSERT INTO hub_events (account_id, kind, payload, received_at)"
+                " VALUES (?, ?, ?, ?)",
+                (account_id, kind, payload, now),
+            )
+            await tx.executemany(
+                "INSERT INTO feed_deliveries (event_id, guild_id, kind, channel_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (event_id, guild_id, feed_kind.value, channel_id, now)
+                    for guild_id, feed_kind, channel_id in deliveries
+                ],
+            )
+        return event_id
+
+    async def pending(self, limit: int = 500) -> list[tuple[FeedDelivery, HubEvent]]:
+        rows = await self._db.fetch_all(
+            "SELECT d.*, e.account_id, e.kind AS event_kind, e.payload, e.received_at"
+            " FROM feed_deliveries d JOIN hub_events e ON e.id = d.event_id"
+            " WHERE d.state = 'pending' ORDER BY d.id LIMIT ?",
+            (limit,),
+        )
+        result = []
+        for row in rows:
+            data = dict(row)
+            event = HubEvent(
+                id=data["event_id"],
+                account_id=data.pop("account_id"),
+                kind=data.pop("event_kind"),
+                payload=data.pop("payload"),
+                received_at=data.pop("received_at"),
+            )
+            result.append((FeedDelivery.model_validate(data), event))
+        return result
+
+    async def set_nonce(self, delivery_ids: Sequence[int], nonce: str) -> None:
+        """Remember the nonce before posting, so a retry after a crash reuses it."""
+        async with self._db.transaction() as tx:
+            await tx.executemany(
+                "UPDATE feed_deliveries SET nonce = ? WHERE id = ?",
+                [(nonce, delivery_id) for delivery_id in delivery_ids],
+            )
+
+    async def mark_posted(self, delivery_ids: Sequence[int], message_id: int) -> None:
+        now = time.time()
+        async with self._db.transaction() as tx:
+            await tx.executemany(
+                "UPDATE feed_deliveries SET state = 'posted', message_id = ?, posted_at = ?"
+                " WHERE id = ?",
+                [(message_id, now, delivery_id) for delivery_id in delivery_ids],
+            )
+
+    async def drop_channel(self, channel_id: int) -> int:
+        """Give up on a channel's pending deliveries (the feed lost its channel)."""
+        return await self._db.execute(
+            "UPDATE feed_deliveries SET state = 'dropped'"
+            " WHERE channel_id = ? AND state = 'pending'",
+            (channel_id,),
+        )
+
+    async def prune(self, older_than: float) -> int:
+        """Delete events received before `older_than` whose deliveries are all finished."""
+        return await self._db.execute(
+            "DELETE FROM hub_events WHERE received_at < ? AND NOT EXISTS ("
+            " SELECT 1 FROM feed_deliveries d WHERE d.event_id = hub_events.id"
+            " AND d.state = 'pending')",
+            (older_than,),
+        )
+
+
+class DeviceStateRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def of_account(self, account_id: int) -> dict[str, DeviceState]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM device_states WHERE account_id = ?", (account_id,)
+        )
+        return {row["device_id"]: DeviceState.from_row(row) for row in rows}
+
+    async def save(
+        self,
+        account_id: int,
+        device_id: str,
+        *,
+        online: bool,
+        firmware_version: str | None,
+        device_name: str | None,
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO device_states (account_id, device_id, device_name, online,"
+            " firmware_version, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (account_id, device_id) DO UPDATE SET"
+            " device_name = coalesce(excluded.device_name, device_name),"
+            " online = excluded.online, firmware_version = excluded.firmware_version,"
+            " updated_at = excluded.updated_at",
+            (account_id, device_id, device_name, int(online), firmware_version, time.time()),
+        )

@@ -1,0 +1,185 @@
+"""Rows of the bot's database, as the rest of the bot sees them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    @classmethod
+    def from_row(cls, row: Any) -> Any:
+        return cls.model_validate(dict(row))
+
+
+class AccountState(StrEnum):
+    ACTIVE = "active"
+    INVALID = "invalid"
+
+
+class Account(Row):
+    """A linked OpenShock account. The token stays encrypted here; `Storage` decrypts on demand."""
+
+    id: int
+    discord_user_id: int
+    openshock_user_id: str
+    openshock_name: str
+    api_url: str
+    token_encrypted: bytes
+    is_operator: bool
+    state: AccountState
+    state_reason: str | None
+    linked_at: float
+    updated_at: float
+
+    def __repr__(self) -> str:  # keep the encrypted blob out of logs and tracebacks too
+        return (
+            f"Account(id={self.id}, discord_user_id={self.discord_user_id}, "
+            f"openshock_name={self.openshock_name!r}, state={self.state.value})"
+        )
+
+    __str__ = __repr__
+
+
+class Share(Row):
+    """A wearer's shocker usable in one guild, with the wearer's caps there."""
+
+    id: int
+    guild_id: int
+    account_id: int
+    wearer_id: int
+    shocker_id: str
+    shocker_name: str
+    max_intensity: int
+    max_duration_ms: int
+    allow_shock: bool
+    allow_vibrate: bool
+    allow_sound: bool
+    paused: bool
+    created_at: float
+
+
+class GrantTarget(StrEnum):
+    ROLE = "role"
+    MEMBER = "member"
+
+
+class Grant(Row):
+    id: int
+    guild_id: int
+    target_kind: GrantTarget
+    target_id: int
+    shocker_id: str | None
+    max_intensity: int | None
+    max_duration_ms: int | None
+    cooldown_ms: int | None
+    allow_shock: bool
+    allow_vibrate: bool
+    allow_sound: bool
+    created_by: int
+    created_at: float
+
+
+class GuildSettings(Row):
+    guild_id: int
+    max_intensity: int | None = None
+    max_duration_ms: int | None = None
+
+
+class FeedKind(StrEnum):
+    CONTROLS = "controls"
+    DEVICES = "devices"
+    UPDATES = "updates"
+
+
+class Feed(Row):
+    guild_id: int
+    kind: FeedKind
+    channel_id: int
+    enabled: bool
+    disabled_reason: str | None
+    created_at: float
+
+
+class AuditOutcome(StrEnum):
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    NOT_CONFIRMED = "not_confirmed"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class AuditEntry(Row):
+    id: int
+    created_at: float
+    guild_id: int | None
+    member_id: int
+    wearer_id: int | None
+    account_id: int | None
+    shocker_id: str | None
+    shocker_name: str | None
+    control_type: int
+    requested_intensity: int | None
+    requested_duration_ms: int | None
+    effective_intensity: int | None
+    effective_duration_ms: int | None
+    outcome: AuditOutcome
+    reason: str | None
+
+
+class NewAuditEntry(BaseModel):
+    """What a caller records; the id and time are given by storage."""
+
+    guild_id: int | None
+    member_id: int
+    wearer_id: int | None = None
+    account_id: int | None = None
+    shocker_id: str | None = None
+    shocker_name: str | None = None
+    control_type: int
+    requested_intensity: int | None = None
+    requested_duration_ms: int | None = None
+    effective_intensity: int | None = None
+    effective_duration_ms: int | None = None
+    outcome: AuditOutcome
+    reason: str | None = None
+
+
+class HubEvent(Row):
+    id: int
+    account_id: int
+    kind: str
+    payload: str
+    received_at: float
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    POSTED = "posted"
+    DROPPED = "dropped"
+
+
+class FeedDelivery(Row):
+    id: int
+    event_id: int
+    guild_id: int
+    kind: FeedKind
+    channel_id: int
+    state: DeliveryState
+    nonce: str | None
+    message_id: int | None
+    created_at: float
+    posted_at: float | None
+
+
+class DeviceState(Row):
+    account_id: int
+    device_id: str
+    device_name: str | None
+    online: bool
+    firmware_version: str | None
+    updated_at: float

@@ -1,0 +1,312 @@
+"""Every repository method against a real SQLite file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.crypto import TokenCipher
+from bot.storage import AccountLinkedElsewhere, ShockerSharedByOther, Storage
+from bot.storage.models import AuditOutcome, FeedKind, GrantTarget, NewAuditEntry
+
+TOKEN = "t" * 64
+GUILD = 111
+OTHER_GUILD = 222
+WEARER = 10
+MEMBER = 20
+
+
+async def _link(storage: Storage, discord_user_id: int = WEARER, os_id: str = "os-1") -> int:
+    account = await storage.accounts.link(
+        discord_user_id=discord_user_id,
+        openshock_user_id=os_id,
+        openshock_name="Alice",
+        api_url="https://api.openshock.app",
+        token=TOKEN,
+    )
+    return account.id
+
+
+async def _share(storage: Storage, account_id: int, shocker: str = "s-1", guild: int = GUILD):
+    return await storage.shares.share(
+        guild_id=guild,
+        account_id=account_id,
+        wearer_id=WEARER,
+        shocker_id=shocker,
+        shocker_name="Collar",
+        max_intensity=25,
+        max_duration_ms=3000,
+        allow_shock=True,
+        allow_vibrate=True,
+        allow_sound=False,
+    )
+
+
+async def test_link_stores_the_token_encrypted_only(storage: Storage, tmp_path: Path) -> None:
+    account_id = await _link(storage)
+    account = await storage.accounts.get(account_id)
+    assert account is not None
+    assert storage.accounts.token_of(account) == TOKEN
+    assert TOKEN not in repr(account)
+    await storage.db.execute("PRAGMA wal_checkpoint(FULL)")
+    for file in tmp_path.iterdir():
+        assert TOKEN.encode() not in file.read_bytes()
+
+
+async def test_relink_replaces_the_token_and_keeps_the_row(storage: Storage) -> None:
+    first = await _link(storage)
+    again = await storage.accounts.link(
+        discord_user_id=WEARER,
+        openshock_user_id="os-1",
+        openshock_name="Alice2",
+        api_url="https://example.org/api",
+        token="n" * 64,
+    )
+    assert again.id == first
+    assert again.openshock_name == "Alice2"
+    assert storage.accounts.token_of(again) == "n" * 64
+
+
+async def test_linking_another_openshock_account_drops_the_old_shares(storage: Storage) -> None:
+    first = await _link(storage)
+    await _share(storage, first)
+    second = await _link(storage, os_id="os-2")
+    assert second != first
+    assert await storage.shares.of_wearer(WEARER) == []
+
+
+async def test_an_account_linked_by_someone_else_is_refused(storage: Storage) -> None:
+    await _link(storage)
+    with pytest.raises(AccountLinkedElsewhere):
+        await _link(storage, discord_user_id=99)
+
+
+async def test_mark_invalid_reports_only_the_first_change(storage: Storage) -> None:
+    account_id = await _link(storage)
+    assert await storage.accounts.mark_invalid(account_id, "token rejected")
+    assert not await storage.accounts.mark_invalid(account_id, "token rejected")
+    assert await storage.accounts.list_active() == []
+    account = await storage.accounts.by_discord_user(WEARER)
+    assert account is not None and account.state_reason == "token rejected"
+    await storage.accounts.set_name(account_id, "Renamed")
+    assert [a.openshock_name for a in await storage.accounts.list_all()] == ["Renamed"]
+
+
+async def test_unlink_removes_everything_in_every_guild(storage: Storage) -> None:
+    account_id = await _link(storage)
+    await _share(storage, account_id, guild=GUILD)
+    await _share(storage, account_id, guild=OTHER_GUILD)
+    await storage.shares.block(GUILD, WEARER, MEMBER)
+    await storage.shares.pause_wearer(GUILD, WEARER)
+    await storage.events.store(account_id, "log", "{}", [(GUILD, FeedKind.CONTROLS, 5)])
+    summary = await storage.accounts.unlink(WEARER)
+    assert summary is not None
+    assert (summary.shares, summary.blocks, summary.pending_events) == (2, 1, 1)
+    assert await storage.accounts.by_discord_user(WEARER) is None
+    assert await storage.shares.in_guild(GUILD) == []
+    assert not await storage.shares.is_blocked(GUILD, WEARER, MEMBER)
+    assert not await storage.shares.is_wearer_paused(GUILD, WEARER)
+    assert await storage.events.pending() == []
+    assert await storage.accounts.unlink(WEARER) is None
+
+
+async def test_share_update_unshare_and_lookups(storage: Storage) -> None:
+    account_id = await _link(storage)
+    share = await _share(storage, account_id)
+    assert (share.max_intensity, share.allow_sound, share.paused) == (25, False, False)
+    updated = await storage.shares.share(
+        guild_id=GUILD,
+        account_id=account_id,
+        wearer_id=WEARER,
+        shocker_id="s-1",
+        shocker_name="Collar",
+        max_intensity=40,
+        max_duration_ms=5000,
+        allow_shock=False,
+        allow_vibrate=True,
+        allow_sound=True,
+    )
+    assert updated.id == share.id and updated.max_intensity == 40
+    assert [s.guild_id for s in await storage.shares.of_shocker("s-1")] == [GUILD]
+    assert len(await storage.shares.of_account(account_id)) == 1
+    assert (await storage.shares.get(GUILD, "s-1")) == updated
+    assert await storage.shares.get(OTHER_GUILD, "s-1") is None
+    assert await storage.shares.unshare(GUILD, WEARER, "s-1")
+    assert not await storage.shares.unshare(GUILD, WEARER, "s-1")
+
+
+async def test_another_wearer_cannot_take_over_a_share(storage: Storage) -> None:
+    account_id = await _link(storage)
+    await _share(storage, account_id)
+    other = await _link(storage, discord_user_id=30, os_id="os-3")
+    with pytest.raises(ShockerSharedByOther):
+        await storage.shares.share(
+            guild_id=GUILD,
+            account_id=other,
+            wearer_id=30,
+            shocker_id="s-1",
+            shocker_name="Collar",
+            max_intensity=25,
+            max_duration_ms=3000,
+            allow_shock=True,
+            allow_vibrate=True,
+            allow_sound=True,
+        )
+
+
+async def test_pause_resume_and_panic(storage: Storage) -> None:
+    account_id = await _link(storage)
+    await _share(storage, account_id, "s-1", GUILD)
+    await _share(storage, account_id, "s-2", OTHER_GUILD)
+    assert await storage.shares.set_paused(GUILD, WEARER, "s-1", True)
+    assert (await storage.shares.get(GUILD, "s-1")).paused  # type: ignore[union-attr]
+    await storage.shares.pause_wearer(GUILD, WEARER)
+    assert await storage.shares.paused_wearers(GUILD) == {WEARER}
+    assert await storage.shares.resume_wearer(GUILD, WEARER) == 2
+    assert not await storage.shares.is_wearer_paused(GUILD, WEARER)
+    assert not (await storage.shares.get(GUILD, "s-1")).paused  # type: ignore[union-attr]
+    assert await storage.shares.panic(WEARER) == 2
+    assert all(share.paused for share in await storage.shares.of_wearer(WEARER))
+    assert await storage.shares.is_wearer_paused(OTHER_GUILD, WEARER)
+    assert len(await storage.shares.of_wearer(WEARER, GUILD)) == 1
+
+
+async def test_blocks(storage: Storage) -> None:
+    assert await storage.shares.block(GUILD, WEARER, MEMBER)
+    assert not await storage.shares.block(GUILD, WEARER, MEMBER)
+    assert await storage.shares.is_blocked(GUILD, WEARER, MEMBER)
+    assert await storage.shares.wearers_blocking(GUILD, MEMBER) == {WEARER}
+    assert await storage.shares.unblock(GUILD, WEARER, MEMBER)
+    assert not await storage.shares.unblock(GUILD, WEARER, MEMBER)
+
+
+async def test_grants_replace_revoke_and_select_by_member(storage: Storage) -> None:
+    common = dict(
+        guild_id=GUILD,
+        max_intensity=None,
+        max_duration_ms=None,
+        cooldown_ms=None,
+        allow_shock=True,
+        allow_vibrate=True,
+        allow_sound=True,
+        created_by=1,
+    )
+    await storage.grants.grant(
+        target_kind=GrantTarget.ROLE, target_id=GUILD, shocker_id=None, **common
+    )
+    await storage.grants.grant(
+        target_kind=GrantTarget.ROLE, target_id=5, shocker_id="s-1", **common
+    )
+    await storage.grants.grant(
+        target_kind=GrantTarget.MEMBER, target_id=MEMBER, shocker_id=None, **common
+    )
+    replaced = await storage.grants.grant(
+        target_kind=GrantTarget.MEMBER,
+        target_id=MEMBER,
+        shocker_id=None,
+        **{**common, "max_intensity": 10},
+    )
+    assert replaced.max_intensity == 10
+    assert len(await storage.grants.in_guild(GUILD)) == 3
+    everyone_only = await storage.grants.for_member(GUILD, 999, [])
+    assert [(g.target_kind, g.target_id) for g in everyone_only] == [(GrantTarget.ROLE, GUILD)]
+    assert len(await storage.grants.for_member(GUILD, MEMBER, [5])) == 3
+    assert await storage.grants.revoke(GUILD, GrantTarget.ROLE, 5, "s-1")
+    assert not await storage.grants.revoke(GUILD, GrantTarget.ROLE, 5, "s-1")
+    assert not await storage.grants.revoke(GUILD, GrantTarget.ROLE, GUILD, "s-1")
+
+
+async def test_guild_limits(storage: Storage) -> None:
+    assert (await storage.guild_settings.get(GUILD)).max_intensity is None
+    settings = await storage.guild_settings.set_limits(GUILD, 50, 2000)
+    assert (settings.max_intensity, settings.max_duration_ms) == (50, 2000)
+    assert (await storage.guild_settings.set_limits(GUILD, None, 2000)).max_intensity is None
+
+
+async def test_cooldowns_are_stored(storage: Storage) -> None:
+    assert await storage.cooldowns.last_control(GUILD, MEMBER, "s-1") is None
+    await storage.cooldowns.record(GUILD, MEMBER, "s-1", 100.0)
+    await storage.cooldowns.record(GUILD, MEMBER, "s-1", 200.0)
+    assert await storage.cooldowns.last_control(GUILD, MEMBER, "s-1") == 200.0
+
+
+async def test_audit_record_outcome_and_filters(storage: Storage) -> None:
+    base = dict(guild_id=GUILD, shocker_id="s-1", control_type=1, requested_intensity=30)
+    first = await storage.audit.record(
+        NewAuditEntry(member_id=MEMBER, wearer_id=WEARER, outcome=AuditOutcome.SENT, **base)
+    )
+    await storage.audit.record(
+        NewAuditEntry(member_id=77, wearer_id=78, outcome=AuditOutcome.REFUSED, reason="no", **base)
+    )
+    await storage.audit.set_outcome(first, AuditOutcome.CONFIRMED, None)
+    entry = await storage.audit.get(first)
+    assert entry is not None and entry.outcome is AuditOutcome.CONFIRMED
+    assert len(await storage.audit.recent(GUILD)) == 2
+    assert [e.id for e in await storage.audit.recent(GUILD, involving=WEARER)] == [first]
+    assert [e.member_id for e in await storage.audit.recent(GUILD, member_id=77)] == [77]
+    assert await storage.audit.recent(GUILD, shocker_id="other") == []
+    assert await storage.audit.recent(OTHER_GUILD) == []
+
+
+async def test_feeds_set_remove_and_disable(storage: Storage) -> None:
+    feed = await storage.feeds.set(GUILD, FeedKind.CONTROLS, 5)
+    assert feed.enabled and feed.channel_id == 5
+    await storage.feeds.set(OTHER_GUILD, FeedKind.CONTROLS, 6)
+    assert [f.guild_id for f in await storage.feeds.enabled_in(FeedKind.CONTROLS, [GUILD])] == [
+        GUILD
+    ]
+    disabled = await storage.feeds.disable_channel(5, "missing access")
+    assert [f.guild_id for f in disabled] == [GUILD]
+    assert await storage.feeds.disable_channel(5, "again") == []
+    assert await storage.feeds.enabled_in(FeedKind.CONTROLS, [GUILD]) == []
+    assert (await storage.feeds.set(GUILD, FeedKind.CONTROLS, 7)).enabled
+    assert len(await storage.feeds.in_guild(GUILD)) == 1
+    assert await storage.feeds.remove(GUILD, FeedKind.CONTROLS)
+    assert await storage.feeds.get(GUILD, FeedKind.CONTROLS) is None
+
+
+async def test_events_are_delivered_once_and_pruned(storage: Storage) -> None:
+    account_id = await _link(storage)
+    event_id = await storage.events.store(
+        account_id,
+        "log",
+        '{"x": 1}',
+        [(GUILD, FeedKind.CONTROLS, 5), (OTHER_GUILD, FeedKind.CONTROLS, 6)],
+    )
+    pending = await storage.events.pending()
+    assert [(d.channel_id, e.id, e.payload) for d, e in pending] == [
+        (5, event_id, '{"x": 1}'),
+        (6, event_id, '{"x": 1}'),
+    ]
+    await storage.events.set_nonce([pending[0][0].id], "nonce-1")
+    await storage.events.mark_posted([pending[0][0].id], message_id=42)
+    assert await storage.events.drop_channel(6) == 1
+    assert await storage.events.pending() == []
+    assert await storage.events.prune(older_than=time.time() + 1) == 1
+
+
+async def test_device_states(storage: Storage) -> None:
+    account_id = await _link(storage)
+    await storage.device_states.save(
+        account_id, "d-1", online=True, firmware_version="1.0", device_name="Hub"
+    )
+    await storage.device_states.save(
+        account_id, "d-1", online=False, firmware_version="1.1", device_name=None
+    )
+    state = (await storage.device_states.of_account(account_id))["d-1"]
+    assert (state.online, state.firmware_version, state.device_name) == (False, "1.1", "Hub")
+
+
+async def test_a_different_key_is_refused_at_open(tmp_path: Path, cipher: TokenCipher) -> None:
+    from cryptography.fernet import Fernet
+
+    from bot.crypto import WrongKeyError
+
+    first = await Storage.open(tmp_path / "bot.db", cipher)
+    await first.close()
+    with pytest.raises(WrongKeyError):
+        await Storage.open(tmp_path / "bot.db", TokenCipher(Fernet.generate_key()))
+    reopened = await Storage.open(tmp_path / "bot.db", cipher)
+    await reopened.close()
