@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from bot.domain.decision import GrantTarget
+
 
 class Row(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -61,11 +63,6 @@ class Share(Row):
     allow_sound: bool
     paused: bool
     created_at: float
-
-
-class GrantTarget(StrEnum):
-    ROLE = "role"
-    MEMBER = "member"
 
 
 class Grant(Row):

@@ -1,0 +1,770 @@
+"""Deciding a control: the one pure function every path that can send goes through.
+
+`decide_control` takes the facts about one member, one shocker and one moment and returns either
+`Allowed` (with the values to send) or `Refused` (with one sentence for the member). It knows
+nothing of Discord, SQL or sockets, so the safety rules live here and are tested without them.
+`describe_access` answers "what may this member do with this shocker?" (for `/shockers list` and
+autocomplete) from the same stages, so the two can never disagree.
+
+The rules ("Deciding a control" in the design), in the order they are checked:
+
+1. The shocker must be shared in the guild by its wearer, else ``NOT_SHARED``.
+2. The caller is either the wearer (self-control: no grant needed, no cooldown, no grant caps) or
+   holds a grant that covers the shocker, else ``NO_GRANT``. Which grants count is decided by
+   precedence (`GrantIndex.resolve`): the first non-empty tier of member+this shocker,
+   member+all shockers, role+this shocker, role+all shockers wins outright (@everyone, whose
+   role id is the guild id, is a role every member has). Several grants in the winning tier (one
+   per role) combine into the most permissive: a type is allowed if any of them allows it, each
+   cap is the highest of theirs (no cap beats any cap), the cooldown the shortest (none beats any).
+3. **Stop** is allowed to the wearer and to anyone with a covering grant, whatever the pause,
+   block, cooldown or type permissions in the guild. It is sent as intensity 0 for
+   `STOP_DURATION_MS`. It is still refused when OpenShock itself would drop it silently (shocker
+   paused on OpenShock, or a user-share that permits no type at all) or when the device is not
+   known to be online: a Stop that cannot be delivered is reported honestly, never pretended.
+4. Anything but Stop is refused while the member is blocked by the wearer (``BLOCKED``), the share
+   is paused in the guild, or the wearer paused everything in the guild (``PAUSED``). A pause means
+   "nothing but Stop fires", so it refuses the **wearer's own** controls too; the reason tells them
+   how to resume.
+5. The type must be allowed by the winning grant(s), by the wearer's share in the guild and, when
+   the wearer's account reaches the shocker through an OpenShock user-share, by that share
+   (``TYPE_NOT_ALLOWED``, ``OPENSHOCK_NOT_PERMITTED``: OpenShock would drop the batch silently).
+6. An intensity cap below 1 % leaves nothing to send (``ZERO_LIMIT``).
+7. The requested values must be in OpenShock's range, intensity 1 to 100 and duration
+   300 to 65535 ms; out of range is refused with the valid range, never silently fixed
+   (``OUT_OF_RANGE``).
+8. The winning grants' cooldown, per (member, shocker), must have passed (``COOLDOWN``).
+9. The shocker must not be paused on OpenShock (own shocker paused, or the user-share paused):
+   OpenShock would drop the control silently (``OPENSHOCK_PAUSED``).
+10. The device must be known to be online (``DEVICE_OFFLINE``, ``DEVICE_UNKNOWN``).
+11. Values above a cap are lowered, not refused: the effective value is the minimum of the request
+    and every cap that applies (winning grants, wearer's share, guild, operator, OpenShock share
+    limit). A duration cap below 300 ms counts as 300 ms, the shortest control OpenShock sends.
+    `Allowed.capped_notes` says what was lowered and by which caps ("capped at 25 % (wearer's
+    limit)").
+
+Performance: the caller builds one `GrantIndex` per guild (O(grants), cache it and rebuild when the
+guild's grants change); a decision is then a handful of dictionary lookups, O(member's roles),
+independent of how many grants and shares the guild has.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum, IntEnum, StrEnum
+from typing import Final
+
+__all__ = [
+    "MAX_DURATION_MS",
+    "MAX_INTENSITY",
+    "MIN_DURATION_MS",
+    "MIN_INTENSITY",
+    "STOP_DURATION_MS",
+    "Allowed",
+    "CapSource",
+    "ControlDecision",
+    "ControlFacts",
+    "ControlRequest",
+    "ControlType",
+    "Grant",
+    "GrantIndex",
+    "GrantTarget",
+    "GrantTier",
+    "GuildShare",
+    "Limits",
+    "OpenShockAccess",
+    "OpenShockShare",
+    "RefusalCode",
+    "Refused",
+    "ShockerAccess",
+    "decide_control",
+    "describe_access",
+    "format_duration",
+]
+
+MIN_INTENSITY: Final = 1
+MAX_INTENSITY: Final = 100
+MIN_DURATION_MS: Final = 300
+MAX_DURATION_MS: Final = 65535
+STOP_DURATION_MS: Final = MIN_DURATION_MS
+"""OpenShock requires a duration on every control; a Stop carries the shortest it accepts."""
+
+
+class ControlType(IntEnum):
+    """OpenShock's control types, with the integers the hub expects."""
+
+    STOP = 0
+    SHOCK = 1
+    VIBRATE = 2
+    SOUND = 3
+
+    @property
+    def verb(self) -> str:
+        return _VERBS[self]
+
+
+_VERBS: Final = {
+    ControlType.STOP: "stop",
+    ControlType.SHOCK: "shock",
+    ControlType.VIBRATE: "vibrate",
+    ControlType.SOUND: "sound",
+}
+
+
+class GrantTarget(StrEnum):
+    MEMBER = "member"
+    ROLE = "role"
+
+
+class GrantTier(IntEnum):
+    """How specific a grant is; a lower value wins over every higher one."""
+
+    MEMBER_SHOCKER = 0
+    MEMBER_ALL = 1
+    ROLE_SHOCKER = 2
+    ROLE_ALL = 3
+
+
+class CapSource(Enum):
+    """Who set a cap; the value is how a reply names it."""
+
+    GRANT = "your permission's limit"
+    SHARE = "wearer's limit"
+    GUILD = "server limit"
+    OPERATOR = "bot's limit"
+    OPENSHOCK = "OpenShock share limit"
+
+
+class RefusalCode(StrEnum):
+    NOT_SHARED = "not_shared"
+    NO_GRANT = "no_grant"
+    BLOCKED = "blocked"
+    PAUSED = "paused"
+    TYPE_NOT_ALLOWED = "type_not_allowed"
+    OUT_OF_RANGE = "out_of_range"
+    COOLDOWN = "cooldown"
+    ZERO_LIMIT = "zero_limit"
+    OPENSHOCK_PAUSED = "openshock_paused"
+    OPENSHOCK_NOT_PERMITTED = "openshock_not_permitted"
+    DEVICE_OFFLINE = "device_offline"
+    DEVICE_UNKNOWN = "device_unknown"
+
+
+# --- Facts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """What a member asked for. Intensity in percent, duration in milliseconds, as requested."""
+
+    member_id: int
+    member_role_ids: frozenset[int]
+    guild_id: int
+    type: ControlType
+    intensity: int = 0
+    duration_ms: int = STOP_DURATION_MS
+
+
+@dataclass(frozen=True, slots=True)
+class GuildShare:
+    """A wearer's shocker made usable in one guild, with the wearer's caps and types there."""
+
+    shocker_id: str
+    wearer_id: int
+    max_intensity: int
+    max_duration_ms: int
+    allow_shock: bool = True
+    allow_vibrate: bool = True
+    allow_sound: bool = True
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """An admin's permission for a member or a role (the @everyone role id is the guild id), on
+    one shocker or, with ``shocker_id`` None, on all shockers shared in the guild."""
+
+    target_kind: GrantTarget
+    target_id: int
+    shocker_id: str | None = None
+    max_intensity: int | None = None
+    max_duration_ms: int | None = None
+    cooldown_ms: int | None = None
+    allow_shock: bool = True
+    allow_vibrate: bool = True
+    allow_sound: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps set by the guild's admins or by the operator; None means no cap."""
+
+    max_intensity: int | None = None
+    max_duration_ms: int | None = None
+
+
+NO_LIMITS: Final = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class OpenShockShare:
+    """The OpenShock user-share through which the wearer's account reaches a shocker it does not
+    own. OpenShock enforces it: a type it does not permit, or a pause, drops the whole batch
+    silently; values above its limits are clamped (None = no limit)."""
+
+    allow_shock: bool = True
+    allow_vibrate: bool = True
+    allow_sound: bool = True
+    max_intensity: int | None = None
+    max_duration_ms: int | None = None
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OpenShockAccess:
+    """How the wearer's OpenShock account reaches the shocker: as its owner (``share`` None) or
+    through a user-share. ``shocker_paused`` is the shocker's own ``isPaused`` on OpenShock."""
+
+    shocker_paused: bool = False
+    share: OpenShockShare | None = None
+
+    @property
+    def is_own(self) -> bool:
+        return self.share is None
+
+
+OWN_SHOCKER: Final = OpenShockAccess()
+
+
+@dataclass(frozen=True, slots=True)
+class ControlFacts:
+    """Everything known about one shocker in one guild, for one member, at one moment.
+
+    ``share`` is the shocker's share in the guild (None: not shared here). ``blocked`` says the
+    wearer blocked this member in the guild. ``last_control_at`` is when this member last
+    controlled this shocker (anything but Stop), and ``now`` the current time, both in seconds
+    since the epoch. ``device_online`` None means the device's state is not known.
+    """
+
+    share: GuildShare | None
+    grants: GrantIndex
+    operator_limits: Limits
+    guild_limits: Limits = NO_LIMITS
+    wearer_paused: bool = False
+    blocked: bool = False
+    openshock: OpenShockAccess = OWN_SHOCKER
+    device_online: bool | None = None
+    last_control_at: float | None = None
+    now: float = 0.0
+
+
+# --- Results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """Send this. ``via_grants`` are the grants that allowed it and ``via_tier`` their precedence
+    tier (empty and None for the wearer's own control)."""
+
+    type: ControlType
+    intensity: int
+    duration_ms: int
+    capped_notes: tuple[str, ...] = ()
+    intensity_capped_by: tuple[CapSource, ...] = ()
+    duration_capped_by: tuple[CapSource, ...] = ()
+    via_grants: tuple[Grant, ...] = ()
+    via_tier: GrantTier | None = None
+
+    @property
+    def capped(self) -> bool:
+        return bool(self.capped_notes)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Do not send. ``reason`` is one sentence for the member; ``retry_after_ms`` is set for a
+    cooldown."""
+
+    code: RefusalCode
+    reason: str
+    retry_after_ms: int | None = None
+
+
+ControlDecision = Allowed | Refused
+
+
+@dataclass(frozen=True, slots=True)
+class ShockerAccess:
+    """What a member may do with one shocker.
+
+    ``refusal`` is set when they may do nothing at all (not shared here, no grant); then ``types``
+    is empty. Otherwise ``types`` is what their permissions allow (Stop included when OpenShock
+    would carry it), up to ``max_intensity`` / ``max_duration_ms``, one control per
+    ``cooldown_ms``. ``hold`` is a current state that allows nothing but Stop (blocked, paused),
+    ``undeliverable`` one that allows nothing at all (OpenShock pause, device offline or unknown),
+    and ``cooldown_remaining_ms`` the wait before the next control other than Stop.
+    """
+
+    refusal: Refused | None
+    is_wearer: bool = False
+    types: frozenset[ControlType] = frozenset()
+    max_intensity: int = 0
+    max_duration_ms: int = 0
+    cooldown_ms: int = 0
+    hold: Refused | None = None
+    undeliverable: Refused | None = None
+    cooldown_remaining_ms: int = 0
+    via_grants: tuple[Grant, ...] = ()
+
+    @property
+    def usable_now(self) -> frozenset[ControlType]:
+        """The types `decide_control` would allow right now (for in-range requests)."""
+        if self.refusal is not None or self.undeliverable is not None:
+            return frozenset()
+        if self.hold is not None or self.cooldown_remaining_ms > 0:
+            return self.types & _STOP_ONLY
+        return self.types
+
+
+_STOP_ONLY: Final = frozenset({ControlType.STOP})
+
+
+# --- Grant resolution -------------------------------------------------------------------------
+
+_ByTarget = dict[int, tuple[Grant, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Authority:
+    """Who is allowing a control: the wearer themselves, or the merged winning grants."""
+
+    is_wearer: bool
+    allow_shock: bool = True
+    allow_vibrate: bool = True
+    allow_sound: bool = True
+    max_intensity: int | None = None
+    max_duration_ms: int | None = None
+    cooldown_ms: int = 0
+    grants: tuple[Grant, ...] = ()
+    tier: GrantTier | None = None
+
+
+_WEARER: Final = _Authority(is_wearer=True)
+
+
+class GrantIndex:
+    """A guild's grants, indexed by shocker and target so a decision costs O(member's roles).
+
+    Build it once per guild (``GrantIndex(grants)``) and rebuild it when the grants change; it is
+    immutable once built.
+    """
+
+    __slots__ = ("_by_member", "_by_role", "_count")
+
+    def __init__(self, grants: Iterable[Grant] = ()) -> None:
+        by_member: dict[str | None, dict[int, list[Grant]]] = {}
+        by_role: dict[str | None, dict[int, list[Grant]]] = {}
+        count = 0
+        for grant in grants:
+            index = by_member if grant.target_kind is GrantTarget.MEMBER else by_role
+            index.setdefault(grant.shocker_id, {}).setdefault(grant.target_id, []).append(grant)
+            count += 1
+        self._by_member: dict[str | None, _ByTarget] = _freeze(by_member)
+        self._by_role: dict[str | None, _ByTarget] = _freeze(by_role)
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __repr__(self) -> str:
+        return f"GrantIndex({self._count} grants)"
+
+    def resolve(
+        self, member_id: int, role_ids: Iterable[int], guild_id: int, shocker_id: str
+    ) -> tuple[GrantTier, tuple[Grant, ...]] | None:
+        """The grants that decide what this member may do with this shocker, or None.
+
+        Precedence, first non-empty tier wins outright (lower tiers are ignored, even when they
+        would allow more): the member's own grant for this shocker; the member's own grant for all
+        shockers; grants for this shocker to any role the member has; grants for all shockers to
+        any role the member has. The guild id counts as a role every member has (@everyone).
+        """
+        by_member = self._by_member.get(shocker_id)
+        if by_member is not None:
+            found = by_member.get(member_id)
+            if found is not None:
+                return GrantTier.MEMBER_SHOCKER, found
+        by_member = self._by_member.get(None)
+        if by_member is not None:
+            found = by_member.get(member_id)
+            if found is not None:
+                return GrantTier.MEMBER_ALL, found
+        for tier, key in ((GrantTier.ROLE_SHOCKER, shocker_id), (GrantTier.ROLE_ALL, None)):
+            by_role = self._by_role.get(key)
+            if by_role is None:
+                continue
+            collected: tuple[Grant, ...] = by_role.get(guild_id, ())
+            for role_id in role_ids:
+                role_grants = by_role.get(role_id)
+                if role_grants is not None and role_id != guild_id:
+                    collected += role_grants
+            if collected:
+                return tier, collected
+        return None
+
+
+def _freeze(index: dict[str | None, dict[int, list[Grant]]]) -> dict[str | None, _ByTarget]:
+    return {
+        shocker: {target: tuple(grants) for target, grants in by_target.items()}
+        for shocker, by_target in index.items()
+    }
+
+
+def _merge(tier: GrantTier, grants: tuple[Grant, ...]) -> _Authority:
+    """Combine grants of one tier into the most permissive: any type one allows, the highest cap
+    of each kind (no cap beats every cap), the shortest cooldown (none beats every cooldown)."""
+    first = grants[0]
+    if len(grants) == 1:
+        return _Authority(
+            is_wearer=False,
+            allow_shock=first.allow_shock,
+            allow_vibrate=first.allow_vibrate,
+            allow_sound=first.allow_sound,
+            max_intensity=first.max_intensity,
+            max_duration_ms=first.max_duration_ms,
+            cooldown_ms=first.cooldown_ms or 0,
+            grants=grants,
+            tier=tier,
+        )
+    return _Authority(
+        is_wearer=False,
+        allow_shock=any(g.allow_shock for g in grants),
+        allow_vibrate=any(g.allow_vibrate for g in grants),
+        allow_sound=any(g.allow_sound for g in grants),
+        max_intensity=_loosest(g.max_intensity for g in grants),
+        max_duration_ms=_loosest(g.max_duration_ms for g in grants),
+        cooldown_ms=min((g.cooldown_ms or 0) for g in grants),
+        grants=grants,
+        tier=tier,
+    )
+
+
+def _loosest(caps: Iterable[int | None]) -> int | None:
+    highest = 0
+    for cap in caps:
+        if cap is None:
+            return None
+        highest = max(highest, cap)
+    return highest
+
+
+# --- The stages, shared by decide_control and describe_access ---------------------------------
+
+
+def _authorize(
+    member_id: int, role_ids: Iterable[int], guild_id: int, facts: ControlFacts
+) -> _Authority | Refused:
+    share = facts.share
+    if share is None:
+        return _NOT_SHARED
+    if member_id == share.wearer_id:
+        return _WEARER
+    resolved = facts.grants.resolve(member_id, role_ids, guild_id, share.shocker_id)
+    if resolved is None:
+        return _NO_GRANT
+    return _merge(*resolved)
+
+
+@dataclass(frozen=True, slots=True)
+class _Caps:
+    intensity: int
+    intensity_by: tuple[tuple[int, CapSource], ...]
+    duration_ms: int
+    duration_by: tuple[tuple[int, CapSource], ...]
+
+
+def _caps(authority: _Authority, facts: ControlFacts) -> _Caps:
+    share = facts.share
+    assert share is not None  # _authorize refused otherwise
+    os_share = facts.openshock.share
+    intensity: list[tuple[int, CapSource]] = [(share.max_intensity, CapSource.SHARE)]
+    duration: list[tuple[int, CapSource]] = [(share.max_duration_ms, CapSource.SHARE)]
+    for value, source, into in (
+        (authority.max_intensity, CapSource.GRANT, intensity),
+        (facts.guild_limits.max_intensity, CapSource.GUILD, intensity),
+        (facts.operator_limits.max_intensity, CapSource.OPERATOR, intensity),
+        (os_share.max_intensity if os_share else None, CapSource.OPENSHOCK, intensity),
+        (authority.max_duration_ms, CapSource.GRANT, duration),
+        (facts.guild_limits.max_duration_ms, CapSource.GUILD, duration),
+        (facts.operator_limits.max_duration_ms, CapSource.OPERATOR, duration),
+        (os_share.max_duration_ms if os_share else None, CapSource.OPENSHOCK, duration),
+    ):
+        if value is not None:
+            into.append((value, source))
+    return _Caps(
+        intensity=min(MAX_INTENSITY, *(v for v, _ in intensity)),
+        intensity_by=tuple(intensity),
+        duration_ms=max(MIN_DURATION_MS, min(MAX_DURATION_MS, *(v for v, _ in duration))),
+        duration_by=tuple(duration),
+    )
+
+
+def _allows(
+    holder: _Authority | GuildShare | OpenShockShare | Grant, control_type: ControlType
+) -> bool:
+    if control_type is ControlType.SHOCK:
+        return holder.allow_shock
+    if control_type is ControlType.VIBRATE:
+        return holder.allow_vibrate
+    if control_type is ControlType.SOUND:
+        return holder.allow_sound
+    # Stop: OpenShock carries it when the share permits any type at all.
+    return holder.allow_shock or holder.allow_vibrate or holder.allow_sound
+
+
+def _permission_refusal(
+    authority: _Authority, facts: ControlFacts, control_type: ControlType
+) -> Refused | None:
+    """Does what the member is allowed to do (not the current state) permit this type?"""
+    os_share = facts.openshock.share
+    if control_type is ControlType.STOP:
+        if os_share is not None and not _allows(os_share, control_type):
+            return _OPENSHOCK_NO_TYPES
+        return None
+    share = facts.share
+    assert share is not None
+    verb = control_type.verb
+    if not authority.is_wearer and not _allows(authority, control_type):
+        return Refused(RefusalCode.TYPE_NOT_ALLOWED, f"You may not {verb} this shocker.")
+    if not _allows(share, control_type):
+        who = "You have" if authority.is_wearer else "The wearer has"
+        return Refused(
+            RefusalCode.TYPE_NOT_ALLOWED,
+            f"{who} not allowed {verb} on this shocker in this server.",
+        )
+    if os_share is not None and not _allows(os_share, control_type):
+        return Refused(
+            RefusalCode.OPENSHOCK_NOT_PERMITTED,
+            f"The OpenShock share of this shocker does not permit {verb}, "
+            "so OpenShock would drop it; nothing was sent.",
+        )
+    return None
+
+
+def _zero_limit_refusal(caps: _Caps) -> Refused | None:
+    """An intensity cap below 1 % leaves nothing but Stop to send."""
+    if caps.intensity < MIN_INTENSITY:
+        return Refused(
+            RefusalCode.ZERO_LIMIT,
+            f"A limit of {caps.intensity} % applies to this shocker, so nothing can be sent.",
+        )
+    return None
+
+
+def _hold_refusal(authority: _Authority, facts: ControlFacts) -> Refused | None:
+    """A state that lets nothing but Stop through: blocked, paused here, wearer paused."""
+    if facts.blocked:
+        return _BLOCKED
+    share = facts.share
+    assert share is not None
+    if share.paused:
+        return _SELF_SHARE_PAUSED if authority.is_wearer else _SHARE_PAUSED
+    if facts.wearer_paused:
+        return _SELF_WEARER_PAUSED if authority.is_wearer else _WEARER_PAUSED
+    return None
+
+
+def _cooldown_remaining_ms(authority: _Authority, facts: ControlFacts) -> int:
+    cooldown_ms = authority.cooldown_ms
+    last = facts.last_control_at
+    if cooldown_ms <= 0 or last is None:
+        return 0
+    elapsed_ms = (facts.now - last) * 1000.0
+    if elapsed_ms >= cooldown_ms:
+        return 0
+    # A clock that went backwards never makes the wait longer than the cooldown itself.
+    return min(cooldown_ms, math.ceil(cooldown_ms - elapsed_ms))
+
+
+def _delivery_refusal(facts: ControlFacts) -> Refused | None:
+    """A state in which nothing, not even Stop, would reach the shocker."""
+    openshock = facts.openshock
+    if openshock.shocker_paused:
+        return _OPENSHOCK_SHOCKER_PAUSED
+    if openshock.share is not None and openshock.share.paused:
+        return _OPENSHOCK_SHARE_PAUSED
+    online = facts.device_online
+    if online is None:
+        return _DEVICE_UNKNOWN
+    if not online:
+        return _DEVICE_OFFLINE
+    return None
+
+
+# --- Public functions -------------------------------------------------------------------------
+
+
+def decide_control(request: ControlRequest, facts: ControlFacts) -> ControlDecision:
+    """Decide one control. Pure: the same facts always give the same answer."""
+    authority = _authorize(request.member_id, request.member_role_ids, request.guild_id, facts)
+    if isinstance(authority, Refused):
+        return authority
+    control_type = request.type
+
+    if control_type is ControlType.STOP:
+        refusal = _permission_refusal(authority, facts, control_type) or _delivery_refusal(facts)
+        if refusal is not None:
+            return refusal
+        return Allowed(
+            type=ControlType.STOP,
+            intensity=0,
+            duration_ms=STOP_DURATION_MS,
+            via_grants=authority.grants,
+            via_tier=authority.tier,
+        )
+
+    refusal = _hold_refusal(authority, facts)
+    if refusal is not None:
+        return refusal
+    refusal = _permission_refusal(authority, facts, control_type)
+    if refusal is not None:
+        return refusal
+    caps = _caps(authority, facts)
+    refusal = _zero_limit_refusal(caps)
+    if refusal is not None:
+        return refusal
+    refusal = _range_refusal(request.intensity, request.duration_ms)
+    if refusal is not None:
+        return refusal
+    remaining_ms = _cooldown_remaining_ms(authority, facts)
+    if remaining_ms:
+        seconds = math.ceil(remaining_ms / 1000)
+        return Refused(
+            RefusalCode.COOLDOWN,
+            f"You are cooling down on this shocker; try again in {seconds} s.",
+            retry_after_ms=remaining_ms,
+        )
+    refusal = _delivery_refusal(facts)
+    if refusal is not None:
+        return refusal
+
+    intensity = request.intensity
+    duration_ms = request.duration_ms
+    notes: list[str] = []
+    intensity_by: tuple[CapSource, ...] = ()
+    duration_by: tuple[CapSource, ...] = ()
+    if caps.intensity < intensity:
+        intensity = caps.intensity
+        intensity_by = tuple(s for v, s in caps.intensity_by if v == intensity)
+        notes.append(f"capped at {intensity} % ({_names(intensity_by)})")
+    if caps.duration_ms < duration_ms:
+        duration_ms = caps.duration_ms
+        duration_by = tuple(
+            s for v, s in caps.duration_by if max(v, MIN_DURATION_MS) == duration_ms
+        )
+        notes.append(f"capped at {format_duration(duration_ms)} ({_names(duration_by)})")
+    return Allowed(
+        type=control_type,
+        intensity=intensity,
+        duration_ms=duration_ms,
+        capped_notes=tuple(notes),
+        intensity_capped_by=intensity_by,
+        duration_capped_by=duration_by,
+        via_grants=authority.grants,
+        via_tier=authority.tier,
+    )
+
+
+def describe_access(
+    facts: ControlFacts, *, member_id: int, member_role_ids: Iterable[int], guild_id: int
+) -> ShockerAccess:
+    """What this member may do with this shocker, by the same stages as `decide_control`."""
+    authority = _authorize(member_id, member_role_ids, guild_id, facts)
+    if isinstance(authority, Refused):
+        return ShockerAccess(refusal=authority)
+    caps = _caps(authority, facts)
+    types = frozenset(t for t in ControlType if _permission_refusal(authority, facts, t) is None)
+    if _zero_limit_refusal(caps) is not None:
+        types &= _STOP_ONLY
+    return ShockerAccess(
+        refusal=None,
+        is_wearer=authority.is_wearer,
+        types=types,
+        max_intensity=caps.intensity,
+        max_duration_ms=caps.duration_ms,
+        cooldown_ms=authority.cooldown_ms,
+        hold=_hold_refusal(authority, facts),
+        undeliverable=_delivery_refusal(facts),
+        cooldown_remaining_ms=_cooldown_remaining_ms(authority, facts),
+        via_grants=authority.grants,
+    )
+
+
+def format_duration(duration_ms: int) -> str:
+    """Milliseconds as the seconds a member types: 1500 → "1.5 s", 3000 → "3 s"."""
+    return f"{duration_ms / 1000:.3f}".rstrip("0").rstrip(".") + " s"
+
+
+def _range_refusal(intensity: int, duration_ms: int) -> Refused | None:
+    if not MIN_INTENSITY <= intensity <= MAX_INTENSITY:
+        return Refused(
+            RefusalCode.OUT_OF_RANGE,
+            f"Intensity must be between {MIN_INTENSITY} and {MAX_INTENSITY} %.",
+        )
+    if not MIN_DURATION_MS <= duration_ms <= MAX_DURATION_MS:
+        return Refused(
+            RefusalCode.OUT_OF_RANGE,
+            f"Duration must be between {format_duration(MIN_DURATION_MS)} "
+            f"and {format_duration(MAX_DURATION_MS)}.",
+        )
+    return None
+
+
+def _names(sources: Sequence[CapSource]) -> str:
+    return ", ".join(source.value for source in sources)
+
+
+_NOT_SHARED: Final = Refused(RefusalCode.NOT_SHARED, "This shocker is not available here.")
+_NO_GRANT: Final = Refused(
+    RefusalCode.NO_GRANT, "You do not have permission to control this shocker here."
+)
+_BLOCKED: Final = Refused(
+    RefusalCode.BLOCKED, "The wearer has blocked you from controlling their shockers here."
+)
+_SHARE_PAUSED: Final = Refused(
+    RefusalCode.PAUSED,
+    "The wearer has paused this shocker here; only Stop works until they resume.",
+)
+_SELF_SHARE_PAUSED: Final = Refused(
+    RefusalCode.PAUSED,
+    "You paused this shocker here; only Stop works until you use /shockers resume.",
+)
+_WEARER_PAUSED: Final = Refused(
+    RefusalCode.PAUSED,
+    "The wearer has paused all their shockers here; only Stop works until they resume.",
+)
+_SELF_WEARER_PAUSED: Final = Refused(
+    RefusalCode.PAUSED,
+    "You paused all your shockers here; only Stop works until you use /shockers resume.",
+)
+_OPENSHOCK_NO_TYPES: Final = Refused(
+    RefusalCode.OPENSHOCK_NOT_PERMITTED,
+    "The OpenShock share of this shocker permits nothing, so OpenShock would drop any control; "
+    "nothing was sent.",
+)
+_OPENSHOCK_SHOCKER_PAUSED: Final = Refused(
+    RefusalCode.OPENSHOCK_PAUSED,
+    "This shocker is paused on OpenShock, so OpenShock would drop any control; nothing was sent.",
+)
+_OPENSHOCK_SHARE_PAUSED: Final = Refused(
+    RefusalCode.OPENSHOCK_PAUSED,
+    "The OpenShock share of this shocker is paused, so OpenShock would drop any control; "
+    "nothing was sent.",
+)
+_DEVICE_OFFLINE: Final = Refused(
+    RefusalCode.DEVICE_OFFLINE, "The shocker's device is offline; nothing was sent."
+)
+_DEVICE_UNKNOWN: Final = Refused(
+    RefusalCode.DEVICE_UNKNOWN, "The shocker's device state is unknown; nothing was sent."
+)
