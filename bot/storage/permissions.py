@@ -6,7 +6,8 @@ import time
 from collections.abc import Iterable
 
 from bot.storage.database import Database
-from bot.storage.models import Grant, GrantTarget, GuildSettings
+from bot.domain.decision import GrantTarget
+from bot.storage.models import Grant, GuildSettings
 
 
 class GrantRepository:

@@ -9,7 +9,8 @@ import pytest
 
 from bot.crypto import TokenCipher
 from bot.storage import AccountLinkedElsewhere, ShockerSharedByOther, Storage
-from bot.storage.models import AuditOutcome, FeedKind, GrantTarget, NewAuditEntry
+from bot.domain.decision import GrantTarget
+from bot.storage.models import AuditOutcome, FeedKind, NewAuditEntry
 
 TOKEN = "t" * 64
 GUILD = 111
