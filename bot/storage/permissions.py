@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from bot.storage.database import Database
 from bot.domain.decision import GrantTarget
+from bot.storage.database import Database
 from bot.storage.models import Grant, GuildSettings
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.crypto import TokenCipher
-from bot.storage import AccountLinkedElsewhere, ShockerSharedByOther, Storage
 from bot.domain.decision import GrantTarget
+from bot.storage import AccountLinkedElsewhere, ShockerSharedByOther, Storage
 from bot.storage.models import AuditOutcome, FeedKind, NewAuditEntry
 
 TOKEN = "t" * 64
