@@ -1,0 +1,100 @@
+"""Hub connections for every linked account, started and stopped by account id.
+
+Storage-agnostic: the caller passes the API URL and the decrypted token, and learns about events
+and dead tokens through callbacks keyed by account id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from bot.openshock.hub import HubConnection, HubTimings
+from bot.openshock.models import HubEvent
+from bot.openshock.rest import USER_AGENT
+
+__all__ = ["AccountEventCallback", "AccountInvalidCallback", "HubAccount", "HubManager"]
+
+AccountEventCallback = Callable[[int, HubEvent], Awaitable[None]]
+AccountInvalidCallback = Callable[[int, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class HubAccount:
+    account_id: int
+    api_url: str
+    token: str = field(repr=False)
+
+
+class HubManager:
+    """Owns one ``HubConnection`` per account and the HTTP session their REST clients share."""
+
+    def __init__(
+        self,
+        *,
+        on_event: AccountEventCallback | None = None,
+        on_invalid: AccountInvalidCallback | None = None,
+        timings: HubTimings | None = None,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        self._on_event = on_event
+        self._on_invalid = on_invalid
+        self._timings = timings
+        self._user_agent = user_agent
+        self._connections: dict[int, HubConnection] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def get(self, account_id: int) -> HubConnection | None:
+        return self._connections.get(account_id)
+
+    def __iter__(self) -> Iterator[tuple[int, HubConnection]]:
+        return iter(list(self._connections.items()))
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    async def start(self, account: HubAccount) -> HubConnection:
+        """Connect an account, replacing its existing connection (e.g. after a new token)."""
+        await self.stop(account.account_id)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        account_id = account.account_id
+
+        async def on_invalid(reason: str) -> None:
+            if self._on_invalid is not None:
+                await self._on_invalid(account_id, reason)
+
+        connection = HubConnection(
+            account.api_url,
+            account.token,
+            session=self._session,
+            timings=self._timings,
+            on_invalid=on_invalid,
+            user_agent=self._user_agent,
+            name=f"account {account_id}",
+        )
+        if self._on_event is not None:
+            on_event = self._on_event
+
+            async def forward(event: HubEvent) -> None:
+                await on_event(account_id, event)
+
+            connection.subscribe(forward)
+        self._connections[account_id] = connection
+        connection.start()
+        return connection
+
+    async def stop(self, account_id: int) -> None:
+        connection = self._connections.pop(account_id, None)
+        if connection is not None:
+            await connection.stop()
+
+    async def stop_all(self) -> None:
+        """Stop every connection and close the shared session."""
+        for account_id in list(self._connections):
+            await self.stop(account_id)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

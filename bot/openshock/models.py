@@ -1,0 +1,381 @@
+"""Pydantic models for what the OpenShock server sends and receives.
+
+Hub payloads use integer enums, REST payloads use strings (see shared/openshock.md). Incoming
+integer enums are "open": a value this code does not know yet (a newer server) becomes an
+``UNKNOWN_<n>`` member instead of failing validation, so nothing downstream crashes on it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum
+from typing import Any, Self, TypeAlias
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class _OpenIntEnum(IntEnum):
+    """An IntEnum that accepts any int: unknown values become pseudo-members named UNKNOWN_<n>."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Self | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        member = int.__new__(cls, value)
+        member._name_ = f"UNKNOWN_{value}"
+        member._value_ = value
+        return member
+
+
+class ControlType(_OpenIntEnum):
+    STOP = 0
+    SHOCK = 1
+    VIBRATE = 2
+    SOUND = 3
+
+
+class DeviceUpdateType(_OpenIntEnum):
+    CREATED = 0
+    UPDATED = 1
+    SHOCKER_UPDATED = 2
+    DELETED = 3
+    PAIRED = 4
+
+
+class OtaUpdateTask(_OpenIntEnum):
+    FETCHING_METADATA = 0
+    PREPARING_FOR_UPDATE = 1
+    FLASHING_FILESYSTEM = 2
+    VERIFYING_FILESYSTEM = 3
+    FLASHING_APPLICATION = 4
+    MARKING_APPLICATION_BOOTABLE = 5
+    REBOOTING = 6
+
+
+class OpenShockModel(BaseModel):
+    """Base for wire models: camelCase on the wire, snake_case in Python, extra fields ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+
+# --- What the client sends -------------------------------------------------------------------
+
+
+class Control(OpenShockModel):
+    """One entry of a ``ControlV2`` batch. The server clamps values to share limits silently."""
+
+    id: UUID
+    type: ControlType
+    intensity: int = Field(ge=0, le=100)
+    duration: int = Field(ge=300, le=65535, description="milliseconds")
+    exclusive: bool = False
+
+
+# --- Hub events ----------------------------------------------------------------------------------
+
+
+class Welcome(OpenShockModel):
+    connection_id: str
+
+
+class DeviceOnlineState(OpenShockModel):
+    """One element of a raw ``DeviceStatus`` event."""
+
+    device: UUID
+    online: bool
+    firmware_version: str | None = None
+
+
+class DeviceState(OpenShockModel):
+    online: bool
+    firmware_version: str | None = None
+
+
+class DeviceStatusChanged(OpenShockModel):
+    """A device's status as reported by the hub, with what was known before.
+
+    ``from_snapshot`` marks the status list the server sends right after (re)connecting; for
+    those, ``previous`` is the state known before the connection was lost. ``previous`` is None
+    for a device never seen before.
+    """
+
+    device_id: UUID
+    previous: DeviceState | None
+    current: DeviceState
+    from_snapshot: bool = False
+
+    @property
+    def is_change(self) -> bool:
+        """A real change worth announcing, as opposed to a snapshot repeating the known state.
+
+        A device first seen in a snapshot is not a change (the bot just started); outside
+        snapshots the server only reports changes, and an unknown device counts as offline.
+        """
+        previous = self.previous
+        if previous is None:
+            if self.from_snapshot:
+                return False
+            previous = DeviceState(online=False)
+        if previous.online != self.current.online:
+            return True
+        return self.current.online and previous.firmware_version != self.current.firmware_version
+
+
+class ControlLogSender(OpenShockModel):
+    id: UUID
+    name: str
+    image: str | None = None
+    custom_name: str | None = None
+    connection_id: str | None = None
+    additional_items: dict[str, Any] = Field(default_factory=dict)
+
+
+class ControlLogShocker(OpenShockModel):
+    id: UUID
+    name: str
+
+
+class ControlLog(OpenShockModel):
+    """One executed control, with the values after the server clamped them."""
+
+    shocker: ControlLogShocker
+    type: ControlType
+    intensity: int
+    duration: int
+    executed_at: datetime
+
+
+class ControlLogEvent(OpenShockModel):
+    """The ``Log`` event: a batch of controls the server accepted (sent to the owner only)."""
+
+    sender: ControlLogSender
+    logs: list[ControlLog]
+
+
+class DeviceUpdate(OpenShockModel):
+    device_id: UUID
+    type: DeviceUpdateType
+
+
+class OtaInstallStarted(OpenShockModel):
+    device_id: UUID
+    update_id: int
+    version: str
+
+
+class OtaInstallProgress(OpenShockModel):
+    device_id: UUID
+    update_id: int
+    task: OtaUpdateTask
+    progress: float
+
+    @property
+    def percent(self) -> float:
+        """Progress in 0–100, whether the firmware reported a fraction or a percentage."""
+        value = self.progress * 100 if self.progress <= 1 else self.progress
+        return max(0.0, min(100.0, value))
+
+
+class OtaInstallFailed(OpenShockModel):
+    device_id: UUID
+    update_id: int
+    fatal: bool
+    message: str
+
+
+class OtaRollback(OpenShockModel):
+    device_id: UUID
+    update_id: int
+
+
+class OtaInstallSucceeded(OpenShockModel):
+    device_id: UUID
+    update_id: int
+
+
+# --- Connection lifecycle events (produced by the client, not the server) ------------------------
+
+
+class HubConnected(OpenShockModel):
+    connection_id: str
+
+
+class HubDisconnected(OpenShockModel):
+    reason: str
+
+
+class ShockersRefreshed(OpenShockModel):
+    shockers: ShockerDirectory
+
+
+HubEvent: TypeAlias = (
+    Welcome
+    | DeviceStatusChanged
+    | ControlLogEvent
+    | DeviceUpdate
+    | OtaInstallStarted
+    | OtaInstallProgress
+    | OtaInstallFailed
+    | OtaRollback
+    | OtaInstallSucceeded
+    | HubConnected
+    | HubDisconnected
+    | ShockersRefreshed
+)
+
+
+# --- REST ------------------------------------------------------------------------------------
+
+
+class SelfUser(OpenShockModel):
+    id: UUID
+    name: str
+    email: str | None = None
+    image: str | None = None
+    roles: list[str] = Field(default_factory=list)
+    rank: str | None = None
+
+
+class TokenInfo(OpenShockModel):
+    id: UUID
+    name: str
+    created_on: datetime | None = None
+    valid_until: datetime | None = None
+    last_used: datetime | None = None
+    permissions: list[str] = Field(default_factory=list)
+
+
+class OwnShocker(OpenShockModel):
+    id: UUID
+    name: str
+    rf_id: int | None = None
+    model: str | None = None
+    is_paused: bool = False
+    created_on: datetime | None = None
+
+
+class OwnDevice(OpenShockModel):
+    id: UUID
+    name: str
+    created_on: datetime | None = None
+    shockers: list[OwnShocker] = Field(default_factory=list)
+
+
+class SharePermissions(OpenShockModel):
+    shock: bool = False
+    vibrate: bool = False
+    sound: bool = False
+    live: bool = False
+
+    def allows(self, control_type: ControlType) -> bool:
+        """Mirror of the server's rule: Stop is allowed when any other type is."""
+        if control_type is ControlType.STOP:
+            return self.shock or self.vibrate or self.sound
+        return {
+            ControlType.SHOCK: self.shock,
+            ControlType.VIBRATE: self.vibrate,
+            ControlType.SOUND: self.sound,
+        }.get(control_type, False)
+
+
+class ShareLimits(OpenShockModel):
+    """``None`` means no limit beyond the hard ones (100 intensity, 65535 ms)."""
+
+    intensity: int | None = None
+    duration: int | None = None
+
+
+class SharedShocker(OpenShockModel):
+    id: UUID
+    name: str
+    is_paused: bool = False
+    permissions: SharePermissions = Field(default_factory=SharePermissions)
+    limits: ShareLimits = Field(default_factory=ShareLimits)
+
+
+class SharedDevice(OpenShockModel):
+    id: UUID
+    name: str
+    shockers: list[SharedShocker] = Field(default_factory=list)
+
+
+class SharedOwner(OpenShockModel):
+    """An account that shared shockers with this one, with those shockers grouped by device."""
+
+    id: UUID
+    name: str
+    image: str | None = None
+    devices: list[SharedDevice] = Field(default_factory=list)
+
+
+class KnownShocker(OpenShockModel):
+    """A shocker this account can address, flattened from the own and shared lists.
+
+    ``share`` and ``limits`` are set for shockers shared with this account and ``None`` for its
+    own shockers (which the account controls without restriction).
+    """
+
+    id: UUID
+    name: str
+    device_id: UUID
+    device_name: str
+    is_paused: bool
+    owner_id: UUID | None = None
+    owner_name: str | None = None
+    share: SharePermissions | None = None
+    limits: ShareLimits | None = None
+
+    @property
+    def is_own(self) -> bool:
+        return self.share is None
+
+
+class ShockerDirectory(OpenShockModel):
+    """The account's shockers as last read over REST: its own and those shared with it."""
+
+    own: list[OwnDevice] = Field(default_factory=list)
+    shared: list[SharedOwner] = Field(default_factory=list)
+
+    def all(self) -> list[KnownShocker]:
+        known = [
+            KnownShocker(
+                id=shocker.id,
+                name=shocker.name,
+                device_id=device.id,
+                device_name=device.name,
+                is_paused=shocker.is_paused,
+            )
+            for device in self.own
+            for shocker in device.shockers
+        ]
+        known += [
+            KnownShocker(
+                id=shocker.id,
+                name=shocker.name,
+                device_id=device.id,
+                device_name=device.name,
+                is_paused=shocker.is_paused,
+                owner_id=owner.id,
+                owner_name=owner.name,
+                share=shocker.permissions,
+                limits=shocker.limits,
+            )
+            for owner in self.shared
+            for device in owner.devices
+            for shocker in device.shockers
+        ]
+        return known
+
+    def get(self, shocker_id: UUID) -> KnownShocker | None:
+        return next((s for s in self.all() if s.id == shocker_id), None)
+
+    def device_ids(self) -> set[UUID]:
+        own = {device.id for device in self.own}
+        return own | {device.id for owner in self.shared for device in owner.devices}
+
+
+ShockersRefreshed.model_rebuild()
