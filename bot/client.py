@@ -1,0 +1,137 @@
+"""The Discord client: holds what the cogs need and starts and stops the background work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import discord
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.logs import redactor
+from bot.openshock.errors import OpenShockError
+from bot.openshock.hub import HubTimings
+from bot.openshock.manager import HubAccount, HubManager
+from bot.openshock.models import HubEvent
+from bot.openshock.rest import OpenShockRest
+from bot.services.control import ControlService
+from bot.storage import AccountLinkedElsewhere, Storage
+from bot.storage.models import Account
+from bot.tree import BotTree
+
+log = logging.getLogger(__name__)
+
+HubListener = Callable[[int, HubEvent], Awaitable[None]]
+
+# The bot never joins voice; don't warn about voice libraries at every start.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+
+class OpenShockBot(commands.AutoShardedBot):
+    """One process, many guilds: AutoShardedBot asks Discord how many shards it needs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        *,
+        hub_timings: HubTimings | None = None,
+        confirm_timeout: float = 3.0,
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels, roles and our own member, for feed permission checks
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=BotTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.storage = storage
+        self.hubs = HubManager(
+            on_event=self._on_hub_event, on_invalid=self._on_account_invalid, timings=hub_timings
+        )
+        self.control = ControlService(storage, self.hubs, settings, confirm_timeout=confirm_timeout)
+        # Services that want every hub event of every account (the feeds) add themselves here.
+        self.hub_listeners: list[HubListener] = []
+        # `python -m bot sync` only registers commands and turns this off.
+        self.connect_hubs = True
+
+    async def setup_hook(self) -> None:
+        from bot.cogs import COGS
+
+        for cog in COGS:
+            await self.add_cog(cog(self))
+        if self.connect_hubs:
+            await self.link_operator_account()
+            for account in await self.storage.accounts.list_active():
+                await self.connect_account(account)
+            log.info("Opened %d OpenShock connections", len(self.hubs))
+
+    async def close(self) -> None:
+        await self.control.close()
+        await self.hubs.stop_all()
+        await super().close()
+
+    # -- OpenShock accounts ---------------------------------------------------------------------
+
+    async def connect_account(self, account: Account) -> None:
+        """Open (or re-open) the hub connection of a linked account."""
+        token = self.storage.accounts.token_of(account)
+        redactor.register(token)
+        await self.hubs.start(HubAccount(account.id, account.api_url, token))
+
+    async def link_operator_account(self) -> None:
+        """OPENSHOCK_TOKEN, when set, is linked to the application's owner at every start."""
+        if self.settings.openshock_token is None:
+            return
+        token = self.settings.openshock_token.get_secret_value()
+        app = await self.application_info()
+        owner = app.team.owner if app.team and app.team.owner else app.owner
+        try:
+            async with OpenShockRest(self.settings.api_url, token) as rest:
+                user = await rest.get_self()
+            await self.storage.accounts.link(
+                discord_user_id=owner.id,
+                openshock_user_id=str(user.id),
+                openshock_name=user.name,
+                api_url=self.settings.api_url,
+                token=token,
+                is_operator=True,
+            )
+        except (OpenShockError, AccountLinkedElsewhere) as error:
+            log.error("OPENSHOCK_TOKEN could not be linked to the application owner: %s", error)
+            return
+        log.info("Linked the operator's OpenShock account %s to the application owner", user.name)
+
+    async def _on_account_invalid(self, account_id: int, reason: str) -> None:
+        await self.hubs.stop(account_id)
+        account = await self.storage.accounts.get(account_id)
+        if account is None or not await self.storage.accounts.mark_invalid(account_id, reason):
+            return  # unlinked meanwhile, or already told
+        log.warning(
+            "OpenShock account %s (id %d) is invalid: %s",
+            account.openshock_name,
+            account_id,
+            reason,
+        )
+        try:
+            user = await self.fetch_user(account.discord_user_id)
+            await user.send(
+                f"OpenShock rejected the API token of your linked account "
+                f"**{discord.utils.escape_markdown(account.openshock_name)}** ({reason}). "
+                "Nothing can be sent to your shockers until you link a new token with "
+                "`/account link`."
+            )
+        except discord.HTTPException as error:
+            log.warning(
+                "Could not DM user %d about the invalid token: %s", account.discord_user_id, error
+            )
+
+    async def _on_hub_event(self, account_id: int, event: HubEvent) -> None:
+        """Every hub event of every account passes here (feeds subscribe to it)."""
+        for listener in self.hub_listeners:
+            await listener(account_id, event)

@@ -1,0 +1,19 @@
+"""Discord-facing cogs, one per command group. `COGS` is what the bot loads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bot.cogs.control import ControlCog
+from bot.cogs.permissions import PermissionsCog
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from discord.ext import commands
+
+    from bot.client import OpenShockBot
+
+COGS: list[Callable[[OpenShockBot], commands.Cog]] = [PermissionsCog, ControlCog]
+
+__all__: list[Any] = ["COGS"]

@@ -1,0 +1,348 @@
+"""/shock, /vibrate, /sound, /stop, /panic and /history."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.common import (
+    Choices,
+    check_percent,
+    is_admin,
+    member_role_ids,
+    resolve_shared_shocker,
+    safe_autocomplete,
+    seconds_to_ms,
+)
+from bot.domain.decision import (
+    MAX_DURATION_MS,
+    MIN_DURATION_MS,
+    STOP_DURATION_MS,
+    Allowed,
+    ControlType,
+    ShockerAccess,
+)
+from bot.domain.render import control_summary
+from bot.errors import UserError
+from bot.services.control import ControlResult, Delivery
+from bot.storage.models import AuditEntry, AuditOutcome, Share
+from bot.tree import reply
+
+if TYPE_CHECKING:
+    from bot.client import OpenShockBot
+
+log = logging.getLogger(__name__)
+
+Intensity = app_commands.Range[int, 1, 100]
+Seconds = app_commands.Range[float, 0.3, 65.535]
+
+OUTCOME_TEXT = {
+    AuditOutcome.SENT: "sent",
+    AuditOutcome.CONFIRMED: "delivered",
+    AuditOutcome.NOT_CONFIRMED: "not confirmed",
+    AuditOutcome.REFUSED: "refused",
+    AuditOutcome.FAILED: "failed",
+}
+
+
+def escape(text: str) -> str:
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+class ControlCog(commands.Cog):
+    def __init__(self, bot: OpenShockBot) -> None:
+        self.bot = bot
+        self.storage = bot.storage
+        self.control = bot.control
+
+    # -- names ----------------------------------------------------------------------------------
+
+    async def wearer_name(self, guild: discord.Guild | None, share: Share) -> str:
+        member = guild.get_member(share.wearer_id) if guild is not None else None
+        if member is not None:
+            return member.display_name
+        account = await self.storage.accounts.get(share.account_id)
+        return account.openshock_name if account is not None else "unknown wearer"
+
+    async def target_label(self, guild: discord.Guild | None, share: Share) -> str:
+        return f"{escape(share.shocker_name)} ({escape(await self.wearer_name(guild, share))})"
+
+    # -- autocomplete ---------------------------------------------------------------------------
+
+    async def usable_choices(
+        self, interaction: discord.Interaction[Any], current: str, control_type: ControlType
+    ) -> Choices:
+        """Only the shockers this member may use for this type, each with its wearer and, when
+        it cannot be used right now, why."""
+        if interaction.guild_id is None:
+            return []
+        shares = await self.storage.shares.in_guild(interaction.guild_id)
+        needle = current.casefold()
+        shares = [
+            s for s in shares if needle in s.shocker_name.casefold() or needle == s.shocker_id
+        ]
+        accesses = await self.control.access(
+            shares,
+            guild_id=interaction.guild_id,
+            member_id=interaction.user.id,
+            role_ids=member_role_ids(interaction.user),
+        )
+        choices = []
+        for share, access in accesses:
+            if control_type not in access.types:
+                continue
+            name = f"{share.shocker_name} ({await self.wearer_name(interaction.guild, share)})"
+            note = self.availability_note(access, control_type)
+            choices.append(app_commands.Choice(name=f"{name}{note}", value=share.shocker_id))
+        return choices
+
+    @staticmethod
+    def availability_note(access: ShockerAccess, control_type: ControlType) -> str:
+        if control_type in access.usable_now:
+            return ""
+        if access.undeliverable is not None:
+            return " · unavailable"
+        if access.hold is not None:
+            return " · paused"
+        if access.cooldown_remaining_ms > 0:
+            return f" · cooldown {access.cooldown_remaining_ms / 1000:.0f} s"
+        return ""
+
+    # -- the control path -----------------------------------------------------------------------
+
+    async def run_control(
+        self,
+        interaction: discord.Interaction[Any],
+        shocker: str,
+        control_type: ControlType,
+        intensity: int,
+        duration_ms: int,
+    ) -> None:
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        share = await resolve_shared_shocker(self.storage, interaction.guild_id, shocker)
+        prepared = await self.control.decide(
+            guild_id=interaction.guild_id,
+            member_id=interaction.user.id,
+            role_ids=member_role_ids(interaction.user),
+            shocker_id=share.shocker_id,
+            control_type=control_type,
+            intensity=intensity,
+            duration_ms=duration_ms,
+        )
+        decision = prepared.decision
+        if not isinstance(decision, Allowed):
+            raise UserError(prepared.reason or decision.reason)
+        target = await self.target_label(interaction.guild, share)
+        summary = control_summary(decision.type, decision.intensity, decision.duration_ms, target)
+        if decision.capped_notes:
+            summary += f" ({'; '.join(decision.capped_notes)})"
+        # Answer first (Discord allows 3 s), then send and edit the answer with what happened.
+        await interaction.response.send_message(
+            f"{summary} · sending…", allowed_mentions=discord.AllowedMentions.none()
+        )
+        result = await self.control.send(prepared, interaction.user.display_name)
+        await self.edit_reply(interaction, summary, result)
+        if result.pending_confirmation is not None:
+            delivery = await result.pending_confirmation
+            await self.edit_reply(interaction, summary, result, delivery)
+
+    async def edit_reply(
+        self,
+        interaction: discord.Interaction[Any],
+        summary: str,
+        result: ControlResult,
+        delivery: Delivery | None = None,
+    ) -> None:
+        delivery = delivery or result.delivery
+        if delivery is Delivery.FAILED:
+            text = f"~~{summary}~~\n✖ Not sent: {result.reason}"
+        elif delivery is Delivery.CONFIRMED:
+            text = f"{summary} · ✅ delivered"
+        elif delivery is Delivery.NOT_CONFIRMED:
+            text = f"{summary} · ⚠️ sent, but OpenShock did not confirm it"
+        elif result.pending_confirmation is not None:
+            text = f"{summary} · sent, waiting for OpenShock…"
+        else:
+            text = f"{summary} · sent (OpenShock confirms controls to the shocker's owner only)"
+        try:
+            await interaction.edit_original_response(
+                content=text, allowed_mentions=discord.AllowedMentions.none()
+            )
+        except discord.HTTPException:
+            log.warning("Could not update the reply of a control", exc_info=True)
+
+    # -- commands -------------------------------------------------------------------------------
+
+    @app_commands.command(name="shock", description="Send a shock")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        shocker="A shocker you may control",
+        intensity="Intensity in percent",
+        duration="Duration in seconds",
+    )
+    async def shock(
+        self,
+        interaction: discord.Interaction[Any],
+        shocker: str,
+        intensity: Intensity,
+        duration: Seconds,
+    ) -> None:
+        await self.run_control(
+            interaction, shocker, ControlType.SHOCK, *self.values(intensity, duration)
+        )
+
+    @shock.autocomplete("shocker")
+    @safe_autocomplete
+    async def _shock_shocker(self, interaction: discord.Interaction[Any], current: str) -> Choices:
+        return await self.usable_choices(interaction, current, ControlType.SHOCK)
+
+    @app_commands.command(name="vibrate", description="Send a vibration")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        shocker="A shocker you may control",
+        intensity="Intensity in percent",
+        duration="Duration in seconds",
+    )
+    async def vibrate(
+        self,
+        interaction: discord.Interaction[Any],
+        shocker: str,
+        intensity: Intensity,
+        duration: Seconds,
+    ) -> None:
+        await self.run_control(
+            interaction, shocker, ControlType.VIBRATE, *self.values(intensity, duration)
+        )
+
+    @vibrate.autocomplete("shocker")
+    @safe_autocomplete
+    async def _vibrate_shocker(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> Choices:
+        return await self.usable_choices(interaction, current, ControlType.VIBRATE)
+
+    @app_commands.command(name="sound", description="Play the shocker's sound")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        shocker="A shocker you may control",
+        duration="Duration in seconds",
+        intensity="Volume in percent (default 50)",
+    )
+    async def sound(
+        self,
+        interaction: discord.Interaction[Any],
+        shocker: str,
+        duration: Seconds,
+        intensity: Intensity = 50,
+    ) -> None:
+        await self.run_control(
+            interaction, shocker, ControlType.SOUND, *self.values(intensity, duration)
+        )
+
+    @sound.autocomplete("shocker")
+    @safe_autocomplete
+    async def _sound_shocker(self, interaction: discord.Interaction[Any], current: str) -> Choices:
+        return await self.usable_choices(interaction, current, ControlType.SOUND)
+
+    @app_commands.command(name="stop", description="Stop a shocker now")
+    @app_commands.guild_only()
+    @app_commands.describe(shocker="A shocker you may control, or your own")
+    async def stop(self, interaction: discord.Interaction[Any], shocker: str) -> None:
+        await self.run_control(interaction, shocker, ControlType.STOP, 0, STOP_DURATION_MS)
+
+    @stop.autocomplete("shocker")
+    @safe_autocomplete
+    async def _stop_shocker(self, interaction: discord.Interaction[Any], current: str) -> Choices:
+        return await self.usable_choices(interaction, current, ControlType.STOP)
+
+    @staticmethod
+    def values(intensity: int, duration: float) -> tuple[int, int]:
+        """Re-checked at run time: Discord's option bounds are a convenience, not protection."""
+        check_percent(intensity, option="intensity")
+        return intensity, seconds_to_ms(
+            duration, option="duration", minimum_ms=MIN_DURATION_MS, maximum_ms=MAX_DURATION_MS
+        )
+
+    @app_commands.command(
+        name="panic", description="Stop all your shockers and pause all your shares everywhere"
+    )
+    async def panic(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        account = await self.storage.accounts.by_discord_user(interaction.user.id)
+        paused, problem = await self.control.panic(
+            wearer_id=interaction.user.id,
+            account=account,
+            display_name=interaction.user.display_name,
+        )
+        lines = [f"🛑 All your shares are paused in every server ({paused} paused)."]
+        lines.append(problem or "⏹️ Stop was sent to all your shockers.")
+        lines.append("Use `/shockers resume` in a server to allow controls there again.")
+        await reply(interaction, "\n".join(lines))
+
+    @app_commands.command(name="history", description="Recent controls in this server")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        shocker="Only this shocker", member="Only controls sent by this member (admins)"
+    )
+    async def history(
+        self,
+        interaction: discord.Interaction[Any],
+        shocker: str | None = None,
+        member: discord.Member | discord.User | None = None,
+    ) -> None:
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        guild_id = interaction.guild_id
+        shocker_id = None
+        if shocker:
+            shocker_id = (await resolve_shared_shocker(self.storage, guild_id, shocker)).shocker_id
+        admin = is_admin(interaction)
+        entries = await self.storage.audit.recent(
+            guild_id,
+            shocker_id=shocker_id,
+            member_id=member.id if member is not None else None,
+            # Members see the rows about themselves (as controller or wearer); admins see all.
+            involving=None if admin else interaction.user.id,
+        )
+        scope = "this server" if admin else "you"
+        if not entries:
+            await reply(interaction, f"No controls involving {scope} yet.")
+            return
+        embed = discord.Embed(
+            title="Recent controls",
+            description="\n".join(self.history_line(entry) for entry in entries)[:4000],
+        )
+        embed.set_footer(text=f"Newest first · involving {scope}")
+        await reply(interaction, embed=embed)
+
+    @history.autocomplete("shocker")
+    @safe_autocomplete
+    async def _history_shocker(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> Choices:
+        if interaction.guild_id is None:
+            return []
+        needle = current.casefold()
+        return [
+            app_commands.Choice(name=share.shocker_name, value=share.shocker_id)
+            for share in await self.storage.shares.in_guild(interaction.guild_id)
+            if needle in share.shocker_name.casefold()
+        ]
+
+    @staticmethod
+    def history_line(entry: AuditEntry) -> str:
+        intensity = entry.effective_intensity or entry.requested_intensity
+        duration = entry.effective_duration_ms or entry.requested_duration_ms
+        target = escape(entry.shocker_name or entry.shocker_id or "?")
+        if entry.wearer_id is not None:
+            target += f" (<@{entry.wearer_id}>)"
+        summary = control_summary(entry.control_type, intensity, duration, target)
+        outcome = OUTCOME_TEXT[entry.outcome]
+        if entry.outcome in (AuditOutcome.REFUSED, AuditOutcome.FAILED) and entry.reason:
+            outcome += f": {escape(entry.reason)}"
+        return f"<t:{int(entry.created_at)}:R> <@{entry.member_id}> {summary} — {outcome}"

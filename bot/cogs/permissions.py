@@ -1,0 +1,257 @@
+"""/permissions: who may control which shockers here, up to what, and the server-wide caps."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.common import (
+    check_percent,
+    format_seconds,
+    require_manage_guild,
+    resolve_shared_shocker,
+    safe_autocomplete,
+    seconds_to_ms,
+    shared_shocker_choices,
+)
+from bot.domain.decision import MAX_DURATION_MS, MIN_DURATION_MS, GrantTarget
+from bot.errors import UserError
+from bot.storage.models import Grant
+from bot.tree import reply
+
+if TYPE_CHECKING:
+    from bot.client import OpenShockBot
+
+Who = discord.Member | discord.User | discord.Role
+
+MAX_COOLDOWN_S = 86_400.0
+
+
+def describe_target(grant: Grant, guild_id: int) -> str:
+    if grant.target_kind is GrantTarget.ROLE:
+        return "@everyone" if grant.target_id == guild_id else f"<@&{grant.target_id}>"
+    return f"<@{grant.target_id}>"
+
+
+def describe_grant(grant: Grant, shocker_names: dict[str, str], guild_id: int) -> str:
+    shocker = (
+        "all shockers"
+        if grant.shocker_id is None
+        else shocker_names.get(grant.shocker_id, "a shocker no longer shared here")
+    )
+    types = [
+        name
+        for name, allowed in (
+            ("shock", grant.allow_shock),
+            ("vibrate", grant.allow_vibrate),
+            ("sound", grant.allow_sound),
+        )
+        if allowed
+    ] or ["stop only"]
+    caps = []
+    if grant.max_intensity is not None:
+        caps.append(f"≤ {grant.max_intensity} %")
+    if grant.max_duration_ms is not None:
+        caps.append(f"≤ {format_seconds(grant.max_duration_ms)}")
+    if grant.cooldown_ms:
+        caps.append(f"cooldown {format_seconds(grant.cooldown_ms)}")
+    detail = ", ".join([*types, *caps])
+    return (
+        f"{describe_target(grant, guild_id)} → {discord.utils.escape_markdown(shocker)}: {detail}"
+    )
+
+
+def _target(who: Who) -> tuple[GrantTarget, int]:
+    if isinstance(who, discord.Role):
+        return GrantTarget.ROLE, who.id
+    return GrantTarget.MEMBER, who.id
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class PermissionsCog(
+    commands.GroupCog, group_name="permissions", description="Who may control shockers here"
+):
+    def __init__(self, bot: OpenShockBot) -> None:
+        self.bot = bot
+        self.storage = bot.storage
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        # default_permissions only hides the commands; admins can change that, so check here too.
+        require_manage_guild(interaction)
+        return True
+
+    async def _shocker_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await shared_shocker_choices(self.storage, interaction.guild_id, current)
+
+    @app_commands.command(name="grant", description="Allow a role or member to control shockers")
+    @app_commands.describe(
+        who="A role (including @everyone) or a member",
+        shocker="One shocker shared here (leave empty for all of them)",
+        max_intensity="Highest intensity in percent",
+        max_duration="Longest duration in seconds",
+        cooldown="Seconds between two controls by one member on one shocker",
+        shock="Allow shocks (default yes)",
+        vibrate="Allow vibrations (default yes)",
+        sound="Allow sounds (default yes)",
+    )
+    async def grant(
+        self,
+        interaction: discord.Interaction[Any],
+        who: Who,
+        shocker: str | None = None,
+        max_intensity: app_commands.Range[int, 1, 100] | None = None,
+        max_duration: app_commands.Range[float, 0.3, 65.535] | None = None,
+        cooldown: app_commands.Range[float, 0.0, MAX_COOLDOWN_S] | None = None,
+        shock: bool = True,
+        vibrate: bool = True,
+        sound: bool = True,
+    ) -> None:
+        assert interaction.guild_id is not None
+        guild_id = interaction.guild_id
+        share = await resolve_shared_shocker(self.storage, guild_id, shocker) if shocker else None
+        if max_intensity is not None:
+            check_percent(max_intensity, option="max_intensity")
+        duration_ms = (
+            seconds_to_ms(
+                max_duration,
+                option="max_duration",
+                minimum_ms=MIN_DURATION_MS,
+                maximum_ms=MAX_DURATION_MS,
+            )
+            if max_duration is not None
+            else None
+        )
+        cooldown_ms = (
+            seconds_to_ms(
+                cooldown, option="cooldown", minimum_ms=0, maximum_ms=int(MAX_COOLDOWN_S * 1000)
+            )
+            if cooldown is not None
+            else None
+        )
+        kind, target_id = _target(who)
+        grant = await self.storage.grants.grant(
+            guild_id=guild_id,
+            target_kind=kind,
+            target_id=target_id,
+            shocker_id=share.shocker_id if share else None,
+            max_intensity=max_intensity,
+            max_duration_ms=duration_ms,
+            cooldown_ms=cooldown_ms or None,
+            allow_shock=shock,
+            allow_vibrate=vibrate,
+            allow_sound=sound,
+            created_by=interaction.user.id,
+        )
+        names = {share.shocker_id: share.shocker_name} if share else {}
+        await reply(interaction, f"Granted: {describe_grant(grant, names, guild_id)}.")
+
+    @grant.autocomplete("shocker")
+    @safe_autocomplete
+    async def _grant_shocker(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._shocker_autocomplete(interaction, current)
+
+    @app_commands.command(name="revoke", description="Withdraw a role's or member's grant")
+    @app_commands.describe(
+        who="The role or member", shocker="The shocker of the grant (empty: the all-shockers one)"
+    )
+    async def revoke(
+        self, interaction: discord.Interaction[Any], who: Who, shocker: str | None = None
+    ) -> None:
+        assert interaction.guild_id is not None
+        guild_id = interaction.guild_id
+        kind, target_id = _target(who)
+        shocker_id = None
+        if shocker:
+            # A grant may outlive the share it named; accept the raw id as well as a shared name.
+            grants = await self.storage.grants.in_guild(guild_id)
+            if any(g.shocker_id == shocker for g in grants):
+                shocker_id = shocker
+            else:
+                shocker_id = (
+                    await resolve_shared_shocker(self.storage, guild_id, shocker)
+                ).shocker_id
+        if not await self.storage.grants.revoke(guild_id, kind, target_id, shocker_id):
+            raise UserError("There is no such grant; `/permissions list` shows them all.")
+        target = "@everyone" if target_id == guild_id and kind is GrantTarget.ROLE else who.mention
+        where = "all shockers" if shocker_id is None else "that shocker"
+        await reply(interaction, f"Revoked the grant of {target} for {where}.")
+
+    @revoke.autocomplete("shocker")
+    @safe_autocomplete
+    async def _revoke_shocker(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._shocker_autocomplete(interaction, current)
+
+    @app_commands.command(name="list", description="Show every grant and the server's caps")
+    async def list_(self, interaction: discord.Interaction[Any]) -> None:
+        assert interaction.guild_id is not None
+        guild_id = interaction.guild_id
+        grants = await self.storage.grants.in_guild(guild_id)
+        names = {s.shocker_id: s.shocker_name for s in await self.storage.shares.in_guild(guild_id)}
+        settings = await self.storage.guild_settings.get(guild_id)
+        lines = [describe_grant(grant, names, guild_id) for grant in grants]
+        embed = discord.Embed(
+            title="Permissions",
+            description="\n".join(lines)[:4000] or "No grants yet: only wearers can control.",
+        )
+        embed.add_field(
+            name="Server caps",
+            value=self._caps_text(settings.max_intensity, settings.max_duration_ms),
+        )
+        embed.add_field(
+            name="Bot caps",
+            value=self._caps_text(
+                self.bot.settings.max_intensity, self.bot.settings.max_duration_ms
+            ),
+        )
+        await reply(interaction, embed=embed)
+
+    @staticmethod
+    def _caps_text(intensity: int | None, duration_ms: int | None) -> str:
+        left = f"{intensity} %" if intensity is not None else "no intensity cap"
+        right = format_seconds(duration_ms) if duration_ms is not None else "no duration cap"
+        return f"{left}, {right}"
+
+    @app_commands.command(name="limits", description="Set the server-wide caps")
+    @app_commands.describe(
+        max_intensity="Highest intensity in percent (empty: no server cap)",
+        max_duration="Longest duration in seconds (empty: no server cap)",
+    )
+    async def limits(
+        self,
+        interaction: discord.Interaction[Any],
+        max_intensity: app_commands.Range[int, 1, 100] | None = None,
+        max_duration: app_commands.Range[float, 0.3, 65.535] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        if max_intensity is not None:
+            check_percent(max_intensity, option="max_intensity")
+        duration_ms = (
+            seconds_to_ms(
+                max_duration,
+                option="max_duration",
+                minimum_ms=MIN_DURATION_MS,
+                maximum_ms=MAX_DURATION_MS,
+            )
+            if max_duration is not None
+            else None
+        )
+        settings = await self.storage.guild_settings.set_limits(
+            interaction.guild_id, max_intensity, duration_ms
+        )
+        await reply(
+            interaction,
+            "Server caps are now "
+            f"{self._caps_text(settings.max_intensity, settings.max_duration_ms)}"
+            " (the bot's own caps still apply).",
+        )

@@ -1,0 +1,42 @@
+"""How controls read in replies and lists: plain text, no Discord objects."""
+
+from __future__ import annotations
+
+from bot.domain.decision import ControlType, format_duration
+
+ICONS = {
+    ControlType.STOP: "⏹️",
+    ControlType.SHOCK: "⚡",
+    ControlType.VIBRATE: "〰️",
+    ControlType.SOUND: "🔊",
+}
+
+
+def type_name(control_type: int) -> str:
+    try:
+        return ControlType(control_type).name.capitalize()
+    except ValueError:
+        return f"Type {control_type}"
+
+
+def control_icon(control_type: int) -> str:
+    try:
+        return ICONS[ControlType(control_type)]
+    except (ValueError, KeyError):
+        return "•"
+
+
+def control_summary(
+    control_type: int, intensity: int | None, duration_ms: int | None, target: str
+) -> str:
+    """`⚡ Shock 25 % · 1.5 s → Collar (Alice)`; Stop reads `⏹️ Stop → Collar (Alice)`."""
+    head = f"{control_icon(control_type)} {type_name(control_type)}"
+    if control_type != ControlType.STOP:
+        values = []
+        if intensity is not None:
+            values.append(f"{intensity} %")
+        if duration_ms is not None:
+            values.append(format_duration(duration_ms))
+        if values:
+            head += " " + " · ".join(values)
+    return f"{head} → {target}"

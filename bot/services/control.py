@@ -1,0 +1,465 @@
+"""Sending controls: gather the facts, ask the decision, send through the wearer's hub, confirm,
+and write every attempt to the audit trail.
+
+This is the only code that calls `HubConnection.control`, and it does so only with the values of
+an `Allowed` decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from bot.config import Settings
+from bot.domain.decision import (
+    STOP_DURATION_MS,
+    Allowed,
+    ControlDecision,
+    ControlFacts,
+    ControlRequest,
+    ControlType,
+    GrantIndex,
+    GuildShare,
+    Limits,
+    OpenShockAccess,
+    OpenShockShare,
+    RefusalCode,
+    Refused,
+    ShockerAccess,
+    decide_control,
+    describe_access,
+)
+from bot.domain.decision import Grant as DecisionGrant
+from bot.openshock.errors import OpenShockError
+from bot.openshock.hub import HubConnection
+from bot.openshock.manager import HubManager
+from bot.openshock.models import Control, ControlLogEvent, KnownShocker
+from bot.openshock.models import ControlType as WireControlType
+from bot.storage import Storage
+from bot.storage.models import Account, AuditOutcome, Grant, NewAuditEntry, Share
+
+log = logging.getLogger(__name__)
+
+# OpenShock's customName is a varchar(64): a longer one fails the whole call.
+MAX_CUSTOM_NAME = 64
+
+
+def custom_name_for(display_name: str) -> str:
+    suffix = " (Discord)"
+    return display_name[: MAX_CUSTOM_NAME - len(suffix)] + suffix
+
+
+class Delivery(StrEnum):
+    """What became of a control, as the reply and the audit trail tell it."""
+
+    REFUSED = "refused"
+    FAILED = "failed"
+    SENT = "sent"  # sent to a shocker shared with the account: OpenShock sends us no Log for it
+    CONFIRMED = "confirmed"
+    NOT_CONFIRMED = "not_confirmed"
+
+
+@dataclass(frozen=True, slots=True)
+class ControlResult:
+    delivery: Delivery
+    decision: ControlDecision | None
+    share: Share | None
+    reason: str | None = None  # for refused and failed
+    audit_id: int | None = None
+    pending_confirmation: asyncio.Task[Delivery] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedControl:
+    """A decided control, ready for `ControlService.send` when allowed."""
+
+    decision: ControlDecision
+    share: Share | None
+    entry: NewAuditEntry
+    reason: str | None  # the refusal, in the member's words
+    audit_id: int | None  # set for refusals (already audited)
+    previous_at: float | None  # the cooldown before this control reserved it
+
+
+def to_decision_grant(grant: Grant) -> DecisionGrant:
+    return DecisionGrant(
+        target_kind=grant.target_kind,
+        target_id=grant.target_id,
+        shocker_id=grant.shocker_id,
+        max_intensity=grant.max_intensity,
+        max_duration_ms=grant.max_duration_ms,
+        cooldown_ms=grant.cooldown_ms,
+        allow_shock=grant.allow_shock,
+        allow_vibrate=grant.allow_vibrate,
+        allow_sound=grant.allow_sound,
+    )
+
+
+def guild_share(share: Share) -> GuildShare:
+    return GuildShare(
+        shocker_id=share.shocker_id,
+        wearer_id=share.wearer_id,
+        max_intensity=share.max_intensity,
+        max_duration_ms=share.max_duration_ms,
+        allow_shock=share.allow_shock,
+        allow_vibrate=share.allow_vibrate,
+        allow_sound=share.allow_sound,
+        paused=share.paused,
+    )
+
+
+def openshock_access(known: KnownShocker | None) -> OpenShockAccess:
+    if known is None:
+        return OpenShockAccess()
+    if known.share is None:
+        return OpenShockAccess(shocker_paused=known.is_paused)
+    limits = known.limits
+    return OpenShockAccess(
+        shocker_paused=known.is_paused,
+        share=OpenShockShare(
+            allow_shock=known.share.shock,
+            allow_vibrate=known.share.vibrate,
+            allow_sound=known.share.sound,
+            max_intensity=limits.intensity if limits else None,
+            max_duration_ms=limits.duration if limits else None,
+            paused=known.is_paused,
+        ),
+    )
+
+
+def _shocker_uuid(shocker_id: str) -> UUID | None:
+    try:
+        return UUID(shocker_id)
+    except ValueError:
+        return None
+
+
+class ControlService:
+    def __init__(
+        self,
+        storage: Storage,
+        hubs: HubManager,
+        settings: Settings,
+        *,
+        confirm_timeout: float = 3.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.storage = storage
+        self.hubs = hubs
+        self.operator_limits = Limits(settings.max_intensity, settings.max_duration_ms)
+        self.confirm_timeout = confirm_timeout
+        self.clock = clock
+        self._confirmations: set[asyncio.Task[Delivery]] = set()
+        self._decide_lock = asyncio.Lock()
+
+    # -- facts ----------------------------------------------------------------------------------
+
+    def hub_for(self, account_id: int) -> HubConnection | None:
+        return self.hubs.get(account_id)
+
+    def known_shocker(self, hub: HubConnection | None, shocker_id: str) -> KnownShocker | None:
+        uuid = _shocker_uuid(shocker_id)
+        if hub is None or hub.shockers is None or uuid is None:
+            return None
+        return hub.shockers.get(uuid)
+
+    def device_online(self, hub: HubConnection | None, known: KnownShocker | None) -> bool | None:
+        """None (unknown) when the hub is down or the shocker is not on the account any more."""
+        if hub is None or not hub.connected or known is None:
+            return None
+        return hub.device_state(known.device_id).online
+
+    async def grant_index(
+        self, guild_id: int, member_id: int, role_ids: Iterable[int]
+    ) -> GrantIndex:
+        grants = await self.storage.grants.for_member(guild_id, member_id, role_ids)
+        return GrantIndex(to_decision_grant(grant) for grant in grants)
+
+    async def facts(
+        self,
+        share: Share | None,
+        *,
+        guild_id: int,
+        member_id: int,
+        grants: GrantIndex,
+        control_type: ControlType | None = None,
+    ) -> ControlFacts:
+        if share is None:
+            return ControlFacts(share=None, grants=grants, operator_limits=self.operator_limits)
+        hub = self.hub_for(share.account_id)
+        known = self.known_shocker(hub, share.shocker_id)
+        guild_settings = await self.storage.guild_settings.get(guild_id)
+        last = None
+        if control_type is not ControlType.STOP:
+            last = await self.storage.cooldowns.last_control(guild_id, member_id, share.shocker_id)
+        return ControlFacts(
+            share=guild_share(share),
+            grants=grants,
+            operator_limits=self.operator_limits,
+            guild_limits=Limits(guild_settings.max_intensity, guild_settings.max_duration_ms),
+            wearer_paused=await self.storage.shares.is_wearer_paused(guild_id, share.wearer_id),
+            blocked=await self.storage.shares.is_blocked(guild_id, share.wearer_id, member_id),
+            openshock=openshock_access(known),
+            device_online=self.device_online(hub, known),
+            last_control_at=last,
+            now=self.clock(),
+        )
+
+    async def access(
+        self, shares: Sequence[Share], *, guild_id: int, member_id: int, role_ids: Iterable[int]
+    ) -> list[tuple[Share, ShockerAccess]]:
+        """What the member may do with each share (for lists and autocomplete)."""
+        roles = list(role_ids)
+        grants = await self.grant_index(guild_id, member_id, roles)
+        result = []
+        for share in shares:
+            facts = await self.facts(share, guild_id=guild_id, member_id=member_id, grants=grants)
+            result.append(
+                (
+                    share,
+                    describe_access(
+                        facts, member_id=member_id, member_role_ids=roles, guild_id=guild_id
+                    ),
+                )
+            )
+        return result
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def decide(
+        self,
+        *,
+        guild_id: int,
+        member_id: int,
+        role_ids: Iterable[int],
+        shocker_id: str,
+        control_type: ControlType,
+        intensity: int,
+        duration_ms: int,
+    ) -> PreparedControl:
+        """Decide one control. A refusal is audited here; an allowed non-Stop control reserves
+        the member's cooldown at once, so two quick commands cannot both slip through it."""
+        roles = frozenset(role_ids)
+        async with self._decide_lock:
+            share = await self.storage.shares.get(guild_id, shocker_id)
+            grants = await self.grant_index(guild_id, member_id, roles)
+            facts = await self.facts(
+                share,
+                guild_id=guild_id,
+                member_id=member_id,
+                grants=grants,
+                control_type=control_type,
+            )
+            request = ControlRequest(
+                member_id=member_id,
+                member_role_ids=roles,
+                guild_id=guild_id,
+                type=control_type,
+                intensity=intensity,
+                duration_ms=duration_ms,
+            )
+            decision = decide_control(request, facts)
+            if isinstance(decision, Allowed) and decision.type is not ControlType.STOP:
+                assert share is not None
+                await self.storage.cooldowns.record(guild_id, member_id, shocker_id, facts.now)
+        entry = NewAuditEntry(
+            guild_id=guild_id,
+            member_id=member_id,
+            wearer_id=share.wearer_id if share else None,
+            account_id=share.account_id if share else None,
+            shocker_id=shocker_id,
+            shocker_name=share.shocker_name if share else None,
+            control_type=int(control_type),
+            requested_intensity=intensity,
+            requested_duration_ms=duration_ms,
+            outcome=AuditOutcome.REFUSED,
+        )
+        if isinstance(decision, Refused):
+            reason = self._explain_refusal(decision, share)
+            audit_id = await self.storage.audit.record(entry.model_copy(update={"reason": reason}))
+            return PreparedControl(decision, share, entry, reason, audit_id, facts.last_control_at)
+        return PreparedControl(decision, share, entry, None, None, facts.last_control_at)
+
+    async def send(self, prepared: PreparedControl, display_name: str) -> ControlResult:
+        """Send an allowed control. Never raises for OpenShock trouble: a failure is a result
+        with a reason, so the caller always has one sentence for the member."""
+        decision, share = prepared.decision, prepared.share
+        if isinstance(decision, Refused) or share is None:
+            return ControlResult(
+                Delivery.REFUSED, decision, share, prepared.reason, prepared.audit_id
+            )
+        result = await self._send(share, decision, prepared.entry, display_name)
+        if result.delivery is Delivery.FAILED and decision.type is not ControlType.STOP:
+            # Nothing went out: give the member their cooldown back.
+            await self.storage.cooldowns.restore(
+                share.guild_id, prepared.entry.member_id, share.shocker_id, prepared.previous_at
+            )
+        return result
+
+    async def control(
+        self,
+        *,
+        guild_id: int,
+        member_id: int,
+        role_ids: Iterable[int],
+        display_name: str,
+        shocker_id: str,
+        control_type: ControlType,
+        intensity: int,
+        duration_ms: int,
+    ) -> ControlResult:
+        """Decide and send in one step."""
+        prepared = await self.decide(
+            guild_id=guild_id,
+            member_id=member_id,
+            role_ids=role_ids,
+            shocker_id=shocker_id,
+            control_type=control_type,
+            intensity=intensity,
+            duration_ms=duration_ms,
+        )
+        return await self.send(prepared, display_name)
+
+    def _explain_refusal(self, refused: Refused, share: Share | None) -> str:
+        if share is not None and refused.code is RefusalCode.DEVICE_UNKNOWN:
+            hub = self.hub_for(share.account_id)
+            if hub is None or not hub.connected:
+                return "The wearer's OpenShock connection is down right now; nothing was sent."
+            if self.known_shocker(hub, share.shocker_id) is None:
+                return (
+                    "This shocker is no longer on the wearer's OpenShock account; nothing was sent."
+                )
+        return refused.reason
+
+    async def _send(
+        self, share: Share, allowed: Allowed, entry: NewAuditEntry, display_name: str
+    ) -> ControlResult:
+        entry = entry.model_copy(
+            update={
+                "effective_intensity": allowed.intensity,
+                "effective_duration_ms": allowed.duration_ms,
+            }
+        )
+        hub = self.hub_for(share.account_id)
+        known = self.known_shocker(hub, share.shocker_id)
+        if hub is None or not hub.connected or known is None:
+            reason = "The wearer's OpenShock connection is down right now; nothing was sent."
+            return await self._failed(entry, allowed, share, reason)
+        control = Control(
+            id=known.id,
+            type=WireControlType(int(allowed.type)),
+            intensity=allowed.intensity,
+            duration=allowed.duration_ms,
+        )
+        confirmation = None
+        if known.is_own:
+            # Registered before sending so a fast Log cannot slip past.
+            connection_id = hub.connection_id
+            confirmation = hub.expect(
+                ControlLogEvent,
+                lambda event: (
+                    event.sender.connection_id == connection_id
+                    and any(log_.shocker.id == known.id for log_ in event.logs)
+                ),
+            )
+        try:
+            await hub.control([control], custom_name_for(display_name))
+        except OpenShockError as error:
+            if confirmation is not None:
+                confirmation.cancel()
+            log.warning("Control to shocker %s failed: %s", share.shocker_id, error)
+            return await self._failed(entry, allowed, share, f"{error} Nothing was sent.")
+        audit_id = await self.storage.audit.record(
+            entry.model_copy(update={"outcome": AuditOutcome.SENT})
+        )
+        if confirmation is None:
+            return ControlResult(Delivery.SENT, allowed, share, audit_id=audit_id)
+        task = asyncio.create_task(self._confirm(confirmation, audit_id), name="control-confirm")
+        self._confirmations.add(task)
+        task.add_done_callback(self._confirmations.discard)
+        return ControlResult(
+            Delivery.SENT, allowed, share, audit_id=audit_id, pending_confirmation=task
+        )
+
+    async def _failed(
+        self, entry: NewAuditEntry, allowed: Allowed, share: Share, reason: str
+    ) -> ControlResult:
+        audit_id = await self.storage.audit.record(
+            entry.model_copy(update={"outcome": AuditOutcome.FAILED, "reason": reason})
+        )
+        return ControlResult(Delivery.FAILED, allowed, share, reason, audit_id)
+
+    async def _confirm(
+        self, confirmation: asyncio.Future[ControlLogEvent], audit_id: int
+    ) -> Delivery:
+        try:
+            await asyncio.wait_for(confirmation, self.confirm_timeout)
+        except TimeoutError:
+            await self.storage.audit.set_outcome(
+                audit_id, AuditOutcome.NOT_CONFIRMED, "no Log event from OpenShock in time"
+            )
+            return Delivery.NOT_CONFIRMED
+        await self.storage.audit.set_outcome(audit_id, AuditOutcome.CONFIRMED, None)
+        return Delivery.CONFIRMED
+
+    async def panic(
+        self, *, wearer_id: int, account: Account | None, display_name: str
+    ) -> tuple[int, str | None]:
+        """Stop every shocker of the wearer's account in one batch and pause all their shares.
+
+        The pause happens first and always: even with OpenShock unreachable, nothing more will be
+        sent by this bot. Returns (shares paused, problem sending Stop or None)."""
+        paused = await self.storage.shares.panic(wearer_id)
+        if account is None:
+            return paused, "You have no linked OpenShock account, so no Stop was sent."
+        hub = self.hub_for(account.id)
+        if hub is None or not hub.connected or hub.shockers is None:
+            return paused, "Your OpenShock connection is down, so no Stop could be sent."
+        shared_here = {s.shocker_id for s in await self.storage.shares.of_account(account.id)}
+        # OpenShock drops a whole batch silently at the first shocker it will not take (paused,
+        # or shared without any permission), so leave those out: they cannot fire anyway.
+        targets = [
+            known
+            for known in hub.shockers.all()
+            if (known.is_own or str(known.id) in shared_here)
+            and not known.is_paused
+            and (known.share is None or known.share.allows(WireControlType.STOP))
+        ]
+        if not targets:
+            return paused, None
+        # Only Stop (intensity 0) is built here: it cannot make a shocker fire.
+        controls = [
+            Control(id=known.id, type=WireControlType.STOP, intensity=0, duration=STOP_DURATION_MS)
+            for known in targets
+        ]
+        try:
+            await hub.control(controls, custom_name_for(display_name))
+        except OpenShockError as error:
+            return paused, f"{error} Stop may not have reached your shockers."
+        for known in targets:
+            await self.storage.audit.record(
+                NewAuditEntry(
+                    guild_id=None,
+                    member_id=wearer_id,
+                    wearer_id=wearer_id,
+                    account_id=account.id,
+                    shocker_id=str(known.id),
+                    shocker_name=known.name,
+                    control_type=int(ControlType.STOP),
+                    effective_intensity=0,
+                    effective_duration_ms=STOP_DURATION_MS,
+                    outcome=AuditOutcome.SENT,
+                    reason="panic",
+                )
+            )
+        return paused, None
+
+    async def close(self) -> None:
+        for task in list(self._confirmations):
+            task.cancel()
+        await asyncio.gather(*self._confirmations, return_exceptions=True)

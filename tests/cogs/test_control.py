@@ -1,0 +1,271 @@
+"""/shock, /vibrate, /sound, /stop, /panic and /history end to end: interaction → decision →
+ControlV2 at the fake hub → Log → the edited reply, and the audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bot.domain.decision import ControlType
+from bot.storage.models import AuditOutcome
+from tests.fakes.discord_api import FakeUser as DiscordUser
+from tests.fakes.openshock_server import FakeDevice, FakeShocker
+from tests.fakes.openshock_server import FakeUser as OpenShockUser
+from tests.harness import Harness
+
+
+@dataclass
+class Scene:
+    h: Harness
+    alice: DiscordUser  # the wearer
+    bob: DiscordUser  # a member
+    admin: DiscordUser
+    alice_os: OpenShockUser
+    device: FakeDevice
+    collar: FakeShocker
+
+    @property
+    def collar_id(self) -> str:
+        return str(self.collar.id)
+
+    async def grant_everyone(self, **options: Any) -> None:
+        payload = self.h.ix.slash(
+            "permissions grant",
+            {"who": self.h.ix.everyone, **options},
+            user=self.admin,
+            admin=True,
+            types={"who": "mentionable"},
+        )
+        await self.h.run(payload)
+        assert "Granted" in self.h.discord.replies_for(payload).text
+
+    async def command(self, name: str, user: DiscordUser, **options: Any) -> str:
+        payload = self.h.ix.slash(name, {"shocker": self.collar_id, **options}, user=user)
+        await self.h.run(payload)
+        return self.h.discord.replies_for(payload).text
+
+    def control_frames(self) -> list[Any]:
+        return [i for i in self.h.openshock.invocations if i.target == "ControlV2"]
+
+
+@pytest.fixture
+async def scene(harness: Harness) -> Scene:
+    h = harness
+    alice_os = h.openshock.add_user("Alice")
+    device = h.openshock.add_device(alice_os, "Hub", online=True)
+    collar = h.openshock.add_shocker(device, "Collar")
+    alice, bob, admin = h.discord_user("alice"), h.discord_user("bob"), h.discord_user("admin")
+    await h.link(alice, alice_os)
+    await h.share(alice, str(collar.id), max_intensity=25, max_duration_ms=3000)
+    return Scene(h, alice, bob, admin, alice_os, device, collar)
+
+
+async def test_allowed_shock_reaches_the_hub_as_one_control_v2_and_is_confirmed(
+    scene: Scene,
+) -> None:
+    await scene.grant_everyone()
+    text = await scene.command("shock", scene.bob, intensity=20, duration=1.5)
+    (frame,) = scene.control_frames()
+    controls, custom_name = frame.arguments
+    assert controls == [
+        {
+            "id": scene.collar_id,
+            "type": 1,
+            "intensity": 20,
+            "duration": 1500,
+            "exclusive": False,
+        }
+    ]
+    assert custom_name == "bob (Discord)"
+    assert "⚡ Shock 20 % · 1.5 s → Collar (Alice)" in text
+    assert "✅ delivered" in text
+    (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
+    assert entry.outcome is AuditOutcome.CONFIRMED
+    assert (entry.effective_intensity, entry.effective_duration_ms) == (20, 1500)
+
+
+async def test_capped_request_arrives_capped_and_the_reply_says_so(scene: Scene) -> None:
+    await scene.grant_everyone(max_duration=2)
+    text = await scene.command("vibrate", scene.bob, intensity=80, duration=10)
+    (frame,) = scene.control_frames()
+    control = frame.arguments[0][0]
+    assert (control["type"], control["intensity"], control["duration"]) == (2, 25, 2000)
+    assert "capped at 25 % (wearer's limit)" in text
+    assert "capped at 2 s (your permission's limit)" in text
+
+
+async def test_sound_uses_its_default_intensity(scene: Scene) -> None:
+    await scene.grant_everyone()
+    await scene.command("sound", scene.bob, duration=1)
+    (frame,) = scene.control_frames()
+    assert frame.arguments[0][0]["type"] == 3
+    assert frame.arguments[0][0]["intensity"] == 25  # 50 % asked, the wearer's cap is 25 %
+
+
+@pytest.mark.parametrize("case", ["no grant", "blocked", "paused share", "wearer paused"])
+async def test_refused_controls_send_nothing_and_say_why(scene: Scene, case: str) -> None:
+    guild = scene.h.discord.guild_id
+    if case != "no grant":
+        await scene.grant_everyone()
+    if case == "blocked":
+        await scene.h.storage.shares.block(guild, scene.alice.id, scene.bob.id)
+    elif case == "paused share":
+        await scene.h.storage.shares.set_paused(guild, scene.alice.id, scene.collar_id, True)
+    elif case == "wearer paused":
+        await scene.h.storage.shares.pause_wearer(guild, scene.alice.id)
+    payload = scene.h.ix.slash(
+        "shock", {"shocker": scene.collar_id, "intensity": 10, "duration": 1}, user=scene.bob
+    )
+    await scene.h.run(payload)
+    reply = scene.h.discord.replies_for(payload)
+    assert reply.ephemeral
+    expected = {
+        "no grant": "permission",
+        "blocked": "blocked",
+        "paused share": "paused",
+        "wearer paused": "paused",
+    }[case]
+    assert expected in reply.text.lower()
+    assert scene.control_frames() == []
+    (entry,) = await scene.h.storage.audit.recent(guild)
+    assert entry.outcome is AuditOutcome.REFUSED and entry.reason
+
+
+async def test_cooldown_refuses_the_second_control_and_survives_a_restart(scene: Scene) -> None:
+    await scene.grant_everyone(cooldown=600)
+    await scene.command("shock", scene.bob, intensity=10, duration=1)
+    assert len(scene.control_frames()) == 1
+    assert (
+        "cooling down"
+        in (await scene.command("shock", scene.bob, intensity=10, duration=1)).lower()
+    )
+    await scene.h.restart()
+    await scene.h.ready((await scene.h.storage.accounts.by_discord_user(scene.alice.id)).id)  # type: ignore[union-attr]
+    text = await scene.command("vibrate", scene.bob, intensity=10, duration=1)
+    assert "cooling down" in text.lower()
+    assert len(scene.control_frames()) == 1
+    # Stop is never held back by a cooldown.
+    assert "⏹️ Stop → Collar" in await scene.command("stop", scene.bob)
+
+
+async def test_stop_works_while_paused_and_blocked(scene: Scene) -> None:
+    guild = scene.h.discord.guild_id
+    await scene.grant_everyone()
+    await scene.h.storage.shares.set_paused(guild, scene.alice.id, scene.collar_id, True)
+    await scene.h.storage.shares.block(guild, scene.alice.id, scene.bob.id)
+    text = await scene.command("stop", scene.bob)
+    (frame,) = scene.control_frames()
+    assert frame.arguments[0][0]["type"] == ControlType.STOP
+    assert frame.arguments[0][0]["intensity"] == 0
+    assert "⏹️ Stop → Collar (Alice)" in text
+
+
+async def test_wearer_controls_their_own_shocker_without_a_grant(scene: Scene) -> None:
+    text = await scene.command("shock", scene.alice, intensity=50, duration=1)
+    assert "capped at 25 %" in text
+    assert len(scene.control_frames()) == 1
+
+
+async def test_a_silently_dropped_control_is_reported_not_confirmed(scene: Scene) -> None:
+    await scene.grant_everyone()
+    scene.collar.paused = True  # paused on OpenShock behind the bot's back: the hub drops it
+    text = await scene.command("shock", scene.bob, intensity=10, duration=1)
+    assert len(scene.control_frames()) == 1
+    assert "did not confirm" in text
+    (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
+    assert entry.outcome is AuditOutcome.NOT_CONFIRMED
+
+
+async def test_offline_device_is_refused_and_nothing_sent(scene: Scene) -> None:
+    await scene.grant_everyone()
+    account = await scene.h.storage.accounts.by_discord_user(scene.alice.id)
+    assert account is not None
+    hub = scene.h.bot.hubs.get(account.id)
+    assert hub is not None
+    await scene.h.openshock.set_device_online(scene.device, False)
+    await scene.h.openshock.wait_until(
+        lambda: not hub.device_state(scene.device.id).online, what="offline seen"
+    )
+    text = await scene.command("shock", scene.bob, intensity=10, duration=1)
+    assert "offline" in text.lower()
+    assert scene.control_frames() == []
+
+
+async def test_hub_down_is_said_at_once_and_nothing_is_queued(scene: Scene) -> None:
+    await scene.grant_everyone()
+    account = await scene.h.storage.accounts.by_discord_user(scene.alice.id)
+    assert account is not None
+    await scene.h.bot.hubs.stop(account.id)
+    text = await scene.command("shock", scene.bob, intensity=10, duration=1)
+    assert "connection is down" in text
+    await scene.h.bot.connect_account(account)
+    await scene.h.ready(account.id)
+    assert scene.control_frames() == []
+
+
+async def test_forged_shocker_value_is_refused(scene: Scene) -> None:
+    await scene.grant_everyone()
+    payload = scene.h.ix.slash(
+        "shock",
+        {"shocker": "00000000-0000-0000-0000-000000000001", "intensity": 10, "duration": 1},
+        user=scene.bob,
+    )
+    await scene.h.run(payload)
+    assert "not a shocker shared in this server" in scene.h.discord.replies_for(payload).text
+    assert scene.control_frames() == []
+
+
+async def test_out_of_range_values_are_rechecked_at_run_time(scene: Scene) -> None:
+    await scene.grant_everyone()
+    text = await scene.command("shock", scene.bob, intensity=150, duration=1)
+    assert "between 1 and 100" in text
+    text = await scene.command("shock", scene.bob, intensity=10, duration=0.1)
+    assert "between 0.3 s and" in text
+    assert scene.control_frames() == []
+
+
+async def test_autocomplete_lists_only_usable_shockers(scene: Scene) -> None:
+    carol = scene.h.discord_user("carol")
+    payload = scene.h.ix.autocomplete("shock", "shocker", "", user=carol)
+    await scene.h.run(payload)
+    assert scene.h.discord.replies_for(payload).choices == []
+    await scene.grant_everyone(shock=False)
+    for command, expected in (("shock", []), ("vibrate", ["Collar (Alice)"])):
+        payload = scene.h.ix.autocomplete(command, "shocker", "col", user=carol)
+        await scene.h.run(payload)
+        names = [c["name"] for c in scene.h.discord.replies_for(payload).choices]
+        assert names == expected
+
+
+async def test_panic_stops_everything_and_pauses_every_share(scene: Scene) -> None:
+    other_guild = 4242
+    await scene.h.share(scene.alice, scene.collar_id, guild_id=other_guild)
+    payload = scene.h.ix.slash("panic", user=scene.alice)
+    await scene.h.run(payload)
+    reply = scene.h.discord.replies_for(payload)
+    assert reply.ephemeral and "Stop was sent" in reply.text
+    (frame,) = scene.control_frames()
+    assert [(c["id"], c["type"]) for c in frame.arguments[0]] == [(scene.collar_id, 0)]
+    shares = await scene.h.storage.shares.of_wearer(scene.alice.id)
+    assert len(shares) == 2 and all(share.paused for share in shares)
+    assert await scene.h.storage.shares.is_wearer_paused(other_guild, scene.alice.id)
+
+
+async def test_history_shows_members_their_own_rows_and_admins_everything(scene: Scene) -> None:
+    await scene.grant_everyone()
+    carol = scene.h.discord_user("carol")
+    await scene.command("shock", scene.bob, intensity=10, duration=1)
+    await scene.command("vibrate", carol, intensity=10, duration=1)
+    own = scene.h.ix.slash("history", user=carol)
+    await scene.h.run(own)
+    text = scene.h.discord.replies_for(own).text
+    assert "Vibrate" in text and "Shock 10" not in text
+    everything = scene.h.ix.slash("history", user=scene.admin, admin=True)
+    await scene.h.run(everything)
+    text = scene.h.discord.replies_for(everything).text
+    assert "Vibrate" in text and "Shock 10" in text
+    wearer = scene.h.ix.slash("history", user=scene.alice)
+    await scene.h.run(wearer)
+    assert "Vibrate" in scene.h.discord.replies_for(wearer).text  # rows about her shocker

@@ -1,0 +1,73 @@
+"""/permissions through the real command tree."""
+
+from __future__ import annotations
+
+from tests.harness import Harness
+
+
+async def test_non_admin_cannot_grant_even_when_the_command_is_visible(harness: Harness) -> None:
+    bob = harness.discord_user("bob")
+    payload = harness.ix.slash(
+        "permissions grant", {"who": harness.ix.everyone}, user=bob, types={"who": "mentionable"}
+    )
+    await harness.run(payload)
+    reply = harness.discord.replies_for(payload)
+    assert reply.ephemeral
+    assert "Manage Server" in reply.text
+    assert await harness.storage.grants.in_guild(harness.discord.guild_id) == []
+
+
+async def test_admin_grants_everyone_and_lists_it(harness: Harness) -> None:
+    admin = harness.discord_user("admin")
+    grant = harness.ix.slash(
+        "permissions grant",
+        {"who": harness.ix.everyone, "max_intensity": 40, "cooldown": 5, "sound": False},
+        user=admin,
+        admin=True,
+        types={"who": "mentionable"},
+    )
+    await harness.run(grant)
+    assert "Granted: @everyone → all shockers: shock, vibrate, ≤ 40 %, cooldown 5 s" in (
+        harness.discord.replies_for(grant).text
+    )
+    (stored,) = await harness.storage.grants.in_guild(harness.discord.guild_id)
+    assert (stored.max_intensity, stored.cooldown_ms, stored.allow_sound) == (40, 5000, False)
+
+    listing = harness.ix.slash("permissions list", user=admin, admin=True)
+    await harness.run(listing)
+    assert "@everyone → all shockers" in harness.discord.replies_for(listing).text
+
+
+async def test_grant_for_an_unshared_shocker_is_refused(harness: Harness) -> None:
+    admin = harness.discord_user("admin")
+    payload = harness.ix.slash(
+        "permissions grant",
+        {"who": harness.ix.everyone, "shocker": "not-a-shocker"},
+        user=admin,
+        admin=True,
+        types={"who": "mentionable"},
+    )
+    await harness.run(payload)
+    assert "not a shocker shared in this server" in harness.discord.replies_for(payload).text
+    assert await harness.storage.grants.in_guild(harness.discord.guild_id) == []
+
+
+async def test_limits_and_revoke(harness: Harness) -> None:
+    admin = harness.discord_user("admin")
+    limits = harness.ix.slash(
+        "permissions limits", {"max_intensity": 30, "max_duration": 2.5}, user=admin, admin=True
+    )
+    await harness.run(limits)
+    assert "30 %, 2.5 s" in harness.discord.replies_for(limits).text
+    settings = await harness.storage.guild_settings.get(harness.discord.guild_id)
+    assert (settings.max_intensity, settings.max_duration_ms) == (30, 2500)
+
+    revoke = harness.ix.slash(
+        "permissions revoke",
+        {"who": harness.ix.everyone},
+        user=admin,
+        admin=True,
+        types={"who": "mentionable"},
+    )
+    await harness.run(revoke)
+    assert "There is no such grant" in harness.discord.replies_for(revoke).text
