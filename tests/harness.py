@@ -108,7 +108,7 @@ class Harness:
         self.discord.add_user(user)
         return user
 
-    async def run(self, payload: dict[str, Any], timeout: float = 5.0) -> discord.Interaction:
+    async def run(self, payload: dict[str, Any], timeout: float = 5.0) -> discord.Interaction:  # noqa: ASYNC109
         return await run_interaction(self.bot, payload, timeout=timeout)
 
     async def link(
