@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -141,11 +142,17 @@ class ControlCog(commands.Cog):
         summary = control_summary(decision.type, decision.intensity, decision.duration_ms, target)
         if decision.capped_notes:
             summary += f" ({'; '.join(decision.capped_notes)})"
-        # Answer first (Discord allows 3 s), then send and edit the answer with what happened.
-        await interaction.response.send_message(
-            f"{summary} · sending…", allowed_mentions=discord.AllowedMentions.none()
+        # The control goes out at once while Discord gets its answer (it allows 3 s); the answer
+        # is then edited with what happened.
+        sending = asyncio.create_task(
+            self.control.send(prepared, interaction.user.display_name), name="control-send"
         )
-        result = await self.control.send(prepared, interaction.user.display_name)
+        try:
+            await interaction.response.send_message(
+                f"{summary} · sending…", allowed_mentions=discord.AllowedMentions.none()
+            )
+        finally:
+            result = await sending
         await self.edit_reply(interaction, summary, result)
         if result.pending_confirmation is not None:
             delivery = await result.pending_confirmation

@@ -1,0 +1,35 @@
+"""The OpenShock client: REST (``rest``), the supervised user-hub connection (``hub``), one
+connection per linked account (``manager``), and the wire models (``models``)."""
+
+from bot.openshock.errors import (
+    HubInvocationFailed,
+    HubInvocationTimeout,
+    HubNotConnected,
+    OpenShockApiError,
+    OpenShockError,
+    OpenShockUnreachable,
+    RateLimited,
+    TokenRejected,
+)
+from bot.openshock.hub import HubConnection, HubState, HubStatus, HubTimings
+from bot.openshock.manager import HubAccount, HubManager
+from bot.openshock.rest import USER_AGENT, OpenShockRest
+
+__all__ = [
+    "USER_AGENT",
+    "HubAccount",
+    "HubConnection",
+    "HubInvocationFailed",
+    "HubInvocationTimeout",
+    "HubManager",
+    "HubNotConnected",
+    "HubState",
+    "HubStatus",
+    "HubTimings",
+    "OpenShockApiError",
+    "OpenShockError",
+    "OpenShockRest",
+    "OpenShockUnreachable",
+    "RateLimited",
+    "TokenRejected",
+]

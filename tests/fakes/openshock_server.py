@@ -531,8 +531,8 @@ class FakeOpenShockServer:
         await self._notify()
         failure = self._take_failure(request)
         if failure is not None:
-            headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
-            return _problem(failure.status, "Test.InjectedFailure", "Injected failure", headers)
+            retry = {"Retry-After": failure.retry_after} if failure.retry_after else None
+            return _problem(failure.status, "Test.InjectedFailure", "Injected failure", retry)
         return await handler(request)
 
     def _take_failure(self, request: web.Request) -> _RestFailure | None:

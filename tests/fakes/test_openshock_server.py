@@ -78,9 +78,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def hub_connect(
-    openshock_server: FakeOpenShockServer, http: aiohttp.ClientSession
-) -> Any:
+def hub_connect(openshock_server: FakeOpenShockServer, http: aiohttp.ClientSession) -> Any:
     async def connect(user: FakeUser) -> RawHubClient:
         ws = await http.ws_connect(openshock_server.hub_url, headers={"OpenShockToken": user.token})
         client = RawHubClient(ws)
@@ -118,7 +116,7 @@ def control(shocker: FakeShocker, type_: int = 2, intensity: int = 50, duration:
     return {"id": str(shocker.id), "type": type_, "intensity": intensity, "duration": duration}
 
 
-# --- REST ----------------------------------------------------------------------------------------
+# --- REST ---------------------------------------------------------------------------------------
 
 
 async def test_users_self_has_envelope_and_records_user_agent(
@@ -212,7 +210,7 @@ async def test_prefix_mounts_everything_under_it(
         assert r.status == 404
 
 
-# --- Hub: connecting -------------------------------------------------------------------------------
+# --- Hub: connecting -----------------------------------------------------------------------------
 
 
 async def test_hub_upgrade_needs_a_valid_token(
@@ -229,7 +227,9 @@ async def test_hub_upgrade_status_can_be_forced(
 ) -> None:
     openshock_server.hub_upgrade_status = 500
     with pytest.raises(aiohttp.WSServerHandshakeError) as error:
-        await http.ws_connect(openshock_server.hub_url, headers={"OpenShockToken": world.alice.token})
+        await http.ws_connect(
+            openshock_server.hub_url, headers={"OpenShockToken": world.alice.token}
+        )
     assert error.value.status == 500
 
 
@@ -281,7 +281,7 @@ async def test_revoked_token_keeps_open_connection_but_not_new_ones(
         await hub_connect(world.alice)
 
 
-# --- Hub: ControlV2 --------------------------------------------------------------------------------
+# --- Hub: ControlV2 ------------------------------------------------------------------------------
 
 
 async def test_control_sends_log_to_owner_only_with_sender_details(
@@ -386,7 +386,7 @@ async def test_no_completion_without_invocation_id(
     await alice.assert_silent()
 
 
-# --- Hub: device methods ---------------------------------------------------------------------------
+# --- Hub: device methods -------------------------------------------------------------------------
 
 
 async def test_device_methods_are_recorded_for_the_owner_only(
@@ -431,7 +431,7 @@ async def test_ota_install_emits_started_and_checks_the_version(
     assert "error" in await alice.completion("2")
 
 
-# --- Hub: test controls ----------------------------------------------------------------------------
+# --- Hub: test controls --------------------------------------------------------------------------
 
 
 async def test_set_device_online_reaches_owner_and_share_recipients(

@@ -103,12 +103,15 @@ def recorder() -> Recorder:
 
 
 async def eventually(
-    predicate: Callable[[], bool], timeout: float = 5.0, what: str = "a condition"
+    predicate: Callable[[], bool],
+    timeout: float = 5.0,  # noqa: ASYNC109 - fails the test with a message saying what
+    what: str = "a condition",
 ) -> None:
-    """Poll a client-side condition (for state that has no event of its own to wait on)."""
+    """Poll a client-side condition: for state (or a subscriber's record) that has no event of
+    its own to wait on. Returns as soon as it holds."""
     try:
         async with asyncio.timeout(timeout):
-            while not predicate():
+            while not predicate():  # noqa: ASYNC110 - nothing to wait on but the state itself
                 await asyncio.sleep(0.005)
     except TimeoutError:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
@@ -126,4 +129,3 @@ async def no_leaked_client_tasks() -> AsyncIterator[None]:
         if t.get_name().startswith("openshock-") and not t.done()
     ]
     assert leaked == [], f"tasks left running: {leaked}"
-

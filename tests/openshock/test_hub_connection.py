@@ -20,7 +20,9 @@ async def test_token_is_on_the_first_upgrade_and_in_no_frame(
 ) -> None:
     hub = make_hub(world.alice)
     await hub.wait_connected(5)
-    await hub.control([Control(id=world.cuff.id, type=ControlType.VIBRATE, intensity=5, duration=300)])
+    await hub.control(
+        [Control(id=world.cuff.id, type=ControlType.VIBRATE, intensity=5, duration=300)]
+    )
     await hub.emergency_stop(world.hub.id)
 
     (connection,) = openshock_server.connections_of(world.alice)
@@ -181,7 +183,9 @@ async def test_token_never_logged(
     caplog.set_level(logging.DEBUG)
     hub = make_hub(world.alice)
     await hub.wait_connected(5)
-    await hub.control([Control(id=world.cuff.id, type=ControlType.SOUND, intensity=5, duration=300)])
+    await hub.control(
+        [Control(id=world.cuff.id, type=ControlType.SOUND, intensity=5, duration=300)]
+    )
     await openshock_server.drop_connections(world.alice)
     await openshock_server.wait_for_connections(world.alice, 2)
     await hub.wait_connected(5)

@@ -171,7 +171,7 @@ async def test_a_malformed_frame_is_skipped_and_logged(
 ) -> None:
     hub = await connected(make_hub, world, recorder)
     caplog.set_level(logging.WARNING)
-    good = '{"type":1,"target":"DeviceUpdate","arguments":["%s",1]}\x1e' % world.hub.id
+    good = f'{{"type":1,"target":"DeviceUpdate","arguments":["{world.hub.id}",1]}}\x1e'
     await openshock_server.push_raw(world.alice, '{not json\x1e{"type":99}\x1e[1,2]\x1e' + good)
     await hub.next_event(DeviceUpdate, timeout=5)
     assert caplog.text.count("Skipping a malformed hub message") == 3
@@ -188,7 +188,7 @@ async def test_unknown_event_targets_are_ignored(
     assert hub.connected
 
 
-# --- Device status ---------------------------------------------------------------------------------
+# --- Device status -------------------------------------------------------------------------------
 
 
 async def test_live_status_changes_carry_the_previous_state(
@@ -244,7 +244,7 @@ async def test_reboot_is_observed_as_offline_then_online(
     assert [c.method for c in openshock_server.device_commands] == ["Reboot"]
 
 
-# --- Shocker lists ---------------------------------------------------------------------------------
+# --- Shocker lists -------------------------------------------------------------------------------
 
 
 async def test_shockers_are_loaded_after_connecting(

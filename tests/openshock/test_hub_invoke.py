@@ -27,10 +27,8 @@ async def test_control_succeeds_and_is_confirmed_by_a_log_with_our_connection_id
     openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub
 ) -> None:
     hub = await ready(make_hub, world.alice)
-    confirmed = hub.expect(
-        ControlLogEvent, lambda e: e.sender.connection_id == hub.connection_id
-    )
-    assert await hub.control([vibrate(world.cuff)], "Discord: dan") is None
+    confirmed = hub.expect(ControlLogEvent, lambda e: e.sender.connection_id == hub.connection_id)
+    await hub.control([vibrate(world.cuff)], "Discord: dan")
     async with asyncio.timeout(5):
         log = await confirmed
     assert log.sender.custom_name == "Discord: dan"

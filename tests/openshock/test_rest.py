@@ -161,7 +161,7 @@ async def test_a_server_that_never_answers_times_out(world: World, make_rest: Ma
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        with pytest.raises(OpenShockUnreachable, match="no answer within 0.1 seconds"):
+        with pytest.raises(OpenShockUnreachable, match=r"no answer within 0\.1 seconds"):
             await make_rest(world.alice, f"http://127.0.0.1:{port}", timeout=0.1).get_self()
     finally:
         server.close()
