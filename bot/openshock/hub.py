@@ -147,6 +147,9 @@ class _ServerSilent(Exception):
     """Nothing arrived from the server within the server timeout."""
 
 
+_JSON_OBJECT = TypeAdapter(dict[str, Any])
+
+
 class _TolerantJSONProtocol(JSONProtocol):
     """The JSON hub protocol, skipping a malformed record instead of dropping the connection."""
 
@@ -157,7 +160,7 @@ class _TolerantJSONProtocol(JSONProtocol):
             if not record:
                 continue
             try:
-                data = TypeAdapter(dict[str, Any]).validate_json(record)
+                data = _JSON_OBJECT.validate_json(record)
                 if data:
                     messages.append(self.parse_message(data))
             except Exception as error:  # any shape pysignalr cannot parse
