@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bot.cogs.account import AccountCog
 from bot.cogs.control import ControlCog
+from bot.cogs.device import DeviceCog
 from bot.cogs.permissions import PermissionsCog
+from bot.cogs.shockers import ShockersCog
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -14,6 +17,12 @@ if TYPE_CHECKING:
 
     from bot.client import OpenShockBot
 
-COGS: list[Callable[[OpenShockBot], commands.Cog]] = [PermissionsCog, ControlCog]
+COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
+    PermissionsCog,
+    ControlCog,
+    AccountCog,
+    ShockersCog,
+    DeviceCog,
+]
 
 __all__: list[Any] = ["COGS"]

@@ -531,7 +531,12 @@ class HubConnection:
 
     async def stop(self) -> None:
         self._stopped = True
-        tasks = [t for t in (self._supervisor, self._refresh_task) if t is not None]
+        # stop() may be called from the supervisor itself (an on_invalid callback that stops the
+        # account): it ends on its own after that, and awaiting it here would wait forever.
+        current = asyncio.current_task()
+        tasks = [
+            t for t in (self._supervisor, self._refresh_task) if t is not None and t is not current
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,454 @@
+"""/shockers: wearers choose which shockers this server may use and up to what, pause them and
+block members; anyone can list what is usable here and what they may do with it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.common import (
+    Choices,
+    format_seconds,
+    member_role_ids,
+    safe_autocomplete,
+    seconds_to_ms,
+)
+from bot.domain.decision import (
+    MAX_DURATION_MS,
+    MIN_DURATION_MS,
+    ControlType,
+    ShockerAccess,
+)
+from bot.errors import UserError
+from bot.openshock.models import KnownShocker, ShockerDirectory
+from bot.services.accounts import require_account, require_usable, shocker_directory
+from bot.storage import ShockerSharedByOther
+from bot.storage.models import FeedKind, Share
+from bot.tree import reply
+
+if TYPE_CHECKING:
+    from bot.client import OpenShockBot
+
+esc = discord.utils.escape_markdown
+
+DEFAULT_INTENSITY = 25
+DEFAULT_DURATION_MS = 3000
+DESCRIPTION_LIMIT = 4096  # Discord's limit for an embed description
+
+_TYPE_ORDER = (ControlType.SHOCK, ControlType.VIBRATE, ControlType.SOUND, ControlType.STOP)
+
+
+def share_types(share: Share) -> str:
+    allowed = [
+        name
+        for name, ok in (
+            ("shock", share.allow_shock),
+            ("vibrate", share.allow_vibrate),
+            ("sound", share.allow_sound),
+        )
+        if ok
+    ]
+    return ", ".join(allowed) or "stop only"
+
+
+def describe_access(access: ShockerAccess) -> str:
+    """What the caller may do with one shocker, in a few words."""
+    if access.refusal is not None:
+        return access.refusal.reason
+    types = ", ".join(t.verb for t in _TYPE_ORDER if t in access.types) or "nothing"
+    who = "You are the wearer: " if access.is_wearer else "You may: "
+    parts = [f"{who}{types}"]
+    if access.types - {ControlType.STOP}:
+        parts.append(f"up to {access.max_intensity} %, {format_seconds(access.max_duration_ms)}")
+    if access.cooldown_ms:
+        parts.append(f"cooldown {format_seconds(access.cooldown_ms)}")
+    text = " · ".join(parts) + "."
+    if access.undeliverable is not None:
+        text += f" Right now: {access.undeliverable.reason}"
+    elif access.hold is not None:
+        text += f" Right now: {access.hold.reason}"
+    elif access.cooldown_remaining_ms > 0:
+        text += f" Next control in {format_seconds(access.cooldown_remaining_ms)}."
+    return text
+
+
+def _online_text(online: bool | None) -> str:
+    if online is None:
+        return "❔ unknown"
+    return "🟢 online" if online else "⚫ offline"
+
+
+def _choice_name(known: KnownShocker) -> str:
+    if known.is_own:
+        return f"{known.name} · {known.device_name}"
+    return f"{known.name} · {known.device_name} (shared with you by {known.owner_name or '?'})"
+
+
+def find_known_shocker(directory: ShockerDirectory, value: str) -> KnownShocker:
+    """One of the caller's shockers, by id (what autocomplete sends) or exact unique name.
+    Anything else is refused: typed values are never trusted."""
+    value = value.strip()
+    try:
+        known = directory.get(UUID(value))
+    except ValueError:
+        known = None
+    if known is not None:
+        return known
+    named = [s for s in directory.all() if s.name.casefold() == value.casefold()]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise UserError("Several of your shockers have that name; pick one from the list.")
+    raise UserError(
+        "That is not one of your shockers (or one shared with your OpenShock account); "
+        "pick one from the list."
+    )
+
+
+def find_own_share(shares: list[Share], value: str) -> Share:
+    """One of the caller's shares in this guild, by id or exact unique name."""
+    value = value.strip()
+    for share in shares:
+        if share.shocker_id == value:
+            return share
+    named = [s for s in shares if s.shocker_name.casefold() == value.casefold()]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise UserError("Several of your shockers here have that name; pick one from the list.")
+    raise UserError("You have not shared that shocker in this server; pick one from the list.")
+
+
+@app_commands.guild_only()
+class ShockersCog(
+    commands.GroupCog, group_name="shockers", description="Your shockers in this server"
+):
+    def __init__(self, bot: OpenShockBot) -> None:
+        self.bot = bot
+        self.storage = bot.storage
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        # guild_only only hides the commands in DMs; discord.py does not enforce it.
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        return True
+
+    # -- autocomplete ---------------------------------------------------------------------------
+
+    async def _own_shocker_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> Choices:
+        account = await self.storage.accounts.by_discord_user(interaction.user.id)
+        if account is None:
+            return []
+        directory = await shocker_directory(self.bot.hubs.get(account.id))
+        if directory is None:
+            return []
+        needle = current.strip().casefold()
+        return [
+            app_commands.Choice(name=_choice_name(known), value=str(known.id))
+            for known in directory.all()
+            if needle in known.name.casefold() or needle == str(known.id)
+        ]
+
+    async def _shared_here_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> Choices:
+        if interaction.guild_id is None:
+            return []
+        needle = current.strip().casefold()
+        return [
+            app_commands.Choice(name=share.shocker_name, value=share.shocker_id)
+            for share in await self.storage.shares.of_wearer(
+                interaction.user.id, interaction.guild_id
+            )
+            if needle in share.shocker_name.casefold() or needle == share.shocker_id
+        ]
+
+    # -- share / unshare ------------------------------------------------------------------------
+
+    @app_commands.command(name="share", description="Make one of your shockers usable here")
+    @app_commands.describe(
+        shocker="One of your shockers (or one shared with your OpenShock account)",
+        max_intensity="Highest intensity in percent (default 25)",
+        max_duration="Longest duration in seconds (default 3)",
+        shock="Allow shocks (default yes)",
+        vibrate="Allow vibrations (default yes)",
+        sound="Allow sounds (default yes)",
+    )
+    async def share(
+        self,
+        interaction: discord.Interaction[Any],
+        shocker: str,
+        max_intensity: app_commands.Range[int, 1, 100] | None = None,
+        max_duration: app_commands.Range[float, 0.3, 65.535] | None = None,
+        shock: bool = True,
+        vibrate: bool = True,
+        sound: bool = True,
+    ) -> None:
+        assert interaction.guild_id is not None
+        guild_id = interaction.guild_id
+        operator = self.bot.settings
+        intensity = self._intensity(max_intensity, operator.max_intensity)
+        duration_ms = self._duration_ms(max_duration, operator.max_duration_ms)
+        if not (shock or vibrate or sound):
+            raise UserError(
+                "Allow at least one of shock, vibrate or sound. To stop all controls, use "
+                "`/shockers pause` or `/shockers unshare`."
+            )
+        account = await require_account(self.storage, interaction.user.id)
+        require_usable(account)
+        directory = await shocker_directory(self.bot.hubs.get(account.id))
+        if directory is None:
+            raise UserError(
+                "Your shockers could not be read from OpenShock right now; "
+                "`/account status` shows the connection. Try again in a moment."
+            )
+        known = find_known_shocker(directory, shocker)
+        existing = await self.storage.shares.get(guild_id, str(known.id))
+        try:
+            share = await self.storage.shares.share(
+                guild_id=guild_id,
+                account_id=account.id,
+                wearer_id=interaction.user.id,
+                shocker_id=str(known.id),
+                shocker_name=known.name,
+                max_intensity=intensity,
+                max_duration_ms=duration_ms,
+                allow_shock=shock,
+                allow_vibrate=vibrate,
+                allow_sound=sound,
+            )
+        except ShockerSharedByOther as error:
+            raise UserError(
+                f"This shocker is already shared here by <@{error.wearer_id}>."
+            ) from None
+        verb = "Updated" if existing is not None else "Shared"
+        lines = [
+            f"{verb} **{esc(share.shocker_name)}** here: up to {share.max_intensity} % and "
+            f"{format_seconds(share.max_duration_ms)}; {share_types(share)}."
+        ]
+        if known.limits is not None and (known.limits.intensity or known.limits.duration):
+            caps = []
+            if known.limits.intensity is not None:
+                caps.append(f"{known.limits.intensity} %")
+            if known.limits.duration is not None:
+                caps.append(format_seconds(known.limits.duration))
+            lines.append(f"Its OpenShock share also limits it to {' and '.join(caps)}.")
+        lines.append(
+            "Members need a permission from this server's admins (`/permissions grant`) to "
+            "control it. `/shockers pause` stops everything but Stop at once."
+        )
+        feed = await self.storage.feeds.get(guild_id, FeedKind.CONTROLS)
+        if feed is not None and feed.enabled:
+            lines.append(
+                f"This server has a controls feed: activity on this shocker (from this bot in "
+                f"any server, the OpenShock app or anything else) will be posted in "
+                f"<#{feed.channel_id}>."
+            )
+        await reply(interaction, "\n".join(lines))
+
+    @share.autocomplete("shocker")
+    @safe_autocomplete
+    async def _share_shocker(self, interaction: discord.Interaction[Any], current: str) -> Choices:
+        return await self._own_shocker_choices(interaction, current)
+
+    @staticmethod
+    def _intensity(value: int | None, cap: int) -> int:
+        if value is None:
+            return min(DEFAULT_INTENSITY, cap)
+        if not 1 <= value <= cap:
+            raise UserError(
+                f"`max_intensity` must be between 1 and {cap} %"
+                + (" (this bot's limit)." if cap < 100 else ".")
+            )
+        return value
+
+    @staticmethod
+    def _duration_ms(value: float | None, cap_ms: int) -> int:
+        if value is None:
+            return min(DEFAULT_DURATION_MS, cap_ms)
+        ms = seconds_to_ms(
+            value, option="max_duration", minimum_ms=MIN_DURATION_MS, maximum_ms=MAX_DURATION_MS
+        )
+        if ms > cap_ms:
+            raise UserError(
+                f"`max_duration` must be between {format_seconds(MIN_DURATION_MS)} and "
+                f"{format_seconds(cap_ms)} (this bot's limit)."
+            )
+        return ms
+
+    @app_commands.command(name="unshare", description="Withdraw one of your shockers from here")
+    @app_commands.describe(shocker="A shocker you shared here")
+    async def unshare(self, interaction: discord.Interaction[Any], shocker: str) -> None:
+        assert interaction.guild_id is not None
+        share = await self._own_share(interaction, shocker)
+        await self.storage.shares.unshare(
+            interaction.guild_id, interaction.user.id, share.shocker_id
+        )
+        await reply(
+            interaction,
+            f"**{esc(share.shocker_name)}** is no longer usable here; "
+            "the admins' permissions for it no longer do anything.",
+        )
+
+    @unshare.autocomplete("shocker")
+    @safe_autocomplete
+    async def _unshare_shocker(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> Choices:
+        return await self._shared_here_choices(interaction, current)
+
+    async def _own_share(self, interaction: discord.Interaction[Any], value: str) -> Share:
+        assert interaction.guild_id is not None
+        shares = await self.storage.shares.of_wearer(interaction.user.id, interaction.guild_id)
+        return find_own_share(shares, value)
+
+    # -- pause / resume -------------------------------------------------------------------------
+
+    @app_commands.command(name="pause", description="Pause your shockers here: only Stop works")
+    @app_commands.describe(shocker="One shocker (leave empty for all of yours here)")
+    async def pause(
+        self, interaction: discord.Interaction[Any], shocker: str | None = None
+    ) -> None:
+        assert interaction.guild_id is not None
+        guild_id, wearer_id = interaction.guild_id, interaction.user.id
+        if shocker:
+            share = await self._own_share(interaction, shocker)
+            await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, True)
+            text = (
+                f"Paused **{esc(share.shocker_name)}** here: only Stop works until "
+                "`/shockers resume`."
+            )
+        else:
+            await self.storage.shares.pause_wearer(guild_id, wearer_id)
+            text = (
+                "Paused all your shockers here, including any you share later: only Stop works "
+                "until `/shockers resume`."
+            )
+        await reply(interaction, text)
+
+    @pause.autocomplete("shocker")
+    @safe_autocomplete
+    async def _pause_shocker(self, interaction: discord.Interaction[Any], current: str) -> Choices:
+        return await self._shared_here_choices(interaction, current)
+
+    @app_commands.command(name="resume", description="Lift a pause of yours here")
+    @app_commands.describe(shocker="One shocker (leave empty for all of yours here)")
+    async def resume(
+        self, interaction: discord.Interaction[Any], shocker: str | None = None
+    ) -> None:
+        assert interaction.guild_id is not None
+        guild_id, wearer_id = interaction.guild_id, interaction.user.id
+        if shocker:
+            share = await self._own_share(interaction, shocker)
+            await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, False)
+            text = f"Resumed **{esc(share.shocker_name)}** here."
+            if await self.storage.shares.is_wearer_paused(guild_id, wearer_id):
+                text += (
+                    " All your shockers here are still paused, though; "
+                    "`/shockers resume` without a shocker lifts that."
+                )
+        else:
+            lifted = await self.storage.shares.resume_wearer(guild_id, wearer_id)
+            text = (
+                "Resumed all your shockers here." if lifted else "Nothing of yours was paused here."
+            )
+        await reply(interaction, text)
+
+    @resume.autocomplete("shocker")
+    @safe_autocomplete
+    async def _resume_shocker(self, interaction: discord.Interaction[Any], current: str) -> Choices:
+        return await self._shared_here_choices(interaction, current)
+
+    # -- block / unblock ------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="block", description="Stop a member from controlling your shockers here"
+    )
+    @app_commands.describe(member="The member")
+    async def block(self, interaction: discord.Interaction[Any], member: discord.Member) -> None:
+        assert interaction.guild_id is not None
+        if member.id == interaction.user.id:
+            raise UserError("You cannot block yourself; `/shockers pause` pauses your shockers.")
+        if await self.storage.shares.block(interaction.guild_id, interaction.user.id, member.id):
+            text = (
+                f"Blocked {member.mention}: they can no longer control your shockers here "
+                "(only Stop, if the admins allowed them to control)."
+            )
+        else:
+            text = f"{member.mention} was already blocked."
+        await reply(interaction, text)
+
+    @app_commands.command(name="unblock", description="Let a blocked member control you again")
+    @app_commands.describe(member="The member")
+    async def unblock(self, interaction: discord.Interaction[Any], member: discord.Member) -> None:
+        assert interaction.guild_id is not None
+        if await self.storage.shares.unblock(interaction.guild_id, interaction.user.id, member.id):
+            text = f"Unblocked {member.mention}: the admins' permissions apply to them again."
+        else:
+            text = f"{member.mention} was not blocked."
+        await reply(interaction, text)
+
+    # -- list -----------------------------------------------------------------------------------
+
+    @app_commands.command(name="list", description="Shockers usable here, and what you may do")
+    async def list_(self, interaction: discord.Interaction[Any]) -> None:
+        assert interaction.guild_id is not None
+        guild_id = interaction.guild_id
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        shares = await self.storage.shares.in_guild(guild_id)
+        accesses = await self.bot.control.access(
+            shares,
+            guild_id=guild_id,
+            member_id=interaction.user.id,
+            role_ids=member_role_ids(interaction.user),
+        )
+        entries = []
+        wearer_paused: dict[int, bool] = {}
+        for share, access in accesses:
+            if share.wearer_id not in wearer_paused:
+                wearer_paused[share.wearer_id] = await self.storage.shares.is_wearer_paused(
+                    guild_id, share.wearer_id
+                )
+            hub = self.bot.control.hub_for(share.account_id)
+            known = self.bot.control.known_shocker(hub, share.shocker_id)
+            online = self.bot.control.device_online(hub, known)
+            state = [f"<@{share.wearer_id}>", _online_text(online)]
+            if share.paused or wearer_paused[share.wearer_id]:
+                state.append("⏸️ paused")
+            state.append(
+                f"≤ {share.max_intensity} %, {format_seconds(share.max_duration_ms)}, "
+                f"{share_types(share)}"
+            )
+            entries.append(
+                f"**{esc(share.shocker_name)}** · {' · '.join(state)}\n↳ {describe_access(access)}"
+            )
+        embed = discord.Embed(
+            title="Shockers usable here",
+            description=_fit(
+                entries,
+                "No shocker is shared here yet; wearers share theirs with `/shockers share`.",
+            ),
+        )
+        await reply(interaction, embed=embed)
+
+
+def _fit(entries: list[str], empty: str, limit: int = DESCRIPTION_LIMIT) -> str:
+    if not entries:
+        return empty
+    out: list[str] = []
+    used = 0
+    for index, entry in enumerate(entries):
+        more = f"… and {len(entries) - index} more"
+        if used + len(entry) + 2 + len(more) > limit:
+            out.append(more)
+            break
+        out.append(entry)
+        used += len(entry) + 2
+    return "\n\n".join(out)

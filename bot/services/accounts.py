@@ -1,0 +1,231 @@
+"""Linking and unlinking OpenShock accounts: validate a token before anything is stored, store it
+encrypted, open (or close) the account's hub connection.
+
+The token is registered with the log redactor the moment it is received, and never appears in
+a reply, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bot.errors import UserError
+from bot.logs import redactor
+from bot.openshock.errors import OpenShockError, OpenShockUnreachable, TokenRejected
+from bot.openshock.hub import HubConnection
+from bot.openshock.models import OwnDevice, SelfUser, SharedOwner, ShockerDirectory, TokenInfo
+from bot.openshock.rest import OpenShockRest
+from bot.storage import AccountLinkedElsewhere, Storage, UnlinkSummary
+from bot.storage.models import Account, AccountState
+
+log = logging.getLogger(__name__)
+
+# What the bot needs from a token; anything more is a risk the wearer should know about.
+NEEDED_PERMISSIONS = frozenset({"shockers.use", "shockers.pause"})
+
+# Tokens are opaque, but they travel in an HTTP header: printable ASCII without spaces.
+_TOKEN_SHAPE = re.compile(r"^[\x21-\x7e]{8,256}$")
+
+ConnectAccount = Callable[[Account], Awaitable[None]]
+StopAccount = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    account: Account
+    user: SelfUser
+    own: list[OwnDevice]
+    shared: list[SharedOwner]
+    token: TokenInfo | None
+    token_problem: str | None  # why the token's permissions could not be read
+    replaced: bool  # the Discord user had a link before (its token was replaced)
+
+    @property
+    def extra_permissions(self) -> list[str]:
+        if self.token is None:
+            return []
+        return sorted(set(self.token.permissions) - NEEDED_PERMISSIONS)
+
+    @property
+    def missing_permissions(self) -> list[str]:
+        if self.token is None:
+            return []
+        return sorted(NEEDED_PERMISSIONS - set(self.token.permissions))
+
+
+def normalize_api_url(value: str | None, default: str) -> str:
+    """The server URL a wearer typed (blank: the default), checked and without a trailing slash."""
+    text = (value or "").strip()
+    if not text:
+        return default.rstrip("/")
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+        or any(c.isspace() for c in text)
+        or (port is not None and not 0 < port < 65536)
+    ):
+        raise UserError(
+            "That server URL is not valid: give the full address of the OpenShock API, "
+            "like https://api.openshock.app (or leave it empty for the default)."
+        )
+    return text.rstrip("/")
+
+
+def check_token_shape(token: str) -> str:
+    token = token.strip()
+    if not _TOKEN_SHAPE.match(token):
+        raise UserError(
+            "That does not look like an OpenShock API token: paste the token exactly as "
+            "OpenShock showed it (Settings → API Tokens)."
+        )
+    return token
+
+
+class AccountService:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        connect: ConnectAccount,
+        stop: StopAccount,
+        default_api_url: str,
+        rest_timeout: float = 10.0,
+    ) -> None:
+        self.storage = storage
+        self._connect = connect
+        self._stop = stop
+        self.default_api_url = default_api_url
+        self.rest_timeout = rest_timeout
+        # One link at a time per Discord user: two quick submits must not race each other.
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def link(self, discord_user_id: int, token: str, api_url: str | None) -> LinkResult:
+        """Validate the token with GET /1/users/self, store it and connect. Raises `UserError`
+        with one sentence for every way this can fail; nothing is stored unless it succeeds."""
+        redactor.register(token.strip())
+        token = check_token_shape(token)
+        url = normalize_api_url(api_url, self.default_api_url)
+        lock = self._locks.setdefault(discord_user_id, asyncio.Lock())
+        async with lock:
+            user, own, shared, info, problem = await self._validate(token, url)
+            previous = await self.storage.accounts.by_discord_user(discord_user_id)
+            try:
+                account = await self.storage.accounts.link(
+                    discord_user_id=discord_user_id,
+                    openshock_user_id=str(user.id),
+                    openshock_name=user.name,
+                    api_url=url,
+                    token=token,
+                )
+            except AccountLinkedElsewhere:
+                raise UserError(
+                    f"The OpenShock account {user.name} is already linked by another Discord "
+                    "user; they have to run `/account unlink` before you can link it."
+                ) from None
+            if previous is not None and previous.id != account.id:
+                # Re-linked to a different OpenShock account: the old row (and connection) is gone.
+                await self._stop(previous.id)
+            await self._connect(account)
+        log.info(
+            "Discord user %d linked OpenShock account %s (account id %d)",
+            discord_user_id,
+            user.name,
+            account.id,
+        )
+        return LinkResult(account, user, own, shared, info, problem, previous is not None)
+
+    async def _validate(
+        self, token: str, url: str
+    ) -> tuple[SelfUser, list[OwnDevice], list[SharedOwner], TokenInfo | None, str | None]:
+        async with OpenShockRest(url, token, timeout=self.rest_timeout) as rest:
+            try:
+                user = await rest.get_self()
+            except TokenRejected:
+                raise UserError(
+                    "OpenShock rejected that API token: check that you copied all of it, and "
+                    "that it has not expired or been revoked."
+                ) from None
+            except OpenShockUnreachable as error:
+                raise UserError(
+                    f"The OpenShock server at {url} could not be reached ({error.reason}); "
+                    "check the server URL, or try again later."
+                ) from None
+            except OpenShockError as error:
+                raise UserError(
+                    f"The server at {url} did not accept the token check ({error}); "
+                    "is it an OpenShock API server?"
+                ) from None
+            info: TokenInfo | None = None
+            problem: str | None = None
+            try:
+                info = await rest.get_token_info()
+            except OpenShockError as error:
+                problem = str(error)
+            try:
+                own, shared = await asyncio.gather(
+                    rest.get_own_shockers(), rest.get_shared_shockers()
+                )
+            except OpenShockError as error:
+                log.warning("Could not read the shockers of a newly linked account: %s", error)
+                own, shared = [], []
+        return user, own, shared, info, problem
+
+    async def unlink(self, discord_user_id: int) -> tuple[Account, UnlinkSummary]:
+        """Close the connection, then delete the token, shares, blocks and pending events."""
+        account = await self.storage.accounts.by_discord_user(discord_user_id)
+        if account is None:
+            raise UserError("You have no linked OpenShock account.")
+        await self._stop(account.id)
+        summary = await self.storage.accounts.unlink(discord_user_id)
+        if summary is None:  # unlinked concurrently
+            raise UserError("You have no linked OpenShock account.")
+        log.info("Discord user %d unlinked OpenShock account id %d", discord_user_id, account.id)
+        return account, summary
+
+
+async def require_account(storage: Storage, discord_user_id: int) -> Account:
+    """The caller's linked account, or the sentence telling them to link one."""
+    account = await storage.accounts.by_discord_user(discord_user_id)
+    if account is None:
+        raise UserError("You have no linked OpenShock account; link one with `/account link`.")
+    return account
+
+
+def require_usable(account: Account) -> None:
+    """Refuse when OpenShock rejected the account's token (the hub is stopped then)."""
+    if account.state is AccountState.INVALID:
+        raise UserError(
+            "OpenShock no longer accepts your linked API token; "
+            "link a new one with `/account link`."
+        )
+
+
+async def shocker_directory(
+    hub: HubConnection | None, *, wait: float = 2.0
+) -> ShockerDirectory | None:
+    """The account's shocker lists: the hub's copy, else read now (bounded: autocomplete and
+    replies have seconds, not minutes). None when they cannot be had."""
+    if hub is None:
+        return None
+    if hub.shockers is not None:
+        return hub.shockers
+    try:
+        return await asyncio.wait_for(hub.refresh_shockers(), wait)
+    except (OpenShockError, TimeoutError) as error:
+        log.info("Could not read the shockers of %s: %s", hub.name, error)
+        return None
