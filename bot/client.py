@@ -16,6 +16,7 @@ from bot.openshock.manager import HubAccount, HubManager
 from bot.openshock.models import HubEvent
 from bot.openshock.rest import OpenShockRest
 from bot.services.control import ControlService
+from bot.services.feeds import FeedService
 from bot.storage import AccountLinkedElsewhere, Storage
 from bot.storage.models import Account
 from bot.tree import BotTree
@@ -57,6 +58,8 @@ class OpenShockBot(commands.AutoShardedBot):
         self.control = ControlService(storage, self.hubs, settings, confirm_timeout=confirm_timeout)
         # Services that want every hub event of every account (the feeds) add themselves here.
         self.hub_listeners: list[HubListener] = []
+        self.feeds = FeedService(self)
+        self.hub_listeners.append(self.feeds.on_hub_event)
         # `python -m bot sync` only registers commands and turns this off.
         self.connect_hubs = True
 
@@ -66,12 +69,14 @@ class OpenShockBot(commands.AutoShardedBot):
         for cog in COGS:
             await self.add_cog(cog(self))
         if self.connect_hubs:
+            self.feeds.start()  # resumes posting what a previous run left pending
             await self.link_operator_account()
             for account in await self.storage.accounts.list_active():
                 await self.connect_account(account)
             log.info("Opened %d OpenShock connections", len(self.hubs))
 
     async def close(self) -> None:
+        await self.feeds.stop()
         await self.control.close()
         await self.hubs.stop_all()
         await super().close()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from bot.cogs.account import AccountCog
 from bot.cogs.control import ControlCog
 from bot.cogs.device import DeviceCog
+from bot.cogs.feed import FeedCog
 from bot.cogs.permissions import PermissionsCog
 from bot.cogs.shockers import ShockersCog
 
@@ -23,6 +24,7 @@ COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
     AccountCog,
     ShockersCog,
     DeviceCog,
+    FeedCog,
 ]
 
 __all__: list[Any] = ["COGS"]

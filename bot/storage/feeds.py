@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from bot.storage.database import Database
 from bot.storage.models import DeviceState, Feed, FeedDelivery, FeedKind, HubEvent
@@ -104,6 +105,60 @@ class EventRepository:
             " WHERE d.state = 'pending' ORDER BY d.id LIMIT ?",
             (limit,),
         )
+        return self._deliveries(rows)
+
+    async def pending_in(
+        self, channel_id: int, limit: int = 500
+    ) -> list[tuple[FeedDelivery, HubEvent]]:
+        """One channel's pending deliveries, oldest first (a channel posts in order)."""
+        rows = await self._db.fetch_all(
+            "SELECT d.*, e.account_id, e.kind AS event_kind, e.payload, e.received_at"
+            " FROM feed_deliveries d JOIN hub_events e ON e.id = d.event_id"
+            " WHERE d.state = 'pending' AND d.channel_id = ? ORDER BY d.id LIMIT ?",
+            (channel_id, limit),
+        )
+        return self._deliveries(rows)
+
+    async def pending_channels(self) -> list[int]:
+        rows = await self._db.fetch_all(
+            "SELECT DISTINCT channel_id FROM feed_deliveries WHERE state = 'pending'"
+        )
+        return [row["channel_id"] for row in rows]
+
+    async def drop(self, delivery_ids: Sequence[int]) -> None:
+        """Give up on these deliveries (their feed was removed or moved, or Discord refused
+        them for good)."""
+        async with self._db.transaction() as tx:
+            await tx.executemany(
+                "UPDATE feed_deliveries SET state = 'dropped' WHERE id = ? AND state = 'pending'",
+                [(delivery_id,) for delivery_id in delivery_ids],
+            )
+
+    async def ota_history(self, account_id: int, device_id: str, update_id: int) -> list[HubEvent]:
+        """Every stored event of one firmware update (kind ``ota``), in the order received."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM hub_events WHERE account_id = ? AND kind = 'ota'"
+            " AND json_extract(payload, '$.device_id') = ?"
+            " AND json_extract(payload, '$.update_id') = ? ORDER BY id",
+            (account_id, device_id, update_id),
+        )
+        return [HubEvent.from_row(row) for row in rows]
+
+    async def posted_message(self, channel_id: int, event_ids: Sequence[int]) -> int | None:
+        """The latest message posted in the channel for any of these events."""
+        if not event_ids:
+            return None
+        marks = ",".join("?" * len(event_ids))
+        row = await self._db.fetch_one(
+            "SELECT message_id FROM feed_deliveries WHERE channel_id = ? AND state = 'posted'"
+            f" AND message_id IS NOT NULL AND event_id IN ({marks})"
+            " ORDER BY posted_at DESC, id DESC LIMIT 1",
+            (channel_id, *event_ids),
+        )
+        return int(row["message_id"]) if row is not None else None
+
+    @staticmethod
+    def _deliveries(rows: Iterable[Any]) -> list[tuple[FeedDelivery, HubEvent]]:
         result = []
         for row in rows:
             data = dict(row)
