@@ -172,6 +172,8 @@ class ControlCog(commands.Cog):
             text = f"{summary} · ✅ delivered"
         elif delivery is Delivery.NOT_CONFIRMED:
             text = f"{summary} · ⚠️ sent, but OpenShock did not confirm it"
+            if result.reason:
+                text += f" ({result.reason})"
         elif result.pending_confirmation is not None:
             text = f"{summary} · sent, waiting for OpenShock…"
         else:

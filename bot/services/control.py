@@ -35,15 +35,25 @@ from bot.domain.decision import (
     describe_access,
 )
 from bot.domain.decision import Grant as DecisionGrant
-from bot.openshock.errors import OpenShockError
+from bot.openshock.errors import HubInvocationTimeout, OpenShockError
 from bot.openshock.hub import HubConnection
 from bot.openshock.manager import HubManager
 from bot.openshock.models import Control, ControlLogEvent, KnownShocker
 from bot.openshock.models import ControlType as WireControlType
 from bot.storage import Storage
-from bot.storage.models import Account, AuditOutcome, Grant, NewAuditEntry, Share
+from bot.storage.models import (
+    Account,
+    AuditOutcome,
+    ControlContext,
+    Grant,
+    NewAuditEntry,
+    Share,
+)
 
 log = logging.getLogger(__name__)
+
+RESERVATIONS_KEPT = 4096
+RESERVATION_TTL_S = 600.0
 
 # OpenShock's customName is a varchar(64): a longer one fails the whole call.
 MAX_CUSTOM_NAME = 64
@@ -83,7 +93,7 @@ class PreparedControl:
     entry: NewAuditEntry
     reason: str | None  # the refusal, in the member's words
     audit_id: int | None  # set for refusals (already audited)
-    previous_at: float | None  # the cooldown before this control reserved it
+    previous_reserved: float | None  # the in-memory reservation this control replaced
 
 
 def to_decision_grant(grant: Grant) -> DecisionGrant:
@@ -153,9 +163,12 @@ class ControlService:
         self.hubs = hubs
         self.operator_limits = Limits(settings.max_intensity, settings.max_duration_ms)
         self.confirm_timeout = confirm_timeout
+        # How long the hub may take to acknowledge ControlV2 before the member is told it failed.
+        self.send_timeout = 5.0
         self.clock = clock
         self._confirmations: set[asyncio.Task[Delivery]] = set()
-        self._decide_lock = asyncio.Lock()
+        # (guild, member, shocker) → when an allowed control reserved the cooldown.
+        self._reserved: dict[tuple[int, int, str], float] = {}
 
     # -- facts ----------------------------------------------------------------------------------
 
@@ -180,30 +193,32 @@ class ControlService:
         grants = await self.storage.grants.for_member(guild_id, member_id, role_ids)
         return GrantIndex(to_decision_grant(grant) for grant in grants)
 
-    async def facts(
+    def facts(
         self,
-        share: Share | None,
+        context: ControlContext | None,
         *,
-        guild_id: int,
         member_id: int,
         grants: GrantIndex,
         control_type: ControlType | None = None,
     ) -> ControlFacts:
-        if share is None:
+        """The decision's facts: `context` from storage, delivery facts from the live hub, and
+        the member's cooldown reservations made in this process."""
+        if context is None:
             return ControlFacts(share=None, grants=grants, operator_limits=self.operator_limits)
-        hub = self.hub_for(share.account_id)
-        known = self.known_shocker(hub, share.shocker_id)
-        guild_settings = await self.storage.guild_settings.get(guild_id)
+        hub = self.hub_for(context.account_id)
+        known = self.known_shocker(hub, context.shocker_id)
         last = None
         if control_type is not ControlType.STOP:
-            last = await self.storage.cooldowns.last_control(guild_id, member_id, share.shocker_id)
+            key = (context.guild_id, member_id, context.shocker_id)
+            stored, reserved = context.last_control_at, self._reserved.get(key)
+            last = max(stored, reserved) if stored and reserved else stored or reserved
         return ControlFacts(
-            share=guild_share(share),
+            share=guild_share(context),
             grants=grants,
             operator_limits=self.operator_limits,
-            guild_limits=Limits(guild_settings.max_intensity, guild_settings.max_duration_ms),
-            wearer_paused=await self.storage.shares.is_wearer_paused(guild_id, share.wearer_id),
-            blocked=await self.storage.shares.is_blocked(guild_id, share.wearer_id, member_id),
+            guild_limits=Limits(context.guild_max_intensity, context.guild_max_duration_ms),
+            wearer_paused=context.wearer_paused,
+            blocked=context.blocked,
             openshock=openshock_access(known),
             device_online=self.device_online(hub, known),
             last_control_at=last,
@@ -218,7 +233,10 @@ class ControlService:
         grants = await self.grant_index(guild_id, member_id, roles)
         result = []
         for share in shares:
-            facts = await self.facts(share, guild_id=guild_id, member_id=member_id, grants=grants)
+            context = await self.storage.shares.control_context(
+                guild_id, share.shocker_id, member_id
+            )
+            facts = self.facts(context, member_id=member_id, grants=grants)
             result.append(
                 (
                     share,
@@ -242,31 +260,31 @@ class ControlService:
         intensity: int,
         duration_ms: int,
     ) -> PreparedControl:
-        """Decide one control. A refusal is audited here; an allowed non-Stop control reserves
-        the member's cooldown at once, so two quick commands cannot both slip through it."""
+        """Decide one control. A refusal is audited here.
+
+        An allowed control other than Stop reserves the member's cooldown in memory in the same
+        step as the decision (no await in between), so two quick commands cannot both pass the
+        cooldown; `send` then stores it, or gives it back when nothing went out."""
         roles = frozenset(role_ids)
-        async with self._decide_lock:
-            share = await self.storage.shares.get(guild_id, shocker_id)
-            grants = await self.grant_index(guild_id, member_id, roles)
-            facts = await self.facts(
-                share,
-                guild_id=guild_id,
-                member_id=member_id,
-                grants=grants,
-                control_type=control_type,
-            )
-            request = ControlRequest(
-                member_id=member_id,
-                member_role_ids=roles,
-                guild_id=guild_id,
-                type=control_type,
-                intensity=intensity,
-                duration_ms=duration_ms,
-            )
-            decision = decide_control(request, facts)
-            if isinstance(decision, Allowed) and decision.type is not ControlType.STOP:
-                assert share is not None
-                await self.storage.cooldowns.record(guild_id, member_id, shocker_id, facts.now)
+        context = await self.storage.shares.control_context(guild_id, shocker_id, member_id)
+        grants = await self.grant_index(guild_id, member_id, roles)
+        request = ControlRequest(
+            member_id=member_id,
+            member_role_ids=roles,
+            guild_id=guild_id,
+            type=control_type,
+            intensity=intensity,
+            duration_ms=duration_ms,
+        )
+        # -- no await from here until the reservation is made --
+        facts = self.facts(context, member_id=member_id, grants=grants, control_type=control_type)
+        decision = decide_control(request, facts)
+        key = (guild_id, member_id, shocker_id)
+        previous = self._reserved.get(key)
+        if isinstance(decision, Allowed) and decision.type is not ControlType.STOP:
+            self._reserve(key, facts.now)
+        # -- end of the critical section --
+        share = context
         entry = NewAuditEntry(
             guild_id=guild_id,
             member_id=member_id,
@@ -282,8 +300,16 @@ class ControlService:
         if isinstance(decision, Refused):
             reason = self._explain_refusal(decision, share)
             audit_id = await self.storage.audit.record(entry.model_copy(update={"reason": reason}))
-            return PreparedControl(decision, share, entry, reason, audit_id, facts.last_control_at)
-        return PreparedControl(decision, share, entry, None, None, facts.last_control_at)
+            return PreparedControl(decision, share, entry, reason, audit_id, previous)
+        return PreparedControl(decision, share, entry, None, None, previous)
+
+    def _reserve(self, key: tuple[int, int, str], at: float) -> None:
+        self._reserved[key] = at
+        if len(self._reserved) > RESERVATIONS_KEPT:
+            # Reservations only bridge the moment between a decision and the stored cooldown;
+            # old ones are long in the database.
+            cutoff = at - RESERVATION_TTL_S
+            self._reserved = {k: t for k, t in self._reserved.items() if t >= cutoff}
 
     async def send(self, prepared: PreparedControl, display_name: str) -> ControlResult:
         """Send an allowed control. Never raises for OpenShock trouble: a failure is a result
@@ -293,12 +319,17 @@ class ControlService:
             return ControlResult(
                 Delivery.REFUSED, decision, share, prepared.reason, prepared.audit_id
             )
+        key = (share.guild_id, prepared.entry.member_id, share.shocker_id)
         result = await self._send(share, decision, prepared.entry, display_name)
-        if result.delivery is Delivery.FAILED and decision.type is not ControlType.STOP:
-            # Nothing went out: give the member their cooldown back.
-            await self.storage.cooldowns.restore(
-                share.guild_id, prepared.entry.member_id, share.shocker_id, prepared.previous_at
-            )
+        if decision.type is not ControlType.STOP:
+            if result.delivery is Delivery.FAILED:
+                # Nothing went out: give the member their cooldown back.
+                if prepared.previous_reserved is None:
+                    self._reserved.pop(key, None)
+                else:
+                    self._reserved[key] = prepared.previous_reserved
+            else:
+                await self.storage.cooldowns.record(*key, self._reserved.get(key, self.clock()))
         return result
 
     async def control(
@@ -368,7 +399,21 @@ class ControlService:
                 ),
             )
         try:
-            await hub.control([control], custom_name_for(display_name))
+            await hub.control([control], custom_name_for(display_name), timeout=self.send_timeout)
+        except HubInvocationTimeout as error:
+            # The frame went out but was never acknowledged: it may have fired. Say so, and
+            # keep the cooldown.
+            log.warning("Control to shocker %s unacknowledged: %s", share.shocker_id, error)
+            delivered = confirmation is not None and confirmation.done()
+            if confirmation is not None and not delivered:
+                confirmation.cancel()
+            outcome = AuditOutcome.CONFIRMED if delivered else AuditOutcome.NOT_CONFIRMED
+            note = None if delivered else f"{error} It may or may not have been delivered."
+            audit_id = await self.storage.audit.record(
+                entry.model_copy(update={"outcome": outcome, "reason": note})
+            )
+            delivery = Delivery.CONFIRMED if delivered else Delivery.NOT_CONFIRMED
+            return ControlResult(delivery, allowed, share, note, audit_id)
         except OpenShockError as error:
             if confirmation is not None:
                 confirmation.cancel()

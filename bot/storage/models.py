@@ -81,6 +81,16 @@ class Grant(Row):
     created_at: float
 
 
+class ControlContext(Share):
+    """A share with everything else a control decision reads from storage."""
+
+    wearer_paused: bool
+    blocked: bool
+    guild_max_intensity: int | None
+    guild_max_duration_ms: int | None
+    last_control_at: float | None
+
+
 class GuildSettings(Row):
     guild_id: int
     max_intensity: int | None = None

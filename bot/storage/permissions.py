@@ -130,15 +130,3 @@ class CooldownRepository:
             " ON CONFLICT DO UPDATE SET last_at = excluded.last_at",
             (guild_id, member_id, shocker_id, at),
         )
-
-    async def restore(
-        self, guild_id: int, member_id: int, shocker_id: str, previous: float | None
-    ) -> None:
-        """Put back the previous timestamp (a reserved control was not sent after all)."""
-        if previous is None:
-            await self._db.execute(
-                "DELETE FROM cooldowns WHERE guild_id = ? AND member_id = ? AND shocker_id = ?",
-                (guild_id, member_id, shocker_id),
-            )
-        else:
-            await self.record(guild_id, member_id, shocker_id, previous)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from bot.storage.database import Database
-from bot.storage.models import Share
+from bot.storage.models import ControlContext, Share
 
 
 class ShareRepository:
@@ -67,6 +67,29 @@ class ShareRepository:
             )
         assert row is not None
         return Share.from_row(row)  # type: ignore[no-any-return]
+
+    async def control_context(
+        self, guild_id: int, shocker_id: str, member_id: int
+    ) -> ControlContext | None:
+        """The share of `shocker_id` in the guild, the wearer's pause there, whether the wearer
+        blocked the member, the guild's caps and the member's last control of it: one round
+        trip, because this is on the path of every control."""
+        row = await self._db.fetch_one(
+            "SELECT s.*,"
+            " EXISTS (SELECT 1 FROM wearer_pauses p"
+            "  WHERE p.guild_id = s.guild_id AND p.wearer_id = s.wearer_id) AS wearer_paused,"
+            " EXISTS (SELECT 1 FROM blocks b WHERE b.guild_id = s.guild_id"
+            "  AND b.wearer_id = s.wearer_id AND b.member_id = :member) AS blocked,"
+            " g.max_intensity AS guild_max_intensity, g.max_duration_ms AS guild_max_duration_ms,"
+            " c.last_at AS last_control_at"
+            " FROM shares s"
+            " LEFT JOIN guild_settings g ON g.guild_id = s.guild_id"
+            " LEFT JOIN cooldowns c ON c.guild_id = s.guild_id AND c.member_id = :member"
+            "  AND c.shocker_id = s.shocker_id"
+            " WHERE s.guild_id = :guild AND s.shocker_id = :shocker",
+            {"guild": guild_id, "shocker": shocker_id, "member": member_id},
+        )
+        return ControlContext.from_row(row) if row is not None else None
 
     async def unshare(self, guild_id: int, wearer_id: int, shocker_id: str) -> bool:
         changed = await self._db.execute(

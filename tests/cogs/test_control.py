@@ -269,3 +269,55 @@ async def test_history_shows_members_their_own_rows_and_admins_everything(scene:
     wearer = scene.h.ix.slash("history", user=scene.alice)
     await scene.h.run(wearer)
     assert "Vibrate" in scene.h.discord.replies_for(wearer).text  # rows about her shocker
+
+
+async def test_two_quick_commands_cannot_both_pass_a_cooldown(scene: Scene) -> None:
+    import asyncio
+
+    await scene.grant_everyone(cooldown=600)
+    payloads = [
+        scene.h.ix.slash(
+            "shock", {"shocker": scene.collar_id, "intensity": 10, "duration": 1}, user=scene.bob
+        )
+        for _ in range(5)
+    ]
+    await asyncio.gather(*(scene.h.run(payload) for payload in payloads))
+    assert len(scene.control_frames()) == 1
+    texts = [scene.h.discord.replies_for(p).text.lower() for p in payloads]
+    assert sum("cooling down" in text for text in texts) == 4
+
+
+async def test_an_unacknowledged_control_says_so_and_keeps_the_cooldown(scene: Scene) -> None:
+    await scene.grant_everyone(cooldown=600)
+    scene.h.openshock.unanswered_methods.add("ControlV2")  # recorded, never completed
+    scene.h.bot.control.send_timeout = 0.2
+    text = await scene.command("shock", scene.bob, intensity=10, duration=1)
+    assert "did not answer ControlV2" in text and "may or may not have been delivered" in text
+    scene.h.openshock.unanswered_methods.clear()
+    assert "cooling down" in (await scene.command("shock", scene.bob, intensity=10, duration=1))
+    assert len(scene.control_frames()) == 1
+
+
+async def test_a_control_that_could_not_be_sent_gives_the_cooldown_back(scene: Scene) -> None:
+    await scene.grant_everyone(cooldown=600)
+    account = await scene.h.storage.accounts.by_discord_user(scene.alice.id)
+    assert account is not None
+    hub = scene.h.bot.hubs.get(account.id)
+    assert hub is not None
+    # The hub drops between the decision and the send.
+    original_decide = scene.h.bot.control.decide
+
+    async def decide_then_drop(**kwargs: Any) -> Any:
+        prepared = await original_decide(**kwargs)
+        await scene.h.bot.hubs.stop(account.id)
+        return prepared
+
+    scene.h.bot.control.decide = decide_then_drop  # type: ignore[method-assign]
+    text = await scene.command("shock", scene.bob, intensity=10, duration=1)
+    assert "connection is down" in text and "Not sent" in text
+    scene.h.bot.control.decide = original_decide  # type: ignore[method-assign]
+    await scene.h.bot.connect_account(account)
+    await scene.h.ready(account.id)
+    assert "✅ delivered" in await scene.command("shock", scene.bob, intensity=10, duration=1)
+    guild = scene.h.discord.guild_id
+    assert await scene.h.storage.cooldowns.last_control(guild, scene.bob.id, scene.collar_id)

@@ -311,3 +311,23 @@ async def test_a_different_key_is_refused_at_open(tmp_path: Path, cipher: TokenC
         await Storage.open(tmp_path / "bot.db", TokenCipher(Fernet.generate_key()))
     reopened = await Storage.open(tmp_path / "bot.db", cipher)
     await reopened.close()
+
+
+async def test_control_context_reads_everything_a_decision_needs(storage: Storage) -> None:
+    account_id = await _link(storage)
+    assert await storage.shares.control_context(GUILD, "s-1", MEMBER) is None
+    await _share(storage, account_id)
+    context = await storage.shares.control_context(GUILD, "s-1", MEMBER)
+    assert context is not None
+    assert (context.wearer_paused, context.blocked, context.last_control_at) == (False, False, None)
+    assert (context.guild_max_intensity, context.guild_max_duration_ms) == (None, None)
+    await storage.shares.pause_wearer(GUILD, WEARER)
+    await storage.shares.block(GUILD, WEARER, MEMBER)
+    await storage.guild_settings.set_limits(GUILD, 40, 2000)
+    await storage.cooldowns.record(GUILD, MEMBER, "s-1", 123.0)
+    context = await storage.shares.control_context(GUILD, "s-1", MEMBER)
+    assert context is not None
+    assert (context.wearer_paused, context.blocked, context.last_control_at) == (True, True, 123.0)
+    assert (context.guild_max_intensity, context.guild_max_duration_ms) == (40, 2000)
+    other = await storage.shares.control_context(GUILD, "s-1", 999)
+    assert other is not None and not other.blocked and other.last_control_at is None
