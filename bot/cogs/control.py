@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -125,29 +126,35 @@ class ControlCog(commands.Cog):
     ) -> None:
         if interaction.guild_id is None:
             raise app_commands.NoPrivateMessage()
-        share = await resolve_shared_shocker(self.storage, interaction.guild_id, shocker)
-        prepared = await self.control.decide(
+        decide = functools.partial(
+            self.control.decide,
             guild_id=interaction.guild_id,
             member_id=interaction.user.id,
             role_ids=member_role_ids(interaction.user),
-            shocker_id=share.shocker_id,
             control_type=control_type,
             intensity=intensity,
             duration_ms=duration_ms,
         )
-        decision = prepared.decision
-        if not isinstance(decision, Allowed):
-            raise UserError(prepared.reason or decision.reason)
-        target = await self.target_label(interaction.guild, share)
-        summary = control_summary(decision.type, decision.intensity, decision.duration_ms, target)
-        if decision.capped_notes:
-            summary += f" ({'; '.join(decision.capped_notes)})"
-        # The control goes out at once while Discord gets its answer (it allows 3 s); the answer
-        # is then edited with what happened.
+        # Autocomplete sends the shocker's id; a typed name is looked up only when that fails.
+        prepared = await decide(shocker_id=shocker.strip())
+        if prepared.share is None:
+            named = await resolve_shared_shocker(self.storage, interaction.guild_id, shocker)
+            prepared = await decide(shocker_id=named.shocker_id)
+        decision, share = prepared.decision, prepared.share
+        if not isinstance(decision, Allowed) or share is None:
+            raise UserError(prepared.reason or "This shocker is not available here.")
+        # The control goes out at once, while the answer to Discord is put together and sent
+        # (Discord allows 3 s); the answer is then edited with what happened.
         sending = asyncio.create_task(
             self.control.send(prepared, interaction.user.display_name), name="control-send"
         )
         try:
+            target = await self.target_label(interaction.guild, share)
+            summary = control_summary(
+                decision.type, decision.intensity, decision.duration_ms, target
+            )
+            if decision.capped_notes:
+                summary += f" ({'; '.join(decision.capped_notes)})"
             await interaction.response.send_message(
                 f"{summary} · sending…", allowed_mentions=discord.AllowedMentions.none()
             )

@@ -297,6 +297,9 @@ class ControlService:
             requested_duration_ms=duration_ms,
             outcome=AuditOutcome.REFUSED,
         )
+        if isinstance(decision, Refused) and share is None:
+            # No shocker by that id here: nothing to audit (the caller may try it as a name).
+            return PreparedControl(decision, None, entry, decision.reason, None, previous)
         if isinstance(decision, Refused):
             reason = self._explain_refusal(decision, share)
             audit_id = await self.storage.audit.record(entry.model_copy(update={"reason": reason}))
