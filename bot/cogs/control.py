@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How long the first answer waits for the hub's acknowledgement before saying "sending…".
+SEND_WAIT_BEFORE_ANSWER = 1.0
+
 Intensity = app_commands.Range[int, 1, 100]
 Seconds = app_commands.Range[float, 0.3, 65.535]
 
@@ -148,6 +151,7 @@ class ControlCog(commands.Cog):
         sending = asyncio.create_task(
             self.control.send(prepared, interaction.user.display_name), name="control-send"
         )
+        answered_with_result = False
         try:
             target = await self.target_label(interaction.guild, share)
             summary = control_summary(
@@ -155,15 +159,41 @@ class ControlCog(commands.Cog):
             )
             if decision.capped_notes:
                 summary += f" ({'; '.join(decision.capped_notes)})"
-            await interaction.response.send_message(
-                f"{summary} · sending…", allowed_mentions=discord.AllowedMentions.none()
-            )
+            # The hub usually acknowledges within milliseconds: then the first answer already
+            # says what happened (and a failure goes to the sender alone). A slow hub gets a
+            # "sending…" answer first, well inside Discord's 3 s.
+            await asyncio.wait({sending}, timeout=SEND_WAIT_BEFORE_ANSWER)
+            if sending.done():
+                result = sending.result()
+                await reply(
+                    interaction,
+                    self.result_text(summary, result),
+                    ephemeral=result.delivery is Delivery.FAILED,
+                )
+                answered_with_result = True
+            else:
+                await reply(interaction, f"{summary} · sending…", ephemeral=False)
         finally:
             result = await sending
-        await self.edit_reply(interaction, summary, result)
+        if not answered_with_result:
+            await self.edit_reply(interaction, summary, result)
         if result.pending_confirmation is not None:
             delivery = await result.pending_confirmation
             await self.edit_reply(interaction, summary, result, delivery)
+
+    @staticmethod
+    def result_text(summary: str, result: ControlResult, delivery: Delivery | None = None) -> str:
+        delivery = delivery or result.delivery
+        if delivery is Delivery.FAILED:
+            return f"~~{summary}~~\n✖ Not sent: {result.reason}"
+        if delivery is Delivery.CONFIRMED:
+            return f"{summary} · ✅ delivered"
+        if delivery is Delivery.NOT_CONFIRMED:
+            text = f"{summary} · ⚠️ sent, but OpenShock did not confirm it"
+            return f"{text} ({result.reason})" if result.reason else text
+        if result.pending_confirmation is not None:
+            return f"{summary} · sent, waiting for OpenShock…"
+        return f"{summary} · sent (OpenShock confirms controls to the shocker's owner only)"
 
     async def edit_reply(
         self,
@@ -172,22 +202,10 @@ class ControlCog(commands.Cog):
         result: ControlResult,
         delivery: Delivery | None = None,
     ) -> None:
-        delivery = delivery or result.delivery
-        if delivery is Delivery.FAILED:
-            text = f"~~{summary}~~\n✖ Not sent: {result.reason}"
-        elif delivery is Delivery.CONFIRMED:
-            text = f"{summary} · ✅ delivered"
-        elif delivery is Delivery.NOT_CONFIRMED:
-            text = f"{summary} · ⚠️ sent, but OpenShock did not confirm it"
-            if result.reason:
-                text += f" ({result.reason})"
-        elif result.pending_confirmation is not None:
-            text = f"{summary} · sent, waiting for OpenShock…"
-        else:
-            text = f"{summary} · sent (OpenShock confirms controls to the shocker's owner only)"
         try:
             await interaction.edit_original_response(
-                content=text, allowed_mentions=discord.AllowedMentions.none()
+                content=self.result_text(summary, result, delivery),
+                allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException:
             log.warning("Could not update the reply of a control", exc_info=True)

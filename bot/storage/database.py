@@ -106,27 +106,23 @@ class Database:
         return applied
 
     # -- statements -----------------------------------------------------------------------------
+    # Reads go straight to the connection; writes take the lock (see the class docstring).
 
     async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        return await _fetch_one(self._conn, sql, params)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchall()
+        return await _fetch_all(self._conn, sql, params)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement on its own; returns the number of rows changed."""
-        async with self._write_lock, self._conn.execute(sql, params) as cursor:
-            return cursor.rowcount
+        async with self._write_lock:
+            return await _execute(self._conn, sql, params)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
         """Run one INSERT on its own; returns the new row id."""
-        async with self._write_lock, self._conn.execute(sql, params) as cursor:
-            rowid = cursor.lastrowid
-        if rowid is None:
-            raise sqlite3.OperationalError("INSERT produced no row id")
-        return rowid
+        async with self._write_lock:
+            return await _insert(self._conn, sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -143,29 +139,49 @@ class Database:
 
 
 class Transaction:
-    """The statements available inside `Database.transaction()`."""
+    """The statements available inside `Database.transaction()` (the lock is already held)."""
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._conn = connection
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self._conn.execute(sql, params) as cursor:
-            return cursor.rowcount
+        return await _execute(self._conn, sql, params)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        async with self._conn.execute(sql, params) as cursor:
-            rowid = cursor.lastrowid
-        if rowid is None:
-            raise sqlite3.OperationalError("INSERT produced no row id")
-        return rowid
+        return await _insert(self._conn, sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         await self._conn.executemany(sql, rows)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        return await _fetch_one(self._conn, sql, params)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchall()
+        return await _fetch_all(self._conn, sql, params)
+
+
+# Each helper is one trip to aiosqlite's worker thread (`execute_fetchall`, or `execute` without
+# a separate fetch and cursor close): they sit on the path of every control.
+
+
+async def _fetch_one(conn: aiosqlite.Connection, sql: str, params: Params) -> aiosqlite.Row | None:
+    rows = await conn.execute_fetchall(sql, params)
+    return next(iter(rows), None)
+
+
+async def _fetch_all(
+    conn: aiosqlite.Connection, sql: str, params: Params
+) -> Iterable[aiosqlite.Row]:
+    return await conn.execute_fetchall(sql, params)
+
+
+async def _execute(conn: aiosqlite.Connection, sql: str, params: Params) -> int:
+    cursor = await conn.execute(sql, params)
+    return cursor.rowcount
+
+
+async def _insert(conn: aiosqlite.Connection, sql: str, params: Params) -> int:
+    cursor = await conn.execute(sql, params)
+    if cursor.lastrowid is None:
+        raise sqlite3.OperationalError("INSERT produced no row id")
+    return cursor.lastrowid

@@ -66,7 +66,11 @@ async def test_allowed_shock_reaches_the_hub_as_one_control_v2_and_is_confirmed(
     scene: Scene,
 ) -> None:
     await scene.grant_everyone()
-    text = await scene.command("shock", scene.bob, intensity=20, duration=1.5)
+    payload = scene.h.ix.slash(
+        "shock", {"shocker": scene.collar_id, "intensity": 20, "duration": 1.5}, user=scene.bob
+    )
+    await scene.h.run(payload)
+    text = scene.h.discord.replies_for(payload).text
     (frame,) = scene.control_frames()
     controls, custom_name = frame.arguments
     assert controls == [
@@ -81,6 +85,10 @@ async def test_allowed_shock_reaches_the_hub_as_one_control_v2_and_is_confirmed(
     assert custom_name == "bob (Discord)"
     assert "⚡ Shock 20 % · 1.5 s → Collar (Alice)" in text
     assert "✅ delivered" in text
+    # One answer saying it was sent, one edit once OpenShock's Log confirmed it; public.
+    assert not scene.h.discord.replies_for(payload).ephemeral
+    edits = scene.h.discord.requests_matching("PATCH", rf"/webhooks/\d+/{payload['token']}/")
+    assert len(edits) == 1
     (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
     assert entry.outcome is AuditOutcome.CONFIRMED
     assert (entry.effective_intensity, entry.effective_duration_ms) == (20, 1500)
@@ -313,8 +321,13 @@ async def test_a_control_that_could_not_be_sent_gives_the_cooldown_back(scene: S
         return prepared
 
     scene.h.bot.control.decide = decide_then_drop  # type: ignore[method-assign]
-    text = await scene.command("shock", scene.bob, intensity=10, duration=1)
-    assert "connection is down" in text and "Not sent" in text
+    payload = scene.h.ix.slash(
+        "shock", {"shocker": scene.collar_id, "intensity": 10, "duration": 1}, user=scene.bob
+    )
+    await scene.h.run(payload)
+    reply = scene.h.discord.replies_for(payload)
+    assert "connection is down" in reply.text and "Not sent" in reply.text
+    assert reply.ephemeral  # a failure concerns the sender alone
     scene.h.bot.control.decide = original_decide  # type: ignore[method-assign]
     await scene.h.bot.connect_account(account)
     await scene.h.ready(account.id)
