@@ -20,12 +20,11 @@ posts and never drops them:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -173,7 +172,7 @@ class FeedRecorder:
     ) -> None:
         await self.storage.events.store(account_id, kind, payload, deliveries)
         if deliveries:
-            self._on_stored()
+            self._on_stored({channel_id for _, _, channel_id in deliveries})
 
     async def _feeds(self, kind: FeedKind, guild_ids: set[int]) -> list[Delivery]:
         feeds = await self.storage.feeds.enabled_in(kind, guild_ids)
@@ -402,6 +401,10 @@ class FeedPublisher:
         self.timings = timings
         self.retention_days = settings.feed_retention_days
         self._wakeup = asyncio.Event()
+        # What the next round looks at: every channel with pending deliveries (a query), or
+        # just the channels the recorder named (no query: it runs once per stored event).
+        self._rescan = True
+        self._woken: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._last_edit: dict[int, float] = {}  # message id -> loop time of its last write
@@ -411,7 +414,12 @@ class FeedPublisher:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="feed-publisher")
 
-    def wake(self) -> None:
+    def wake(self, channel_ids: Iterable[int] | None = None) -> None:
+        """Post what is pending: in these channels (just stored there), or anywhere."""
+        if channel_ids is None:
+            self._rescan = True
+        else:
+            self._woken.update(channel_ids)
         self._wakeup.set()
 
     async def stop(self) -> None:
@@ -426,11 +434,17 @@ class FeedPublisher:
         loop = asyncio.get_running_loop()
         while True:
             self._wakeup.clear()
+            rescan, self._rescan = self._rescan, False
+            woken, self._woken = self._woken, set()
             try:
                 if loop.time() >= self._next_prune:
                     self._next_prune = loop.time() + self.timings.prune_interval
                     await self.prune()
-                for channel_id in await self.storage.events.pending_channels():
+                # A running worker reads its channel again before it stops, and a stopping
+                # worker asks for a rescan, so a named channel only needs a worker if it has
+                # none; the query runs at start, on a poll and when a worker stops.
+                channels = await self.storage.events.pending_channels() if rescan else woken
+                for channel_id in channels:
                     worker = self._workers.get(channel_id)
                     if worker is None or worker.done():
                         self._workers[channel_id] = asyncio.create_task(
@@ -438,8 +452,11 @@ class FeedPublisher:
                         )
             except Exception:
                 log.exception("The feed publisher failed to look for pending posts")
-            with contextlib.suppress(TimeoutError):
+                self._rescan = True
+            try:
                 await asyncio.wait_for(self._wakeup.wait(), self.timings.poll_interval)
+            except TimeoutError:
+                self._rescan = True
 
     async def prune(self) -> int:
         older_than = time.time() - self.retention_days * 86_400
@@ -453,13 +470,12 @@ class FeedPublisher:
     async def _work(self, channel_id: int) -> None:
         failures = 0
         try:
-            await asyncio.sleep(self.timings.batch_window)
+            # A burst wakes many channels at once: spread their posts a little.
+            await asyncio.sleep(self.timings.batch_window * random.uniform(1.0, 1.25))
             while True:
-                pending = await self.storage.events.pending_in(channel_id)
-                if not pending:
-                    return
                 try:
-                    await self._post_next(channel_id, pending)
+                    if not await self._post_pending(channel_id):
+                        return
                     failures = 0
                 except _ChannelGone as gone:
                     await self._disable(channel_id, gone.reason)
@@ -480,6 +496,15 @@ class FeedPublisher:
         finally:
             # Whatever arrived while this worker was finishing gets a new worker.
             self.wake()
+
+    async def _post_pending(self, channel_id: int) -> bool:
+        """Post the channel's next message (False when nothing is pending). The page read is
+        dropped on return, so the worker holds no rows while it waits for its next post."""
+        pending = await self.storage.events.pending_in(channel_id, _PENDING_PAGE)
+        if not pending:
+            return False
+        await self._post_next(channel_id, pending)
+        return True
 
     async def _post_next(self, channel_id: int, pending: list[Pending]) -> None:
         pending = await self._still_wanted(channel_id, pending)
@@ -718,6 +743,9 @@ def _embed(post: Post) -> discord.Embed:
 # One post's text budget (embed description is 4096), and one event's share of it.
 _POST_BUDGET = 3900
 _ENTRY_BUDGET = 1500
+# Pending deliveries read per post: one post holds at most ~100 entries (the shortest line is
+# about 40 characters); reading more only makes objects the garbage collector has to walk.
+_PENDING_PAGE = 100
 
 
 # Small protocol-like aliases, kept loose to avoid importing the bot at run time.
@@ -727,5 +755,5 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
     _HubLookup = Callable[[int], HubConnection | None]
-    _Callback = Callable[[], None]
+    _Callback = Callable[[set[int]], None]
     _RetentionSettings = Settings
