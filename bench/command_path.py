@@ -1,8 +1,9 @@
 """How long a /shock takes from the interaction to the ControlV2 frame at the hub.
 
-The fake Discord API and the fake OpenShock server run in a separate process (``spawn``), both on
-127.0.0.1, as a deployment talks to a remote Discord and OpenShock: their CPU work (answering the
-interaction callbacks and edits, parsing frames, sending ``Log``) is not counted as the bot's.
+The fake Discord API and the fake OpenShock server run in a separate process (``spawn``, see
+``bench/_fakes_process.py``), both on 127.0.0.1, as a deployment talks to a remote Discord and
+OpenShock: their CPU work (answering the interaction callbacks and edits, parsing frames, sending
+``Log``) is not counted as the bot's.
 That process builds the scene of ``tests/cogs/test_control.py`` (Alice's online hub with her
 collar) and reports over a pipe what this process needs. This process builds the real bot
 (``bot.app.create_bot`` with ``Settings`` pointing at the fakes, as the tests' harness does), links
@@ -29,9 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import multiprocessing
-import resource
 import statistics
 import sys
 import tempfile
@@ -47,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.fernet import Fernet
 from pysignalr.client import SignalRClient
 
+from bench._fakes_process import Fakes, cpu_seconds, fakes_process, quiet_logging, serve_commands
 from bot.app import create_bot
 from bot.client import OpenShockBot
 from bot.config import Settings
@@ -71,7 +70,6 @@ FIRST_DURATION_MS = 1_000  # command n asks for FIRST_DURATION_MS + n ms: unique
 INTENSITY = 10
 CUSTOM_NAME = "bob (Discord)"
 FRAME_TIMEOUT = 10.0
-PIPE_TIMEOUT = 60.0  # for any answer of the fakes' process
 CONFIRM_TIMEOUT = 1.0  # the bot waits this long for OpenShock's Log (as the tests' harness)
 # (first duration, count) of each run: a sample, the warm-up, the timed run, one at a time.
 SAMPLE_RUN = (FIRST_DURATION_MS - 1, 1)
@@ -86,12 +84,6 @@ BARE_OFFSET_MS = 30_000
 def durations_of(run: tuple[int, int]) -> range:
     first, count = run
     return range(first, first + count)
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process (all its threads) so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 # --- The fakes' process --------------------------------------------------------------------------
@@ -118,8 +110,7 @@ class Scene:
 
 
 def serve(pipe: Connection) -> None:
-    logging.basicConfig(level=logging.WARNING)
-    logging.disable(logging.INFO)
+    quiet_logging()
     asyncio.run(_serve(pipe))
 
 
@@ -159,7 +150,23 @@ async def _serve(pipe: Connection) -> None:
     assert channel is not None
     await api.start()
     await server.start()
-    loop = asyncio.get_running_loop()
+
+    def register(payloads: list[dict[str, Any]]) -> None:
+        """Interaction payloads, so that the fake knows their channel."""
+        for payload in payloads:
+            register_interaction_payload(payload)
+
+    def reply(token: str) -> str:
+        """The text of the bot's answer to an interaction token."""
+        try:
+            return api.replies_for(token).text
+        except KeyError as error:
+            return f"no reply: {error}"
+
+    def frames(durations: list[int]) -> dict[int, float]:
+        """When the frames of these durations arrived."""
+        return {d: arrivals.pop(d) for d in durations if d in arrivals}
+
     try:
         pipe.send(
             Scene(
@@ -179,52 +186,11 @@ async def _serve(pipe: Connection) -> None:
                 carol_collar_id=str(carol_collar.id),
             )
         )
-        while True:
-            command, argument = await loop.run_in_executor(None, pipe.recv)
-            if command == "stop":
-                break
-            if command == "register":  # interaction payloads, so the fake knows their channel
-                for payload in argument:
-                    register_interaction_payload(payload)
-                pipe.send(None)
-            elif command == "reply":  # the text of the bot's answer to an interaction token
-                try:
-                    pipe.send(api.replies_for(argument).text)
-                except KeyError as error:
-                    pipe.send(f"no reply: {error}")
-            elif command == "arrivals":  # when the frames of these durations arrived
-                pipe.send({d: arrivals.pop(d) for d in argument if d in arrivals})
-            elif command == "cpu":
-                pipe.send(cpu_seconds())
-            else:
-                pipe.send(ValueError(f"unknown command {command!r}"))
+        await serve_commands(pipe, {"register": register, "reply": reply, "arrivals": frames})
     finally:
         await server.stop()
         await api.stop()
     pipe.send("stopped")
-
-
-class Fakes:
-    """This process's end of the pipe to the fakes' process."""
-
-    def __init__(self, pipe: Connection) -> None:
-        self.pipe = pipe
-
-    def receive(self) -> Any:
-        if not self.pipe.poll(PIPE_TIMEOUT):
-            raise RuntimeError(f"the fakes' process did not answer within {PIPE_TIMEOUT:.0f} s")
-        answer = self.pipe.recv()
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def _ask(self, command: str, argument: Any) -> Any:
-        self.pipe.send((command, argument))
-        return self.receive()
-
-    async def ask(self, command: str, argument: Any = None) -> Any:
-        """Outside the timed windows only: the answer is awaited in a thread."""
-        return await asyncio.get_running_loop().run_in_executor(None, self._ask, command, argument)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -517,27 +483,9 @@ async def measure(fakes: Fakes) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING)
-    logging.disable(logging.INFO)  # silence everything below WARNING during the run
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    fakes_process = context.Process(target=serve, args=(theirs,), name="fakes", daemon=True)
-    fakes_process.start()
-    theirs.close()
-    try:
-        asyncio.run(measure(Fakes(ours)))
-    finally:
-        try:
-            ours.send(("stop", None))
-            if ours.poll(10):
-                ours.recv()
-        except (OSError, EOFError):
-            pass  # the fakes' process is gone already
-        fakes_process.join(10)
-        if fakes_process.is_alive():
-            fakes_process.terminate()
-            fakes_process.join(5)
-        ours.close()
+    quiet_logging()  # silence everything below WARNING during the run
+    with fakes_process(serve) as fakes:
+        asyncio.run(measure(fakes))
 
 
 if __name__ == "__main__":

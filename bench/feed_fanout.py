@@ -1,23 +1,31 @@
 """Feed fan-out under load, and how long the event loop stalls meanwhile (issue 7, parts 2 and 5).
 
-The real bot (tests/harness.py: real composition root, SQLite on disk, production feed timings)
-runs against the fake OpenShock server and the fake Discord REST API. 20 linked accounts receive
-10,000 ``Log`` events in 10 s, pushed evenly over their hub connections; each account has 5
-shockers and each shocker is shared in 3 of 50 guilds, each guild with a ``controls`` feed channel
-(so every event has 3 deliveries: 30,000 in all, 600 per channel). The fake Discord enforces 5
-messages per 5 s per channel and 50 requests per second overall, answering real 429s.
+The real bot (``bot.app.create_bot`` with ``Settings`` pointing at the fakes, as the tests'
+harness builds it: SQLite on disk, production feed timings) runs against the fake OpenShock server
+and the fake Discord REST API. 20 linked accounts receive 10,000 ``Log`` events in 10 s, pushed
+evenly over their hub connections; each account has 5 shockers and each shocker is shared in 3 of
+50 guilds, each guild with a ``controls`` feed channel (so every event has 3 deliveries: 30,000 in
+all, 600 per channel). The fake Discord enforces 5 messages per 5 s per channel and 50 requests
+per second overall, answering real 429s.
+
+Both fakes run in a separate process (``spawn``, see ``bench/_fakes_process.py``), as Discord and
+OpenShock are remote in production: this process holds only the bot's heap (the fakes' records of
+every request, body and frame are not walked by its garbage collector) and shares no GIL with
+them. The fakes' process builds the accounts, shockers, guilds and channels and reports them over
+a pipe; this process links the accounts, shares the shockers and sets the feeds through storage,
+then starts the bot, whose start-up connects every linked account (and ends with ``gc.freeze()``,
+as in production). This process pushes nothing: it asks the fakes' process to push the events at
+the set rate and, at the end, for the posted messages and the 429s it answered.
 
 Printed: whether every event reached every channel it should exactly once (parsed from the posted
 embeds and checked in the deliveries table), the 429s received (bar: 0), the time from the first
-push to the last post, events per message, the peak RSS (VmHWM) and the event loop's longest
-stall, measured by a task that sleeps 5 ms in a loop and records how late it wakes (bar: none
-above 20 ms), with how many of those stalls overlapped a full (generation 2) GC pass.
-``--gc-freeze`` calls ``gc.freeze()`` after set-up, as the bot could at the end of start-up.
+push to the last post, events per message, the bot process's RSS before the run and its peak RSS
+(VmHWM), its full (generation 2) GC passes during the run and the longest, and the event loop's
+longest stall, measured by a task that sleeps 5 ms in a loop and records how late it wakes (bar:
+none above 20 ms); each stall above 20 ms is listed with the GC pass it overlapped, if any. All
+times are ``time.monotonic()`` (``CLOCK_MONOTONIC``, one clock for both processes).
 
-The fakes run on their own event loop in a second thread, as Discord and OpenShock are remote in
-production: the bot's loop then carries only the bot's work (they still share the GIL).
-
-Run: ``python bench/feed_fanout.py`` (``--help`` for the knobs). About 35 s.
+Run: ``python bench/feed_fanout.py`` (``--help`` for the knobs). About 30 s.
 """
 
 from __future__ import annotations
@@ -29,63 +37,204 @@ import re
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.fernet import Fernet
 
+from bench._fakes_process import Fakes, cpu_seconds, fakes_process, quiet_logging, serve_commands
+from bot.app import create_bot
+from bot.client import OpenShockBot
+from bot.config import Settings
+from bot.crypto import TokenCipher
+from bot.storage import Storage
 from bot.storage.models import FeedKind
-from tests.fakes.discord_api import FakeDiscordAPI, message_text
+from tests.fakes.discord_api import FakeDiscordAPI, FakeUser, message_text
 from tests.fakes.openshock_server import FakeOpenShockServer, FakeShocker
 from tests.fakes.openshock_server import FakeUser as OpenShockUser
-from tests.harness import Harness
+from tests.harness import FAST_HUB
 from tests.services.feed_helpers import log_event
-
-T = TypeVar("T")
 
 STALL_BAR_MS = 20.0
 TICK_S = 0.005
 PUSH_TICK_S = 0.01
+CONFIRM_TIMEOUT = 1.0  # as the tests' harness
 SENDER = re.compile(r"by \*\*e(\d{6})\*\*")
+CREATE = re.compile(r"^/channels/\d+/messages$")
 
 
-def rss_kib(field: str) -> int:
+def status_kib(field: str) -> int:
+    """A field of this process's /proc status (VmRSS, VmHWM), in KiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
 
-class FakeThread:
-    """An event loop in a thread, for the fake servers."""
+@dataclass(frozen=True)
+class Shape:
+    """The world to build (from the command line)."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="fakes", daemon=True)
-        self._thread.start()
+    accounts: int
+    shockers: int  # per account
+    guilds: int
+    share_in: int  # guilds each shocker is shared in
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+    def target(self, event: int) -> tuple[int, int]:
+        """(account, shocker of that account) of event ``event``: the accounts in turn, and each
+        account's shockers in turn. Both processes use it: one pushes, the other checks."""
+        account = event % self.accounts
+        return account, (event // self.accounts) % self.shockers
 
-    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wrap_future(self.submit(coro))
+    def guilds_of(self, account: int, shocker: int) -> list[int]:
+        """Shocker n (counted over all accounts) is shared in guilds n*k … n*k+k-1 (mod guilds):
+        each guild gets the same number."""
+        n = account * self.shockers + shocker
+        return [(n * self.share_in + j) % self.guilds for j in range(self.share_in)]
 
-    async def call(self, fn: Callable[[], T]) -> T:
-        async def wrapper() -> T:
-            return fn()
 
-        return await self.run(wrapper())
+# --- The fakes' process --------------------------------------------------------------------------
 
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
+
+@dataclass(frozen=True)
+class LinkedAccount:
+    discord_id: int  # the wearer, on Discord
+    openshock_id: str
+    openshock_name: str
+    token: str
+    shockers: list[tuple[str, str]]  # (id, name)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What the fakes' process reports once both fakes listen."""
+
+    discord_url: str
+    openshock_url: str
+    accounts: list[LinkedAccount]
+    guild_ids: list[int]
+    channel_ids: list[int]  # the controls feed channel of each guild
+
+
+@dataclass(frozen=True)
+class Pushed:
+    started: float  # time.monotonic() of the first push
+    seconds: float  # how long the pushing took
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the fake Discord saw from the first push on."""
+
+    texts: dict[int, list[str]]  # channel id -> its messages' text, oldest first
+    requests: int
+    creates: int  # message create requests
+    created: int  # ... answered 200
+    last_created_at: float  # time.monotonic() of the last one answered 200
+    count_429: int
+    limiter_429s: int
+    nonce_dedupes: int
+    peak_kib: int  # the fakes' process's VmHWM
+    cpu: float  # the fakes' process's CPU seconds
+
+
+def serve(pipe: Connection, shape: Shape) -> None:
+    quiet_logging()
+    asyncio.run(_serve(pipe, shape))
+
+
+async def _serve(pipe: Connection, shape: Shape) -> None:
+    api = FakeDiscordAPI()
+    server = FakeOpenShockServer()
+    users: list[OpenShockUser] = []
+    shockers: list[list[FakeShocker]] = []
+    accounts = []
+    for a in range(shape.accounts):
+        user = server.add_user(f"Wearer{a:02d}")
+        device = server.add_device(user, f"Hub{a:02d}")
+        own = [server.add_shocker(device, f"Collar{a:02d}-{s}") for s in range(shape.shockers)]
+        wearer = api.add_user(FakeUser.make(f"wearer{a:02d}"))
+        users.append(user)
+        shockers.append(own)
+        accounts.append(
+            LinkedAccount(
+                discord_id=wearer.id,
+                openshock_id=str(user.id),
+                openshock_name=user.name,
+                token=user.token,
+                shockers=[(str(s.id), s.name) for s in own],
+            )
+        )
+    guilds = [api.add_guild(name=f"Guild {g:02d}") for g in range(shape.guilds)]
+    channels = [api.add_channel("controls", guild_id=guild.id) for guild in guilds]
+    await api.start()
+    await server.start()
+    first_request = 0
+    cpu_at_push = 0.0
+
+    def rate_limits(_: None) -> None:
+        api.enable_rate_limits(messages=5, per=5.0, global_per_second=50)
+
+    async def push(argument: tuple[int, float]) -> Pushed:
+        """Push event i (custom name ``e{i}``) at i * seconds / events."""
+        nonlocal first_request, cpu_at_push
+        events, seconds = argument
+        first_request = len(api.requests)
+        cpu_at_push = cpu_seconds()
+        started = time.monotonic()
+        interval = seconds / events
+        sent = 0
+        while sent < events:
+            due = min(events, int((time.monotonic() - started) / interval) + 1)
+            while sent < due:
+                a, s = shape.target(sent)
+                event = log_event(shockers[a][s], custom_name=f"e{sent:06d}")
+                await server.push(users[a], "Log", *event)
+                sent += 1
+            await asyncio.sleep(PUSH_TICK_S)
+        return Pushed(started, time.monotonic() - started)
+
+    def report(_: None) -> Report:
+        requests = api.requests[first_request:]
+        creates = [r for r in requests if r.method == "POST" and CREATE.match(r.path)]
+        created = [r for r in creates if r.status == 200]
+        return Report(
+            texts={c.id: [message_text(m) for m in api.channel_messages(c.id)] for c in channels},
+            requests=len(requests),
+            creates=len(creates),
+            created=len(created),
+            last_created_at=max((r.at for r in created), default=float("nan")),
+            count_429=api.count_429(),
+            limiter_429s=api.limiter_429s,
+            nonce_dedupes=api.nonce_dedupes,
+            peak_kib=status_kib("VmHWM"),
+            cpu=cpu_seconds() - cpu_at_push,
+        )
+
+    try:
+        pipe.send(
+            Scene(
+                discord_url=api.base_url,
+                openshock_url=server.base_url,
+                accounts=accounts,
+                guild_ids=[g.id for g in guilds],
+                channel_ids=[c.id for c in channels],
+            )
+        )
+        await serve_commands(pipe, {"rate_limits": rate_limits, "push": push, "report": report})
+    finally:
+        await server.stop()
+        await api.stop()
+    pipe.send("stopped")
+
+
+# --- The bot's process: what the loop and the garbage collector do -------------------------------
 
 
 class StallMonitor:
@@ -94,25 +243,19 @@ class StallMonitor:
     def __init__(self) -> None:
         self.lateness_ms: list[float] = []
         self.stalls: list[tuple[float, float]] = []  # (woke at, ms late) above the bar
-        self.worst_ms = 0.0
-        self.worst_at = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._origin = 0.0
 
-    def start(self, origin: float) -> None:
-        self._origin = origin
+    def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         while True:
-            before = time.perf_counter()
+            before = time.monotonic()
             await asyncio.sleep(TICK_S)
-            woke = time.perf_counter()
+            woke = time.monotonic()
             late = (woke - before - TICK_S) * 1000
             if late > STALL_BAR_MS:
                 self.stalls.append((woke, late))
-            if late > self.worst_ms:
-                self.worst_ms, self.worst_at = late, time.perf_counter() - self._origin
             self.lateness_ms.append(late)
 
     async def stop(self) -> None:
@@ -122,29 +265,29 @@ class StallMonitor:
 
 
 class GcWatch:
-    """Full (generation 2) collections of the cyclic GC during the run, and how long they took:
-    they stop every thread, so they are the usual cause of a long stall."""
+    """Every collection of the cyclic GC in this process during the run (gc.callbacks): when,
+    which generation and how long. A pass stops every thread, so a long one stalls the loop."""
 
     def __init__(self) -> None:
-        self.full_ms: list[float] = []
-        self.spans: list[tuple[float, float]] = []
+        self.passes: list[tuple[int, float, float]] = []  # (generation, start, end)
         self._started: float | None = None
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
-        if info["generation"] != 2:
-            return
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = time.monotonic()
         elif self._started is not None:
-            ended = time.perf_counter()
-            self.full_ms.append((ended - self._started) * 1000)
-            self.spans.append((self._started, ended))
+            self.passes.append((info["generation"], self._started, time.monotonic()))
             self._started = None
 
-    def during(self, woke: float, late_ms: float) -> bool:
-        """Whether a full collection ran while a sleeper that woke at `woke` was late."""
+    def full_ms(self) -> list[float]:
+        return [(end - start) * 1000 for generation, start, end in self.passes if generation == 2]
+
+    def during(self, woke: float, late_ms: float) -> tuple[int, float] | None:
+        """The oldest generation (and its duration in ms) collected while a sleeper that woke at
+        ``woke`` was late, or None."""
         since = woke - TICK_S - late_ms / 1000
-        return any(start < woke and end > since for start, end in self.spans)
+        hits = [(g, (e - s) * 1000) for g, s, e in self.passes if s < woke and e > since]
+        return max(hits) if hits else None
 
     def start(self) -> None:
         gc.callbacks.append(self._callback)
@@ -153,181 +296,153 @@ class GcWatch:
         gc.callbacks.remove(self._callback)
 
 
-async def push_events(
-    server: FakeOpenShockServer,
-    plan: list[tuple[OpenShockUser, FakeShocker]],
-    seconds: float,
-) -> float:
-    """Push plan[i] as event ``e{i}`` at i * seconds / len(plan), on the fakes' loop; returns
-    how long the pushing took."""
-    started = time.perf_counter()
-    interval = seconds / len(plan)
-    sent = 0
-    while sent < len(plan):
-        due = min(len(plan), int((time.perf_counter() - started) / interval) + 1)
-        while sent < due:
-            user, shocker = plan[sent]
-            await server.push(user, "Log", *log_event(shocker, custom_name=f"e{sent:06d}"))
-            sent += 1
-        await asyncio.sleep(PUSH_TICK_S)
-    return time.perf_counter() - started
-
-
 async def wait_for(check: Callable[[], Awaitable[bool]], limit: float) -> bool:
-    deadline = time.perf_counter() + limit
-    while time.perf_counter() < deadline:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
         if await check():
             return True
         await asyncio.sleep(0.1)
     return False
 
 
-async def bench(args: argparse.Namespace) -> bool:
-    fakes = FakeThread()
-    discord_api = FakeDiscordAPI()
-    openshock = FakeOpenShockServer()
-    await fakes.run(discord_api.start())
-    await fakes.run(openshock.start())
-    tmp = tempfile.TemporaryDirectory(prefix="feed-fanout-")
-    h = Harness(
-        discord=discord_api,
-        openshock=openshock,
-        data_dir=Path(tmp.name) / "data",
-        secret_key=Fernet.generate_key().decode(),
-    )
-    try:
-        return await run(args, fakes, h)
-    finally:
-        if hasattr(h, "bot"):
-            await h.stop()
-        await fakes.run(openshock.stop())
-        await fakes.run(discord_api.stop())
-        fakes.close()
-        tmp.cleanup()
+# --- The bot's process: the run ------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, fakes: FakeThread, h: Harness) -> bool:
-    # -- the world: accounts, shockers, guilds and their feed channels (fakes first) -----------
-    def build() -> tuple[list[OpenShockUser], list[list[FakeShocker]], list[Any], list[Any]]:
-        users, shockers = [], []
-        for a in range(args.accounts):
-            user = h.openshock.add_user(f"Wearer{a:02d}")
-            device = h.openshock.add_device(user, f"Hub{a:02d}")
-            users.append(user)
-            shockers.append(
-                [
-                    h.openshock.add_shocker(device, f"Collar{a:02d}-{s}")
-                    for s in range(args.shockers)
-                ]
-            )
-        guilds = [h.discord.add_guild(name=f"Guild {g:02d}") for g in range(args.guilds)]
-        channels = [h.discord.add_channel("controls", guild_id=guild.id) for guild in guilds]
-        return users, shockers, guilds, channels
-
-    os_users, shockers, guilds, channels = await fakes.call(build)
-    await h.start()
-    wearers = [h.discord_user(f"wearer{a:02d}") for a in range(args.accounts)]
-    for wearer, os_user in zip(wearers, os_users, strict=True):
-        await h.link(wearer, os_user)
-    flat = [(a, s) for a in range(args.accounts) for s in shockers[a]]
-    # Shocker n is shared in guilds n*k … n*k+k-1 (mod guilds): each guild gets the same number.
-    guilds_of: dict[str, list[int]] = {}
-    for n, (a, shocker) in enumerate(flat):
-        picks = [(n * args.share_in + j) % len(guilds) for j in range(args.share_in)]
-        guilds_of[str(shocker.id)] = picks
-        for g in picks:
-            await h.share(wearers[a], str(shocker.id), guild_id=guilds[g].id)
-    for guild, channel in zip(guilds, channels, strict=True):
-        await h.storage.feeds.set(guild.id, FeedKind.CONTROLS, channel.id)
-    await fakes.call(
-        lambda: h.discord.enable_rate_limits(messages=5, per=5.0, global_per_second=50)
-    )
-
-    # Event i goes to account i % accounts, to its shockers in turn.
-    plan = [
-        (
-            os_users[i % args.accounts],
-            shockers[i % args.accounts][(i // args.accounts) % args.shockers],
+async def bench(args: argparse.Namespace, shape: Shape, fakes: Fakes) -> bool:
+    scene: Scene = await asyncio.get_running_loop().run_in_executor(None, fakes.receive)
+    with tempfile.TemporaryDirectory(prefix="feed-fanout-") as tmp:
+        secret_key = Fernet.generate_key().decode()
+        settings = Settings(
+            _env_file=None,
+            discord_token="test-token",
+            data_dir=Path(tmp) / "data",
+            secret_key=secret_key,
+            openshock_api_url=scene.openshock_url,
+            discord_api_base_url=scene.discord_url,
         )
-        for i in range(args.events)
-    ]
-    expected: dict[int, set[int]] = {channel.id: set() for channel in channels}
-    for i, (_, shocker) in enumerate(plan):
-        for g in guilds_of[str(shocker.id)]:
-            expected[channels[g].id].add(i)
+        storage = await Storage.open(settings.database_path, TokenCipher(secret_key.encode()))
+        bot: OpenShockBot | None = None
+        try:
+            await configure(storage, scene, shape)
+            bot = create_bot(
+                settings, storage, hub_timings=FAST_HUB, confirm_timeout=CONFIRM_TIMEOUT
+            )
+            await bot.login("test-token")  # start-up: connects every linked account
+            for account in await storage.accounts.list_active():
+                hub = bot.hubs.get(account.id)
+                if hub is None:
+                    raise SystemExit(f"no hub connection for account {account.id}")
+                await hub.wait_connected(timeout=10)
+                if hub.shockers is None:
+                    await hub.refresh_shockers()
+            return await run(args, shape, fakes, scene, storage)
+        finally:
+            if bot is not None and not bot.is_closed():
+                await bot.close()
+            await storage.close()
+
+
+async def configure(storage: Storage, scene: Scene, shape: Shape) -> None:
+    """What the bot would find in its database at a start: the accounts, the shares (caps as the
+    tests' harness shares), one controls feed per guild."""
+    for a, linked in enumerate(scene.accounts):
+        account = await storage.accounts.link(
+            discord_user_id=linked.discord_id,
+            openshock_user_id=linked.openshock_id,
+            openshock_name=linked.openshock_name,
+            api_url=scene.openshock_url,
+            token=linked.token,
+        )
+        for s, (shocker_id, name) in enumerate(linked.shockers):
+            for g in shape.guilds_of(a, s):
+                await storage.shares.share(
+                    guild_id=scene.guild_ids[g],
+                    account_id=account.id,
+                    wearer_id=linked.discord_id,
+                    shocker_id=shocker_id,
+                    shocker_name=name,
+                    max_intensity=25,
+                    max_duration_ms=3000,
+                    allow_shock=True,
+                    allow_vibrate=True,
+                    allow_sound=True,
+                )
+    for guild_id, channel_id in zip(scene.guild_ids, scene.channel_ids, strict=True):
+        await storage.feeds.set(guild_id, FeedKind.CONTROLS, channel_id)
+
+
+async def run(
+    args: argparse.Namespace, shape: Shape, fakes: Fakes, scene: Scene, storage: Storage
+) -> bool:
+    expected: dict[int, set[int]] = {channel_id: set() for channel_id in scene.channel_ids}
+    for i in range(args.events):
+        for g in shape.guilds_of(*shape.target(i)):
+            expected[scene.channel_ids[g]].add(i)
     deliveries = sum(len(events) for events in expected.values())
     print(
-        f"setup: {args.accounts} accounts x {args.shockers} shockers, each shared in "
-        f"{args.share_in} of {args.guilds} guilds (one controls feed channel each); "
+        f"setup: {shape.accounts} accounts x {shape.shockers} shockers, each shared in "
+        f"{shape.share_in} of {shape.guilds} guilds (one controls feed channel each); "
         f"{args.events:,} Log events in {args.seconds:g} s -> {deliveries:,} deliveries "
-        f"({deliveries // len(channels)} per channel)"
+        f"({deliveries // len(expected)} per channel)"
     )
-    print("fake Discord: 5 messages / 5 s per channel, 50 requests/s overall, real 429s")
-    if args.gc_freeze:
-        gc.collect()
-        gc.freeze()  # what a gc.freeze() at the end of the bot's start-up would do
-        print(f"gc.freeze(): {gc.get_freeze_count():,} start-up objects out of the GC's walks")
-    rss_before = rss_kib("VmRSS")
+    print(
+        "fakes in a separate process; fake Discord: 5 messages / 5 s per channel, "
+        "50 requests/s overall, real 429s"
+    )
+    print(
+        f"bot process after start-up: {gc.get_freeze_count():,} objects frozen by the bot's "
+        f"gc.freeze() (out of the GC's walks), {len(gc.get_objects()):,} still tracked"
+    )
+    await fakes.ask("rate_limits")
+    rss_before = status_kib("VmRSS")
 
-    # -- the run -------------------------------------------------------------------------
-    origin = time.perf_counter()
+    # -- the run ---------------------------------------------------------------------------------
     monitor = StallMonitor()
-    monitor.start(origin)
     gc_watch = GcWatch()
+    cpu_before = cpu_seconds()
+    origin = time.monotonic()
+    monitor.start()
     gc_watch.start()
-    first_request = len(h.discord.requests)
-    pushed_in = await fakes.run(push_events(h.openshock, plan, args.seconds))
-    push_done = time.perf_counter() - origin
+    pushed: Pushed = await fakes.ask("push", (args.events, args.seconds), args.seconds + 60)
+    push_done = time.monotonic() - origin
 
     async def recorded() -> bool:
-        row = await h.storage.db.fetch_one("SELECT count(*) AS n FROM hub_events")
+        row = await storage.db.fetch_one("SELECT count(*) AS n FROM hub_events")
         return row is not None and row["n"] >= args.events
 
     all_recorded = await wait_for(recorded, args.timeout)
-    recorded_at = time.perf_counter() - origin
+    recorded_at = time.monotonic() - origin
 
     async def none_pending() -> bool:
-        row = await h.storage.db.fetch_one(
+        row = await storage.db.fetch_one(
             "SELECT count(*) AS n FROM feed_deliveries WHERE state = 'pending'"
         )
         return row is not None and row["n"] == 0
 
     all_posted = all_recorded and await wait_for(none_pending, args.timeout)
-    posted_at = time.perf_counter() - origin
+    posted_at = time.monotonic() - origin
     await monitor.stop()
     gc_watch.stop()
-    peak_kib = rss_kib("VmHWM")
+    cpu = cpu_seconds() - cpu_before
+    peak_kib = status_kib("VmHWM")
     await asyncio.sleep(0.5)  # anything still in flight
 
-    # -- what Discord saw ------------------------------------------------------------------
-    def discord_view() -> tuple[dict[int, list[str]], list[Any], int, int]:
-        texts = {
-            cid: [message_text(m) for m in h.discord.channel_messages(cid)] for cid in expected
-        }
-        requests = h.discord.requests[first_request:]
-        return texts, requests, h.discord.count_429(), h.discord.limiter_429s
-
-    texts, requests, count_429, limiter_429s = await fakes.call(discord_view)
-    creates = [
-        r for r in requests if r.method == "POST" and re.match(r"^/channels/\d+/messages$", r.path)
-    ]
-    ok_creates = [r for r in creates if r.status == 200]
-    monotonic_offset = time.monotonic() - time.perf_counter()
-    last_post = max((r.at for r in ok_creates), default=float("nan")) - monotonic_offset - origin
-    messages = sum(len(t) for t in texts.values())
-
+    # -- what Discord saw ------------------------------------------------------------------------
+    seen: Report = await fakes.ask("report")
+    last_post = seen.last_created_at - origin
+    messages = sum(len(t) for t in seen.texts.values())
     missing = duplicated = extra = 0
     for cid, wanted in expected.items():
-        seen = Counter(int(n) for text in texts[cid] for n in SENDER.findall(text))
-        missing += len(wanted - seen.keys())
-        extra += len(seen.keys() - wanted)
-        duplicated += sum(c - 1 for c in seen.values() if c > 1)
-    rows = await h.storage.db.fetch_all(
+        senders = Counter(int(n) for text in seen.texts[cid] for n in SENDER.findall(text))
+        missing += len(wanted - senders.keys())
+        extra += len(senders.keys() - wanted)
+        duplicated += sum(c - 1 for c in senders.values() if c > 1)
+    rows = await storage.db.fetch_all(
         "SELECT state, count(*) AS n, count(DISTINCT event_id || ':' || channel_id) AS pairs"
         " FROM feed_deliveries GROUP BY state"
     )
     by_state = {row["state"]: (row["n"], row["pairs"]) for row in rows}
-    events_row = await h.storage.db.fetch_one("SELECT count(*) AS n FROM hub_events")
+    events_row = await storage.db.fetch_one("SELECT count(*) AS n FROM hub_events")
     stored_events = events_row["n"] if events_row is not None else 0
     posted_rows, posted_pairs = by_state.get("posted", (0, 0))
     exactly_once = (
@@ -339,13 +454,16 @@ async def run(args: argparse.Namespace, fakes: FakeThread, h: Harness) -> bool:
     )
 
     late = sorted(monitor.lateness_ms)
-    over = sum(1 for x in late if x > STALL_BAR_MS)
+    over = len(monitor.stalls)
     p99 = late[int(len(late) * 0.99)] if late else float("nan")
+    worst_at = max(monitor.stalls, key=lambda s: s[1])[0] - origin if monitor.stalls else None
 
     print(
-        f"pushed {args.events:,} events in {pushed_in:.1f} s; all stored by {recorded_at:.1f} s"
-        f"{'' if all_recorded else ' (TIMED OUT)'}; all deliveries marked posted by "
-        f"{posted_at:.1f} s{'' if all_posted else ' (TIMED OUT)'} (push done at {push_done:.1f} s)"
+        f"pushed {args.events:,} events in {pushed.seconds:.1f} s (first push "
+        f"{(pushed.started - origin) * 1000:.0f} ms after asking); all stored by "
+        f"{recorded_at:.1f} s{'' if all_recorded else ' (TIMED OUT)'}; all deliveries marked "
+        f"posted by {posted_at:.1f} s{'' if all_posted else ' (TIMED OUT)'} "
+        f"(push done at {push_done:.1f} s)"
     )
     print(
         f"exactly once: {stored_events:,} events stored; deliveries {by_state}; parsed from "
@@ -353,31 +471,48 @@ async def run(args: argparse.Namespace, fakes: FakeThread, h: Harness) -> bool:
         f"{'yes' if exactly_once else 'NO'}"
     )
     print(
-        f"posts: {len(ok_creates)} messages created ({len(creates)} create requests, "
-        f"{len(requests)} requests in all, {h.discord.nonce_dedupes} nonce repeats); "
+        f"posts: {seen.created} messages created ({seen.creates} create requests, "
+        f"{seen.requests} requests in all, {seen.nonce_dedupes} nonce repeats); "
         f"{deliveries / max(messages, 1):.1f} events per message; last post at {last_post:.1f} s"
     )
-    print(f"429s received: {count_429} ({limiter_429s} from the limiter)")
+    print(f"429s received: {seen.count_429} ({seen.limiter_429s} from the limiter)")
     print(
-        f"memory: RSS {rss_before / 1024:.0f} MiB before the run, peak (VmHWM) "
-        f"{peak_kib / 1024:.0f} MiB"
+        f"memory: bot process RSS {rss_before / 1024:.0f} MiB before the run, peak (VmHWM) "
+        f"{peak_kib / 1024:.0f} MiB; fakes' process peak {seen.peak_kib / 1024:.0f} MiB"
+    )
+    print(
+        f"CPU from the first push to the last post: bot process {cpu:.1f} s, "
+        f"fakes' process {seen.cpu:.1f} s (until the report)"
+    )
+    full = gc_watch.full_ms()
+    print(
+        f"GC in the bot process during the run: {len(gc_watch.passes):,} passes, {len(full)} full"
+        + (
+            f" (longest {max(full):.0f} ms, median {statistics.median(full):.0f} ms)"
+            if full
+            else ""
+        )
     )
     print(
         f"event loop stalls ({len(late):,} wake-ups of a {TICK_S * 1000:g} ms sleeper): "
-        f"median {statistics.median(late):.1f} ms late, p99 {p99:.1f} ms, max {late[-1]:.1f} ms "
-        f"(at {monitor.worst_at:.1f} s); {over} above {STALL_BAR_MS:g} ms"
+        f"median {statistics.median(late):.1f} ms late, p99 {p99:.1f} ms, max {late[-1]:.1f} ms"
+        + (f" (at {worst_at:.1f} s)" if worst_at is not None else "")
+        + f"; {over} above {STALL_BAR_MS:g} ms"
     )
-    full = gc_watch.full_ms
-    in_gc = sum(gc_watch.during(woke, ms) for woke, ms in monitor.stalls)
-    print(
-        f"full GC collections during the run: {len(full)}"
-        + (f", longest {max(full):.0f} ms" if full else "")
-        + f"; stalls above {STALL_BAR_MS:g} ms: {in_gc} during a full GC, "
-        f"{over - in_gc} not (slow callbacks, or the thread not scheduled)"
-    )
+    causes = Counter[str]()
+    for woke, ms in monitor.stalls:
+        hit = gc_watch.during(woke, ms)
+        cause = "no GC pass" if hit is None else f"gen {hit[0]} GC pass of {hit[1]:.0f} ms"
+        causes["full GC" if hit is not None and hit[0] == 2 else "other"] += 1
+        print(f"  stall at {woke - origin:5.1f} s: {ms:5.1f} ms late, during {cause}")
+    if over:
+        print(
+            f"stalls above {STALL_BAR_MS:g} ms: {causes['full GC']} during a full GC pass, "
+            f"{causes['other']} not (a younger pass, slow callbacks, or the process not scheduled)"
+        )
     bars = {
         "every event once in every channel it belongs to": exactly_once,
-        "no 429s": count_429 == 0,
+        "no 429s": seen.count_429 == 0,
         f"no stall above {STALL_BAR_MS:g} ms": over == 0,
     }
     for name, met in bars.items():
@@ -394,13 +529,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=10.0, help="spread the events over this")
     parser.add_argument("--timeout", type=float, default=90.0, help="give up waiting after this")
-    parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="gc.freeze() after set-up: exclude start-up objects from full GC passes",
-    )
     args = parser.parse_args()
-    if not asyncio.run(bench(args)):
+    shape = Shape(args.accounts, args.shockers, args.guilds, args.share_in)
+    quiet_logging()
+    ok = False
+    with fakes_process(serve, shape) as fakes:
+        ok = asyncio.run(bench(args, shape, fakes))
+    if not ok:
         raise SystemExit(1)
 
 
