@@ -25,6 +25,7 @@ from bot.domain.decision import (
     MIN_DURATION_MS,
     STOP_DURATION_MS,
     Allowed,
+    ControlDecision,
     ControlType,
     ShockerAccess,
 )
@@ -154,21 +155,18 @@ class ControlCog(commands.Cog):
         answered_with_result = False
         try:
             target = await self.target_label(interaction.guild, share)
-            summary = control_summary(
-                decision.type, decision.intensity, decision.duration_ms, target
-            )
-            if decision.capped_notes:
-                summary += f" ({'; '.join(decision.capped_notes)})"
+            summary = self.summarize(decision, target)
             # The hub usually acknowledges within milliseconds: then the first answer already
             # says what happened (and a failure goes to the sender alone). A slow hub gets a
             # "sending…" answer first, well inside Discord's 3 s.
             await asyncio.wait({sending}, timeout=SEND_WAIT_BEFORE_ANSWER)
             if sending.done():
                 result = sending.result()
+                summary = self.summarize(result.decision, target, summary)
                 await reply(
                     interaction,
                     self.result_text(summary, result),
-                    ephemeral=result.delivery is Delivery.FAILED,
+                    ephemeral=result.delivery in (Delivery.FAILED, Delivery.REFUSED),
                 )
                 answered_with_result = True
             else:
@@ -176,15 +174,27 @@ class ControlCog(commands.Cog):
         finally:
             result = await sending
         if not answered_with_result:
+            summary = self.summarize(result.decision, target, summary)
             await self.edit_reply(interaction, summary, result)
         if result.pending_confirmation is not None:
             delivery = await result.pending_confirmation
             await self.edit_reply(interaction, summary, result, delivery)
 
     @staticmethod
+    def summarize(decision: ControlDecision | None, target: str, fallback: str = "") -> str:
+        """`⚡ Shock 25 % · 1.5 s → Collar (Alice) (capped at 25 % (wearer's limit))`: what was
+        (or would have been) sent. The decision may have been made again just before sending."""
+        if not isinstance(decision, Allowed):
+            return fallback
+        summary = control_summary(decision.type, decision.intensity, decision.duration_ms, target)
+        if decision.capped_notes:
+            summary += f" ({'; '.join(decision.capped_notes)})"
+        return summary
+
+    @staticmethod
     def result_text(summary: str, result: ControlResult, delivery: Delivery | None = None) -> str:
         delivery = delivery or result.delivery
-        if delivery is Delivery.FAILED:
+        if delivery in (Delivery.FAILED, Delivery.REFUSED):
             return f"~~{summary}~~\n✖ Not sent: {result.reason}"
         if delivery is Delivery.CONFIRMED:
             return f"{summary} · ✅ delivered"

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from uuid import UUID
 
@@ -53,6 +53,7 @@ from bot.storage.models import (
 log = logging.getLogger(__name__)
 
 RESERVATIONS_KEPT = 4096
+MAX_REDECISIONS = 3
 RESERVATION_TTL_S = 600.0
 
 # OpenShock's customName is a varchar(64): a longer one fails the whole call.
@@ -94,6 +95,13 @@ class PreparedControl:
     reason: str | None  # the refusal, in the member's words
     audit_id: int | None  # set for refusals (already audited)
     previous_reserved: float | None  # the in-memory reservation this control replaced
+    request: ControlRequest
+    shocker_id: str
+    generation: int  # storage.restrictions.value before the facts were read
+
+    @property
+    def reservation_key(self) -> tuple[int, str]:
+        return (self.request.member_id, self.shocker_id)
 
 
 def to_decision_grant(grant: Grant) -> DecisionGrant:
@@ -167,8 +175,9 @@ class ControlService:
         self.send_timeout = 5.0
         self.clock = clock
         self._confirmations: set[asyncio.Task[Delivery]] = set()
-        # (guild, member, shocker) → when an allowed control reserved the cooldown.
-        self._reserved: dict[tuple[int, int, str], float] = {}
+        # (member, shocker) → when an allowed control reserved the cooldown (a cooldown holds
+        # across guilds: switching servers does not skip it).
+        self._reserved: dict[tuple[int, str], float] = {}
 
     # -- facts ----------------------------------------------------------------------------------
 
@@ -209,7 +218,7 @@ class ControlService:
         known = self.known_shocker(hub, context.shocker_id)
         last = None
         if control_type is not ControlType.STOP:
-            key = (context.guild_id, member_id, context.shocker_id)
+            key = (member_id, context.shocker_id)
             stored, reserved = context.last_control_at, self._reserved.get(key)
             last = max(stored, reserved) if stored and reserved else stored or reserved
         return ControlFacts(
@@ -266,6 +275,7 @@ class ControlService:
         step as the decision (no await in between), so two quick commands cannot both pass the
         cooldown; `send` then stores it, or gives it back when nothing went out."""
         roles = frozenset(role_ids)
+        generation = self.storage.restrictions.value
         context = await self.storage.shares.control_context(guild_id, shocker_id, member_id)
         grants = await self.grant_index(guild_id, member_id, roles)
         request = ControlRequest(
@@ -279,7 +289,7 @@ class ControlService:
         # -- no await from here until the reservation is made --
         facts = self.facts(context, member_id=member_id, grants=grants, control_type=control_type)
         decision = decide_control(request, facts)
-        key = (guild_id, member_id, shocker_id)
+        key = (member_id, shocker_id)
         previous = self._reserved.get(key)
         if isinstance(decision, Allowed) and decision.type is not ControlType.STOP:
             self._reserve(key, facts.now)
@@ -297,16 +307,19 @@ class ControlService:
             requested_duration_ms=duration_ms,
             outcome=AuditOutcome.REFUSED,
         )
+        prepared = PreparedControl(
+            decision, share, entry, None, None, previous, request, shocker_id, generation
+        )
         if isinstance(decision, Refused) and share is None:
             # No shocker by that id here: nothing to audit (the caller may try it as a name).
-            return PreparedControl(decision, None, entry, decision.reason, None, previous)
+            return replace(prepared, reason=decision.reason)
         if isinstance(decision, Refused):
             reason = self._explain_refusal(decision, share)
             audit_id = await self.storage.audit.record(entry.model_copy(update={"reason": reason}))
-            return PreparedControl(decision, share, entry, reason, audit_id, previous)
-        return PreparedControl(decision, share, entry, None, None, previous)
+            return replace(prepared, reason=reason, audit_id=audit_id)
+        return prepared
 
-    def _reserve(self, key: tuple[int, int, str], at: float) -> None:
+    def _reserve(self, key: tuple[int, str], at: float) -> None:
         self._reserved[key] = at
         if len(self._reserved) > RESERVATIONS_KEPT:
             # Reservations only bridge the moment between a decision and the stored cooldown;
@@ -316,24 +329,52 @@ class ControlService:
 
     async def send(self, prepared: PreparedControl, display_name: str) -> ControlResult:
         """Send an allowed control. Never raises for OpenShock trouble: a failure is a result
-        with a reason, so the caller always has one sentence for the member."""
-        decision, share = prepared.decision, prepared.share
-        if isinstance(decision, Refused) or share is None:
-            return ControlResult(
-                Delivery.REFUSED, decision, share, prepared.reason, prepared.audit_id
+        with a reason, so the caller always has one sentence for the member.
+
+        If anything that can restrict controls was written since the facts were read (a pause,
+        a panic, a block, a revoke…), the control is decided again first, right before the
+        frame is written."""
+        for _ in range(MAX_REDECISIONS):
+            decision, share = prepared.decision, prepared.share
+            if isinstance(decision, Refused) or share is None:
+                return ControlResult(
+                    Delivery.REFUSED, decision, share, prepared.reason, prepared.audit_id
+                )
+            result = await self._send(share, decision, prepared, display_name)
+            if result is not None:
+                break
+            self._release(prepared)
+            r = prepared.request
+            prepared = await self.decide(
+                guild_id=r.guild_id,
+                member_id=r.member_id,
+                role_ids=r.member_role_ids,
+                shocker_id=prepared.shocker_id,
+                control_type=r.type,
+                intensity=r.intensity,
+                duration_ms=r.duration_ms,
             )
-        key = (share.guild_id, prepared.entry.member_id, share.shocker_id)
-        result = await self._send(share, decision, prepared.entry, display_name)
-        if decision.type is not ControlType.STOP:
+        else:
+            self._release(prepared)
+            reason = "Settings changed repeatedly while sending; nothing was sent. Try again."
+            return ControlResult(Delivery.REFUSED, prepared.decision, prepared.share, reason)
+        if prepared.request.type is not ControlType.STOP:
             if result.delivery is Delivery.FAILED:
-                # Nothing went out: give the member their cooldown back.
-                if prepared.previous_reserved is None:
-                    self._reserved.pop(key, None)
-                else:
-                    self._reserved[key] = prepared.previous_reserved
+                self._release(prepared)  # nothing went out: give the cooldown back
             else:
-                await self.storage.cooldowns.record(*key, self._reserved.get(key, self.clock()))
+                member, shocker = prepared.reservation_key
+                at = self._reserved.get(prepared.reservation_key, self.clock())
+                await self.storage.cooldowns.record(prepared.request.guild_id, member, shocker, at)
         return result
+
+    def _release(self, prepared: PreparedControl) -> None:
+        """Undo this control's cooldown reservation."""
+        if not isinstance(prepared.decision, Allowed) or prepared.request.type is ControlType.STOP:
+            return
+        if prepared.previous_reserved is None:
+            self._reserved.pop(prepared.reservation_key, None)
+        else:
+            self._reserved[prepared.reservation_key] = prepared.previous_reserved
 
     async def control(
         self,
@@ -371,9 +412,10 @@ class ControlService:
         return refused.reason
 
     async def _send(
-        self, share: Share, allowed: Allowed, entry: NewAuditEntry, display_name: str
-    ) -> ControlResult:
-        entry = entry.model_copy(
+        self, share: Share, allowed: Allowed, prepared: PreparedControl, display_name: str
+    ) -> ControlResult | None:
+        """Send, or return None when the decision must be made again (see `send`)."""
+        entry = prepared.entry.model_copy(
             update={
                 "effective_intensity": allowed.intensity,
                 "effective_duration_ms": allowed.duration_ms,
@@ -401,6 +443,11 @@ class ControlService:
                     and any(log_.shocker.id == known.id for log_ in event.logs)
                 ),
             )
+        if self.storage.restrictions.value != prepared.generation:
+            if confirmation is not None:
+                confirmation.cancel()
+            return None
+        # No await between the check above and the frame being written by hub.control.
         try:
             await hub.control([control], custom_name_for(display_name), timeout=self.send_timeout)
         except HubInvocationTimeout as error:
@@ -458,53 +505,80 @@ class ControlService:
     async def panic(
         self, *, wearer_id: int, account: Account | None, display_name: str
     ) -> tuple[int, str | None]:
-        """Stop every shocker of the wearer's account in one batch and pause all their shares.
+        """Pause all the wearer's shares everywhere, then Stop every shocker of their account.
 
-        The pause happens first and always: even with OpenShock unreachable, nothing more will be
-        sent by this bot. Returns (shares paused, problem sending Stop or None)."""
+        The pause comes first and always: even with OpenShock unreachable, nothing more will be
+        sent by this bot, and a control decided just before is decided again and refused (see
+        `send`). Returns (shares paused, problem sending Stop or None)."""
         paused = await self.storage.shares.panic(wearer_id)
         if account is None:
             return paused, "You have no linked OpenShock account, so no Stop was sent."
         hub = self.hub_for(account.id)
-        if hub is None or not hub.connected or hub.shockers is None:
+        if hub is None or not hub.connected:
             return paused, "Your OpenShock connection is down, so no Stop could be sent."
         shared_here = {s.shocker_id for s in await self.storage.shares.of_account(account.id)}
-        # OpenShock drops a whole batch silently at the first shocker it will not take (paused,
-        # or shared without any permission), so leave those out: they cannot fire anyway.
-        targets = [
-            known
-            for known in hub.shockers.all()
-            if (known.is_own or str(known.id) in shared_here)
-            and not known.is_paused
-            and (known.share is None or known.share.allows(WireControlType.STOP))
-        ]
+        targets: dict[UUID, str] = {}
+        if hub.shockers is not None:
+            # OpenShock drops a whole batch silently at the first shocker it will not take
+            # (paused, or shared without any permission): leave those out, they cannot fire.
+            for known in hub.shockers.all():
+                usable = not known.is_paused and (
+                    known.share is None or known.share.allows(WireControlType.STOP)
+                )
+                if usable and (known.is_own or str(known.id) in shared_here):
+                    targets[known.id] = known.name
+        else:
+            # The lists could not be read: still stop every shocker this bot could have sent to.
+            for share in await self.storage.shares.of_account(account.id):
+                if (uuid := _shocker_uuid(share.shocker_id)) is not None:
+                    targets[uuid] = share.shocker_name
         if not targets:
             return paused, None
-        # Only Stop (intensity 0) is built here: it cannot make a shocker fire.
-        controls = [
-            Control(id=known.id, type=WireControlType.STOP, intensity=0, duration=STOP_DURATION_MS)
-            for known in targets
-        ]
-        try:
-            await hub.control(controls, custom_name_for(display_name))
-        except OpenShockError as error:
-            return paused, f"{error} Stop may not have reached your shockers."
-        for known in targets:
+        name = custom_name_for(display_name)
+        # One ControlV2 per shocker, all at once: one shocker OpenShock refuses (deleted, share
+        # revoked since the lists were read) cannot sink the Stop of the others. Only Stop is
+        # built here (intensity 0): it cannot make a shocker fire.
+        outcomes = await asyncio.gather(
+            *(
+                hub.control(
+                    [
+                        Control(
+                            id=uuid,
+                            type=WireControlType.STOP,
+                            intensity=0,
+                            duration=STOP_DURATION_MS,
+                        )
+                    ],
+                    name,
+                )
+                for uuid in targets
+            ),
+            return_exceptions=True,
+        )
+        failed = []
+        for (uuid, shocker_name), outcome in zip(targets.items(), outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failed.append(shocker_name)
+                log.warning("Panic Stop to shocker %s failed: %s", uuid, outcome)
             await self.storage.audit.record(
                 NewAuditEntry(
                     guild_id=None,
                     member_id=wearer_id,
                     wearer_id=wearer_id,
                     account_id=account.id,
-                    shocker_id=str(known.id),
-                    shocker_name=known.name,
+                    shocker_id=str(uuid),
+                    shocker_name=shocker_name,
                     control_type=int(ControlType.STOP),
                     effective_intensity=0,
                     effective_duration_ms=STOP_DURATION_MS,
-                    outcome=AuditOutcome.SENT,
-                    reason="panic",
+                    outcome=AuditOutcome.FAILED
+                    if isinstance(outcome, BaseException)
+                    else AuditOutcome.SENT,
+                    reason=f"panic: {outcome}" if isinstance(outcome, BaseException) else "panic",
                 )
             )
+        if failed:
+            return paused, f"Stop may not have reached: {', '.join(failed)}."
         return paused, None
 
     async def close(self) -> None:

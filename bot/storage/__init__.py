@@ -7,7 +7,7 @@ from pathlib import Path
 from bot.crypto import TokenCipher
 from bot.storage.accounts import AccountLinkedElsewhere, AccountRepository, UnlinkSummary
 from bot.storage.audit import AuditRepository
-from bot.storage.database import Database
+from bot.storage.database import Database, RestrictionCounter
 from bot.storage.feeds import DeviceStateRepository, EventRepository, FeedRepository
 from bot.storage.migrations import MigrationError
 from bot.storage.permissions import CooldownRepository, GrantRepository, GuildSettingsRepository
@@ -30,10 +30,11 @@ class Storage:
 
     def __init__(self, db: Database, cipher: TokenCipher) -> None:
         self.db = db
-        self.accounts = AccountRepository(db, cipher)
-        self.shares = ShareRepository(db)
-        self.grants = GrantRepository(db)
-        self.guild_settings = GuildSettingsRepository(db)
+        self.restrictions = RestrictionCounter()
+        self.accounts = AccountRepository(db, cipher, self.restrictions)
+        self.shares = ShareRepository(db, self.restrictions)
+        self.grants = GrantRepository(db, self.restrictions)
+        self.guild_settings = GuildSettingsRepository(db, self.restrictions)
         self.cooldowns = CooldownRepository(db)
         self.audit = AuditRepository(db)
         self.feeds = FeedRepository(db)

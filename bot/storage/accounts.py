@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from bot.crypto import TokenCipher
-from bot.storage.database import Database
+from bot.storage.database import Database, RestrictionCounter
 from bot.storage.models import Account
 
 
@@ -22,8 +22,9 @@ class UnlinkSummary:
 
 
 class AccountRepository:
-    def __init__(self, db: Database, cipher: TokenCipher) -> None:
+    def __init__(self, db: Database, cipher: TokenCipher, restrictions: RestrictionCounter) -> None:
         self._db = db
+        self._restrictions = restrictions
         self._cipher = cipher
 
     async def link(
@@ -87,6 +88,7 @@ class AccountRepository:
                 "SELECT * FROM accounts WHERE discord_user_id = ?", (discord_user_id,)
             )
         assert row is not None
+        self._restrictions.bump()
         return Account.from_row(row)  # type: ignore[no-any-return]
 
     async def get(self, account_id: int) -> Account | None:
@@ -118,6 +120,7 @@ class AccountRepository:
             " WHERE id = ? AND state != 'invalid'",
             (reason, time.time(), account_id),
         )
+        self._restrictions.bump()
         return changed > 0
 
     async def set_name(self, account_id: int, name: str) -> None:
@@ -145,6 +148,7 @@ class AccountRepository:
             )
             # Events, their deliveries and device states go with the account (ON DELETE CASCADE).
             await tx.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
+        self._restrictions.bump()
         return UnlinkSummary(
             shares=shares, blocks=blocks, pending_events=int(pending[0]) if pending else 0
         )

@@ -19,6 +19,21 @@ log = logging.getLogger(__name__)
 Params = Sequence[Any] | dict[str, Any]
 
 
+class RestrictionCounter:
+    """Counts committed writes that can make a control no longer allowed (a pause, a block, an
+    unshare, a revoked or narrowed grant, lower caps, an unlinked or invalid account).
+
+    A control decided on facts read at count N is re-decided before sending when the count has
+    moved since: a `/panic` or a pause can never be overtaken by a control decided just before.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
+
+
 class Database:
     """One aiosqlite connection shared by the whole bot.
 

@@ -6,13 +6,14 @@ import time
 from collections.abc import Iterable
 
 from bot.domain.decision import GrantTarget
-from bot.storage.database import Database
+from bot.storage.database import Database, RestrictionCounter
 from bot.storage.models import Grant, GuildSettings
 
 
 class GrantRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, restrictions: RestrictionCounter) -> None:
         self._db = db
+        self._restrictions = restrictions
 
     async def grant(
         self,
@@ -57,6 +58,7 @@ class GrantRepository:
             )
             row = await tx.fetch_one("SELECT * FROM grants WHERE id = ?", (grant_id,))
         assert row is not None
+        self._restrictions.bump()
         return Grant.from_row(row)  # type: ignore[no-any-return]
 
     async def revoke(
@@ -67,6 +69,7 @@ class GrantRepository:
             " AND coalesce(shocker_id, '') = coalesce(?, '')",
             (guild_id, target_kind.value, target_id, shocker_id),
         )
+        self._restrictions.bump()
         return changed > 0
 
     async def in_guild(self, guild_id: int) -> list[Grant]:
@@ -92,8 +95,9 @@ class GrantRepository:
 
 
 class GuildSettingsRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, restrictions: RestrictionCounter) -> None:
         self._db = db
+        self._restrictions = restrictions
 
     async def get(self, guild_id: int) -> GuildSettings:
         row = await self._db.fetch_one(
@@ -110,6 +114,7 @@ class GuildSettingsRepository:
             " max_intensity = excluded.max_intensity, max_duration_ms = excluded.max_duration_ms",
             (guild_id, max_intensity, max_duration_ms),
         )
+        self._restrictions.bump()
         return await self.get(guild_id)
 
 

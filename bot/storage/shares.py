@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
-from bot.storage.database import Database
+from bot.storage.database import Database, RestrictionCounter
 from bot.storage.models import ControlContext, Share
 
 
 class ShareRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, restrictions: RestrictionCounter) -> None:
         self._db = db
+        self._restrictions = restrictions
 
     async def share(
         self,
@@ -66,6 +67,7 @@ class ShareRepository:
                 (guild_id, shocker_id),
             )
         assert row is not None
+        self._restrictions.bump()
         return Share.from_row(row)  # type: ignore[no-any-return]
 
     async def control_context(
@@ -81,11 +83,11 @@ class ShareRepository:
             " EXISTS (SELECT 1 FROM blocks b WHERE b.guild_id = s.guild_id"
             "  AND b.wearer_id = s.wearer_id AND b.member_id = :member) AS blocked,"
             " g.max_intensity AS guild_max_intensity, g.max_duration_ms AS guild_max_duration_ms,"
-            " c.last_at AS last_control_at"
+            # A cooldown is per member and shocker, across guilds.
+            " (SELECT max(c.last_at) FROM cooldowns c"
+            "  WHERE c.member_id = :member AND c.shocker_id = s.shocker_id) AS last_control_at"
             " FROM shares s"
             " LEFT JOIN guild_settings g ON g.guild_id = s.guild_id"
-            " LEFT JOIN cooldowns c ON c.guild_id = s.guild_id AND c.member_id = :member"
-            "  AND c.shocker_id = s.shocker_id"
             " WHERE s.guild_id = :guild AND s.shocker_id = :shocker",
             {"guild": guild_id, "shocker": shocker_id, "member": member_id},
         )
@@ -96,6 +98,7 @@ class ShareRepository:
             "DELETE FROM shares WHERE guild_id = ? AND wearer_id = ? AND shocker_id = ?",
             (guild_id, wearer_id, shocker_id),
         )
+        self._restrictions.bump()
         return changed > 0
 
     async def get(self, guild_id: int, shocker_id: str) -> Share | None:
@@ -146,6 +149,7 @@ class ShareRepository:
             "UPDATE shares SET paused = ? WHERE guild_id = ? AND wearer_id = ? AND shocker_id = ?",
             (int(paused), guild_id, wearer_id, shocker_id),
         )
+        self._restrictions.bump()
         return changed > 0
 
     async def pause_wearer(self, guild_id: int, wearer_id: int) -> None:
@@ -155,6 +159,7 @@ class ShareRepository:
             " ON CONFLICT DO NOTHING",
             (guild_id, wearer_id, time.time()),
         )
+        self._restrictions.bump()
 
     async def resume_wearer(self, guild_id: int, wearer_id: int) -> int:
         """Lift the wearer's pause in this guild and every per-shocker pause of theirs there."""
@@ -189,6 +194,7 @@ class ShareRepository:
                 " ON CONFLICT DO NOTHING",
                 (now, wearer_id),
             )
+        self._restrictions.bump()
         return paused
 
     # -- blocks ---------------------------------------------------------------------------------
@@ -199,6 +205,7 @@ class ShareRepository:
             " ON CONFLICT DO NOTHING",
             (guild_id, wearer_id, member_id, time.time()),
         )
+        self._restrictions.bump()
         return changed > 0
 
     async def unblock(self, guild_id: int, wearer_id: int, member_id: int) -> bool:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot.domain.decision import ControlType
+from bot.domain.decision import ControlType, GrantTarget
 from bot.storage.models import AuditOutcome
 from tests.fakes.discord_api import FakeUser as DiscordUser
+from tests.fakes.interactions import Interactions
 from tests.fakes.openshock_server import FakeDevice, FakeShocker
 from tests.fakes.openshock_server import FakeUser as OpenShockUser
 from tests.harness import Harness
@@ -334,3 +335,96 @@ async def test_a_control_that_could_not_be_sent_gives_the_cooldown_back(scene: S
     assert "✅ delivered" in await scene.command("shock", scene.bob, intensity=10, duration=1)
     guild = scene.h.discord.guild_id
     assert await scene.h.storage.cooldowns.last_control(guild, scene.bob.id, scene.collar_id)
+
+
+@pytest.mark.parametrize("restriction", ["panic", "pause", "block", "revoke"])
+async def test_a_restriction_written_after_the_decision_stops_the_control(
+    scene: Scene, restriction: str
+) -> None:
+    """The wearer's /panic (or a pause, block or revoke) lands between Bob's decision and his
+    frame: the control is decided again, refused, and never reaches the hub."""
+    await scene.grant_everyone()
+    guild = scene.h.discord.guild_id
+    storage = scene.h.storage
+    original_decide = scene.h.bot.control.decide
+    calls = 0
+
+    async def decide_then_restrict(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        prepared = await original_decide(**kwargs)
+        if calls == 1:
+            if restriction == "panic":
+                await scene.h.bot.control.panic(
+                    wearer_id=scene.alice.id,
+                    account=await storage.accounts.by_discord_user(scene.alice.id),
+                    display_name="alice",
+                )
+            elif restriction == "pause":
+                await storage.shares.set_paused(guild, scene.alice.id, scene.collar_id, True)
+            elif restriction == "block":
+                await storage.shares.block(guild, scene.alice.id, scene.bob.id)
+            else:
+                await storage.grants.revoke(guild, GrantTarget.ROLE, guild, None)
+        return prepared
+
+    scene.h.bot.control.decide = decide_then_restrict  # type: ignore[method-assign]
+    payload = scene.h.ix.slash(
+        "shock", {"shocker": scene.collar_id, "intensity": 10, "duration": 1}, user=scene.bob
+    )
+    await scene.h.run(payload)
+    reply = scene.h.discord.replies_for(payload)
+    assert "Not sent" in reply.text and reply.ephemeral
+    sent_types = [c["type"] for frame in scene.control_frames() for c in frame.arguments[0]]
+    assert ControlType.SHOCK not in sent_types
+    assert sent_types == ([ControlType.STOP] if restriction == "panic" else [])
+    assert calls == 2  # decided again before sending
+    (entry, *_) = await storage.audit.recent(guild)
+    assert entry.outcome is AuditOutcome.REFUSED
+
+
+async def test_a_cooldown_holds_across_guilds(scene: Scene) -> None:
+    other_guild_id = scene.h.discord.add_guild(name="Other").id
+    await scene.h.share(scene.alice, scene.collar_id, guild_id=other_guild_id)
+    await scene.grant_everyone(cooldown=600)
+    await scene.h.storage.grants.grant(
+        guild_id=other_guild_id,
+        target_kind=GrantTarget.ROLE,
+        target_id=other_guild_id,
+        shocker_id=None,
+        max_intensity=None,
+        max_duration_ms=None,
+        cooldown_ms=600_000,
+        allow_shock=True,
+        allow_vibrate=True,
+        allow_sound=True,
+        created_by=scene.admin.id,
+    )
+    await scene.command("shock", scene.bob, intensity=10, duration=1)
+    other = Interactions(scene.h.discord.app_id, other_guild_id, tree=scene.h.bot.tree)
+    payload = other.slash(
+        "shock", {"shocker": scene.collar_id, "intensity": 10, "duration": 1}, user=scene.bob
+    )
+    await scene.h.run(payload)
+    assert "cooling down" in scene.h.discord.replies_for(payload).text.lower()
+    assert len(scene.control_frames()) == 1
+
+
+async def test_panic_sends_each_stop_on_its_own(scene: Scene) -> None:
+    """One shocker OpenShock would refuse must not sink the Stop of the others."""
+    cuff = scene.h.openshock.add_shocker(scene.device, "Cuff")
+    account = await scene.h.storage.accounts.by_discord_user(scene.alice.id)
+    assert account is not None
+    hub = scene.h.bot.hubs.get(account.id)
+    assert hub is not None
+    await hub.refresh_shockers()
+    scene.h.openshock.shockers.remove(cuff)  # deleted on OpenShock since the lists were read
+    payload = scene.h.ix.slash("panic", user=scene.alice)
+    await scene.h.run(payload)
+    frames = scene.control_frames()
+    assert sorted(f.arguments[0][0]["id"] for f in frames) == sorted(
+        [scene.collar_id, str(cuff.id)]
+    )
+    assert all(len(f.arguments[0]) == 1 for f in frames)
+    # The collar's Stop was carried out although the cuff's was dropped.
+    assert [c.shocker for c in scene.h.openshock.executed_controls] == [scene.collar]
