@@ -104,6 +104,20 @@ class OpenShockBot(commands.AutoShardedBot):
         try:
             async with OpenShockRest(self.settings.api_url, token) as rest:
                 user = await rest.get_self()
+            existing = await self.storage.accounts.by_discord_user(owner.id)
+            if (
+                existing is not None
+                and not existing.is_operator
+                and existing.openshock_user_id != str(user.id)
+            ):
+                # Linking would replace the owner's own account and delete its shares.
+                log.warning(
+                    "OPENSHOCK_TOKEN was not linked: the application owner has linked another "
+                    "OpenShock account (%s) with /account link; unlink it first to use the "
+                    "operator token",
+                    existing.openshock_name,
+                )
+                return
             await self.storage.accounts.link(
                 discord_user_id=owner.id,
                 openshock_user_id=str(user.id),
