@@ -2,6 +2,7 @@
 connection per linked account (``manager``), and the wire models (``models``)."""
 
 from bot.openshock.errors import (
+    HubConnectionLost,
     HubInvocationFailed,
     HubInvocationTimeout,
     HubNotConnected,
@@ -19,6 +20,7 @@ __all__ = [
     "USER_AGENT",
     "HubAccount",
     "HubConnection",
+    "HubConnectionLost",
     "HubInvocationFailed",
     "HubInvocationTimeout",
     "HubManager",

@@ -59,6 +59,21 @@ class HubNotConnected(OpenShockError):
         super().__init__(f"Not connected to OpenShock: {reason}.")
 
 
+class HubConnectionLost(HubNotConnected):
+    """The connection dropped after the invocation was sent and before its completion came back.
+
+    Unlike its base (nothing was sent), the request reached the wire: it may or may not have been
+    carried out. Nobody should assume either, nor resend it blindly.
+    """
+
+    def __init__(self) -> None:
+        OpenShockError.__init__(
+            self,
+            "The connection to OpenShock dropped after the request was sent; "
+            "it may or may not have been carried out.",
+        )
+
+
 class HubInvocationFailed(OpenShockError):
     """The hub answered an invocation with a completion error."""
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import aiohttp
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 from pysignalr.client import SignalRClient
 from pysignalr.messages import (
@@ -39,6 +39,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bot.openshock.errors import (
+    HubConnectionLost,
     HubInvocationFailed,
     HubInvocationTimeout,
     HubNotConnected,
@@ -147,7 +148,9 @@ class _ServerSilent(Exception):
     """Nothing arrived from the server within the server timeout."""
 
 
-_JSON_OBJECT = TypeAdapter(dict[str, Any])
+# Validation errors never echo their input: a payload may hold what the logs should not.
+_NO_INPUT_IN_ERRORS = ConfigDict(hide_input_in_errors=True)
+_JSON_OBJECT = TypeAdapter(dict[str, Any], config=_NO_INPUT_IN_ERRORS)
 
 
 class _TolerantJSONProtocol(JSONProtocol):
@@ -278,7 +281,7 @@ def _positional(model: type[_E], *names: str) -> Callable[[Any], _E]:
     return parse
 
 
-_DEVICE_STATES = TypeAdapter(list[DeviceOnlineState])
+_DEVICE_STATES = TypeAdapter(list[DeviceOnlineState], config=_NO_INPUT_IN_ERRORS)
 
 
 def _parse_device_status(arguments: Any) -> list[DeviceOnlineState]:
@@ -612,8 +615,11 @@ class HubConnection:
     ) -> Any:
         """Invoke a hub method and wait for its completion; returns its result (usually None).
 
-        Raises ``HubNotConnected``, ``HubInvocationFailed`` (completion error) or
-        ``HubInvocationTimeout``. Arguments may be pydantic models, UUIDs and plain JSON values.
+        Raises ``HubNotConnected`` (not connected, or dropped while sending: nothing was sent),
+        its subclass ``HubConnectionLost`` (dropped after the frame was sent, before the
+        completion: it may or may not have been carried out), ``HubInvocationFailed``
+        (completion error) or ``HubInvocationTimeout``. Arguments may be pydantic models, UUIDs
+        and plain JSON values.
         """
         client = self._client
         if client is None or self._state is not HubState.CONNECTED:
@@ -635,6 +641,8 @@ class HubConnection:
             try:
                 await client.send(method, payload, on_invocation=on_completion)
             except (ConnectionClosed, OSError):
+                if completion.done() and not completion.cancelled():
+                    completion.exception()  # HubConnectionLost from the drop: superseded
                 raise HubNotConnected("the connection dropped while sending") from None
             async with asyncio.timeout(timeout):
                 return await completion
@@ -671,9 +679,19 @@ class HubConnection:
 
     async def refresh_shockers(self) -> ShockerDirectory:
         """Re-read the own and shared shocker lists now (raises the REST client's errors)."""
-        own, shared = await asyncio.gather(
-            self.rest.get_own_shockers(), self.rest.get_shared_shockers()
-        )
+        try:
+            own, shared = await asyncio.gather(
+                self.rest.get_own_shockers(), self.rest.get_shared_shockers()
+            )
+        except TokenRejected:
+            if (
+                asyncio.current_task() is not self._refresh_task
+                and not self._stopped
+                and self._state is not HubState.INVALID
+            ):
+                # Let the background refresh see it too: it ends the connection.
+                self._request_shocker_refresh()
+            raise
         self._shockers = ShockerDirectory(own=own, shared=shared)
         self._events.publish(ShockersRefreshed(shockers=self._shockers))
         return self._shockers
@@ -688,16 +706,60 @@ class HubConnection:
         )
 
     async def _refresh_in_background(self) -> None:
+        """Refresh until it succeeds: a failed refresh (429, 5xx, unreachable) is retried with
+        backoff for as long as the hub is connected, or the lists (None after a start) would
+        stay stale or missing, and with them everything that needs them (/stop, /panic). When
+        the connection drops meanwhile, the next ``Welcome`` asks for a refresh again. A 401
+        means the token was revoked: the connection ends as after a 401 on the upgrade."""
+        failures = 0
         while True:
             self._refresh_again = False
             try:
                 await self.refresh_shockers()
-            except OpenShockError as error:
-                _log.warning("Could not refresh the shockers of %s: %s", self.name, error)
-            except Exception:
-                _log.exception("Unexpected error refreshing the shockers of %s", self.name)
+            except TokenRejected:
+                await self._token_revoked_while_open()
+                return
+            except Exception as error:
+                failures += 1
+                if not self.connected:
+                    _log.info("Could not refresh the shockers of %s: %s", self.name, error)
+                    return
+                delay = self._timings.backoff(failures - 1)
+                if isinstance(error, OpenShockError):
+                    _log.warning(
+                        "Could not refresh the shockers of %s: %s; retrying in %.1f s",
+                        self.name,
+                        error,
+                        delay,
+                    )
+                else:
+                    _log.exception(
+                        "Unexpected error refreshing the shockers of %s; retrying in %.1f s",
+                        self.name,
+                        delay,
+                    )
+                await asyncio.sleep(delay)
+                if not self.connected:
+                    return
+                continue
+            failures = 0
             if not self._refresh_again:
                 return
+
+    async def _token_revoked_while_open(self) -> None:
+        """REST answered 401 while the hub was open (the hub checks the token only when a
+        connection opens, so it would keep working until the next drop): the token is dead, so
+        end the connection and stop as after a 401 on the upgrade."""
+        if self._state is HubState.INVALID or self._stopped:
+            return
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not asyncio.current_task():
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
+        # (The supervisor cannot have turned INVALID meanwhile: it sets that state before it
+        # awaits anything, and then this method would have returned above.)
+        self._connection_lost(str(TokenRejected()))
+        await self._become_invalid()
 
     # --- Supervision ---------------------------------------------------------------------------
 
@@ -741,9 +803,11 @@ class HubConnection:
             await client.run()
         finally:
             self._client = None
+            # An invocation still sending gets "dropped while sending" from its own send (which
+            # fails); one whose frame went out learns only that its outcome is unknown.
             for future in self._pending:
                 if not future.done():
-                    future.set_exception(HubNotConnected("the connection was lost"))
+                    future.set_exception(HubConnectionLost())
 
     def _handler(
         self, target: str, parse: Callable[[Any], Any], apply: Callable[[Any], Awaitable[None]]
@@ -797,6 +861,8 @@ class HubConnection:
         return lasted
 
     async def _become_invalid(self) -> None:
+        if self._state is HubState.INVALID:  # on_invalid is called once
+            return
         reason = str(TokenRejected())
         self._last_error = reason
         self._set_state(HubState.INVALID)

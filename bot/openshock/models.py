@@ -55,10 +55,18 @@ class OtaUpdateTask(_OpenIntEnum):
 
 
 class OpenShockModel(BaseModel):
-    """Base for wire models: camelCase on the wire, snake_case in Python, extra fields ignored."""
+    """Base for wire models: camelCase on the wire, snake_case in Python, extra fields ignored.
+
+    Validation errors leave the input out (``hide_input_in_errors``): they are logged, and a
+    payload such as ``/1/users/self`` holds the account's email address.
+    """
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
 

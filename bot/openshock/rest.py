@@ -12,7 +12,7 @@ from typing import Any, Self, TypeVar
 from uuid import UUID
 
 import aiohttp
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from bot.openshock.errors import (
     OpenShockApiError,
@@ -29,6 +29,8 @@ TOKEN_HEADER = "OpenShockToken"  # noqa: S105 - a header name, not a secret
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# Logged validation errors never show the response body (/1/users/self holds the email).
+_NO_INPUT_IN_ERRORS = ConfigDict(hide_input_in_errors=True)
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -134,7 +136,8 @@ class OpenShockRest:
         try:
             if isinstance(model, type) and issubclass(model, BaseModel):
                 return model.model_validate(data)
-            return TypeAdapter(model).validate_python(data)
+            # A list of models: without this config the list's errors would echo the input.
+            return TypeAdapter(model, config=_NO_INPUT_IN_ERRORS).validate_python(data)
         except ValidationError as e:
             _log.warning("Unexpected OpenShock response: %s", e)
             raise OpenShockApiError(

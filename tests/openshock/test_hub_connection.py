@@ -174,6 +174,58 @@ async def test_token_revoked_while_connected_is_noticed_on_reconnect(
     assert hub.state is HubState.INVALID
 
 
+async def test_a_401_on_a_refresh_while_connected_marks_the_token_invalid(
+    openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub, recorder: Recorder
+) -> None:
+    reasons: list[str] = []
+
+    async def on_invalid(reason: str) -> None:
+        reasons.append(reason)
+
+    hub = make_hub(world.alice, on_invalid=on_invalid, start=False)
+    hub.subscribe(recorder)
+    hub.start()
+    await hub.wait_connected(5)
+    await eventually(lambda: hub.shockers is not None, what="the first refresh")
+    (connection,) = openshock_server.connections_of(world.alice)
+    # Revoked while the hub stays open (the server checks tokens only on connect); the
+    # DeviceUpdate makes the hub re-read its lists over REST, which now answers 401.
+    openshock_server.revoke_token(world.alice)
+    await openshock_server.push_device_update(world.hub)
+    await eventually(lambda: hub.state is HubState.INVALID, what="the invalid state")
+    await asyncio.wait_for(connection.closed.wait(), 5)
+    assert reasons == [hub.status.last_error]
+    assert "rejected the API token" in reasons[0]
+    await eventually(lambda: len(recorder.of_type(HubDisconnected)) == 1, what="the drop")
+    with pytest.raises(TokenRejected):
+        await hub.wait_connected(1)
+    # Neither reconnects nor refresh retries follow, and on_invalid came once.
+    refreshes = len(openshock_server.requests_to("/1/shockers/own"))
+    await openshock_server.push_device_update(world.hub)
+    await asyncio.sleep(FAST.backoff_max * 10)
+    assert len(openshock_server.requests_to(HUB_PATH)) == 1
+    assert len(openshock_server.requests_to("/1/shockers/own")) == refreshes
+    assert len(reasons) == 1
+
+
+async def test_a_401_on_an_on_demand_refresh_also_marks_the_token_invalid(
+    openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub
+) -> None:
+    invalid = asyncio.Event()
+
+    async def on_invalid(reason: str) -> None:
+        invalid.set()
+
+    hub = make_hub(world.alice, on_invalid=on_invalid)
+    await hub.wait_connected(5)
+    await eventually(lambda: hub.shockers is not None, what="the first refresh")
+    openshock_server.revoke_token(world.alice)
+    with pytest.raises(TokenRejected):
+        await hub.refresh_shockers()
+    await asyncio.wait_for(invalid.wait(), 5)
+    assert hub.state is HubState.INVALID
+
+
 async def test_token_never_logged(
     openshock_server: FakeOpenShockServer,
     world: World,

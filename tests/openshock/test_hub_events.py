@@ -296,12 +296,55 @@ async def test_a_failed_refresh_is_logged_and_the_connection_stays(
     recorder: Recorder,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    openshock_server.fail_rest("/1/shockers/own", 500)
     hub = await connected(make_hub, world, recorder)
-    await eventually(lambda: "Could not refresh the shockers" in caplog.text, what="the log")
-    assert hub.connected and hub.shockers is None
+    await eventually(lambda: hub.shockers is not None, what="the first refresh")
+    openshock_server.fail_rest("/1/shockers/own", 500)
+    new = openshock_server.add_shocker(world.hub, "Anklet")
     await openshock_server.push_device_update(world.hub)
-    await eventually(lambda: hub.shockers is not None, what="a later refresh")
+    await eventually(lambda: "Could not refresh the shockers" in caplog.text, what="the log")
+    assert hub.connected
+    await eventually(lambda: hub.shockers is not None and hub.shockers.get(new.id) is not None)
+
+
+async def test_a_failed_first_refresh_is_retried_until_it_succeeds_without_a_reconnect(
+    openshock_server: FakeOpenShockServer,
+    world: World,
+    make_hub: MakeHub,
+    recorder: Recorder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    openshock_server.fail_rest("/1/shockers/own", 500, times=2)
+    hub = await connected(make_hub, world, recorder)
+    await eventually(lambda: hub.shockers is not None, what="the lists, after two failures")
+    assert hub.shockers is not None and hub.shockers.get(world.cuff.id) is not None
+    assert len(openshock_server.requests_to("/1/shockers/own")) == 3
+    assert len(openshock_server.connections_of(world.alice)) == 1  # no reconnect needed
+    assert hub.connected
+    assert caplog.text.count("Could not refresh the shockers") == 2
+    await eventually(lambda: len(recorder.of_type(ShockersRefreshed)) == 1, what="the event")
+
+
+async def test_a_rate_limited_first_refresh_is_retried(
+    openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub, recorder: Recorder
+) -> None:
+    openshock_server.fail_rest("/1/shockers/shared", 429, times=5)  # no Retry-After: no wait
+    hub = await connected(make_hub, world, recorder)
+    await eventually(lambda: hub.shockers is not None, what="the lists, after 429s")
+    assert len(openshock_server.connections_of(world.alice)) == 1
+
+
+async def test_refresh_retries_end_with_the_connection(
+    openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub, recorder: Recorder
+) -> None:
+    openshock_server.fail_rest("/1/shockers/own", 500, times=1_000_000)
+    hub = await connected(make_hub, world, recorder)
+    await openshock_server.wait_until(
+        lambda: len(openshock_server.requests_to("/1/shockers/own")) >= 3, what="retries"
+    )
+    await hub.stop()
+    attempts = len(openshock_server.requests_to("/1/shockers/own"))
+    await asyncio.sleep(0.1)  # many backoff periods (FAST caps them at 20 ms)
+    assert len(openshock_server.requests_to("/1/shockers/own")) == attempts
 
 
 def test_device_state_of_an_unknown_device_is_offline() -> None:

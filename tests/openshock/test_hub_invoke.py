@@ -6,7 +6,12 @@ import asyncio
 
 import pytest
 
-from bot.openshock.errors import HubInvocationFailed, HubInvocationTimeout, HubNotConnected
+from bot.openshock.errors import (
+    HubConnectionLost,
+    HubInvocationFailed,
+    HubInvocationTimeout,
+    HubNotConnected,
+)
 from bot.openshock.hub import HubConnection
 from bot.openshock.models import Control, ControlLogEvent, ControlType, OtaInstallStarted
 from tests.fakes.openshock_server import FakeOpenShockServer, FakeShocker, FakeUser
@@ -83,8 +88,10 @@ async def test_invoking_while_not_connected_raises(
     openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub
 ) -> None:
     hub = make_hub(world.alice, start=False)
-    with pytest.raises(HubNotConnected):
+    with pytest.raises(HubNotConnected) as error:
         await hub.control([vibrate(world.cuff)])
+    assert not isinstance(error.value, HubConnectionLost)  # certainly not sent
+    assert openshock_server.invocations == []
 
 
 async def test_a_drop_while_waiting_fails_the_invocation(
@@ -95,7 +102,21 @@ async def test_a_drop_while_waiting_fails_the_invocation(
     call = asyncio.create_task(hub.reboot(world.hub.id))
     await openshock_server.wait_for_invocation("Reboot")
     await openshock_server.drop_connections(world.alice)
-    with pytest.raises(HubNotConnected, match="lost"):
+    # Sent, then the connection went: the caller must not read it as "not sent".
+    with pytest.raises(HubConnectionLost, match="may or may not have been carried out"):
+        await call
+    assert issubclass(HubConnectionLost, HubNotConnected)  # still "the hub is not there"
+
+
+async def test_stopping_while_waiting_fails_the_invocation_as_lost(
+    openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub
+) -> None:
+    hub = await ready(make_hub, world.alice)
+    openshock_server.unanswered_methods.add("ControlV2")
+    call = asyncio.create_task(hub.control([vibrate(world.cuff)]))
+    await openshock_server.wait_for_invocation("ControlV2")
+    await hub.stop()
+    with pytest.raises(HubConnectionLost):
         await call
 
 

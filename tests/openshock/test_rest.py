@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.openshock.errors import (
     OpenShockApiError,
@@ -190,3 +191,46 @@ async def test_a_shared_session_is_left_open(
         async with rest:
             await rest.get_self()
         assert not session.closed
+
+
+@pytest.fixture
+async def malformed_server() -> AsyncIterator[str]:
+    """A server whose answers are well-formed envelopes around bodies of the wrong shape."""
+    email = "alice.secret@example.org"
+
+    async def users_self(request: web.Request) -> web.Response:
+        # No id, a name of the wrong type: the model's errors would show the whole body.
+        return web.json_response({"message": "", "data": {"name": 7, "email": email}})
+
+    async def shockers_own(request: web.Request) -> web.Response:
+        return web.json_response({"message": "", "data": [{"name": "Hub", "owner": email}]})
+
+    app = web.Application()
+    app.router.add_get("/1/users/self", users_self)
+    app.router.add_get("/1/shockers/own", shockers_own)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_malformed_body_is_logged_without_its_content(
+    malformed_server: str, make_rest: MakeRest, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = make_rest("a-token-for-the-test", malformed_server)
+    with pytest.raises(OpenShockApiError, match="unexpected shape"):
+        await client.get_self()
+    with pytest.raises(OpenShockApiError, match="unexpected shape"):
+        await client.get_own_shockers()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all("Unexpected OpenShock response" in w for w in warnings)
+    assert "Field required" in warnings[0]  # still says what was wrong
+    assert "alice.secret@example.org" not in caplog.text
+    assert "input_value" not in caplog.text
