@@ -35,7 +35,7 @@ from bot.domain.decision import (
     describe_access,
 )
 from bot.domain.decision import Grant as DecisionGrant
-from bot.openshock.errors import HubInvocationTimeout, OpenShockError
+from bot.openshock.errors import HubConnectionLost, HubInvocationTimeout, OpenShockError
 from bot.openshock.hub import HubConnection
 from bot.openshock.manager import HubManager
 from bot.openshock.models import Control, ControlLogEvent, KnownShocker
@@ -450,9 +450,9 @@ class ControlService:
         # No await between the check above and the frame being written by hub.control.
         try:
             await hub.control([control], custom_name_for(display_name), timeout=self.send_timeout)
-        except HubInvocationTimeout as error:
-            # The frame went out but was never acknowledged: it may have fired. Say so, and
-            # keep the cooldown.
+        except (HubInvocationTimeout, HubConnectionLost) as error:
+            # The frame went out but was never acknowledged (no answer, or the connection
+            # dropped after sending): it may have fired. Say so, and keep the cooldown.
             log.warning("Control to shocker %s unacknowledged: %s", share.shocker_id, error)
             delivered = confirmation is not None and confirmation.done()
             if confirmation is not None and not delivered:

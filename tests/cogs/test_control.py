@@ -3,6 +3,7 @@ ControlV2 at the fake hub → Log → the edited reply, and the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -428,3 +429,25 @@ async def test_panic_sends_each_stop_on_its_own(scene: Scene) -> None:
     assert all(len(f.arguments[0]) == 1 for f in frames)
     # The collar's Stop was carried out although the cuff's was dropped.
     assert [c.shocker for c in scene.h.openshock.executed_controls] == [scene.collar]
+
+
+async def test_a_connection_lost_after_sending_is_not_called_not_sent(scene: Scene) -> None:
+    await scene.grant_everyone(cooldown=600)
+    scene.h.openshock.unanswered_methods.add("ControlV2")  # recorded, never completed
+    account = await scene.h.storage.accounts.by_discord_user(scene.alice.id)
+    assert account is not None
+
+    async def drop_when_the_frame_arrives() -> None:
+        await scene.h.openshock.wait_for_invocation("ControlV2")
+        await scene.h.openshock.drop_connections(scene.alice_os)
+
+    dropper = asyncio.create_task(drop_when_the_frame_arrives())
+    text = await scene.command("shock", scene.bob, intensity=10, duration=1)
+    await dropper
+    assert "may or may not have been carried out" in text
+    assert "Not sent" not in text
+    (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
+    assert entry.outcome is AuditOutcome.NOT_CONFIRMED
+    scene.h.openshock.unanswered_methods.clear()
+    await scene.h.ready(account.id)
+    assert "cooling down" in (await scene.command("shock", scene.bob, intensity=10, duration=1))
