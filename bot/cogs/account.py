@@ -11,7 +11,6 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import report_component_error
-from bot.logs import redactor
 from bot.openshock.errors import OpenShockError
 from bot.openshock.hub import HubConnection, HubState
 from bot.openshock.models import ShockerDirectory
@@ -188,7 +187,6 @@ class LinkModal(discord.ui.Modal, title="Link your OpenShock account"):
         self.add_item(self.server)
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        redactor.register(self.token.value.strip())
         # The checks below talk to OpenShock: answer Discord within its 3 s first.
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.cog.finish_link(interaction, self.token.value, self.server.value)

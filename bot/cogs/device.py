@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import discord
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 esc = discord.utils.escape_markdown
+_T = TypeVar("_T")
 
 # Semantic Versioning 2.0.0, the form OtaInstall binds (a malformed one is a binding error).
 _NUMBER = r"(?:0|[1-9]\d*)"
@@ -51,6 +52,29 @@ class DeviceTimings:
     confirm: float = 60.0
     reboot_watch: float = 120.0  # going offline is noticed up to ~35 s late, then it boots
     update_watch: float = 60.0
+
+
+class _HubClosed(Exception):
+    """The hub connection was stopped while a watch waited (it cancels its event futures)."""
+
+
+async def _observe(future: asyncio.Future[_T], timeout: float) -> _T:  # noqa: ASYNC109
+    """The event ``future`` resolves to; ``TimeoutError`` when none comes in time.
+
+    ``asyncio.wait`` rather than ``wait_for``: the hub cancels its futures when it stops, and
+    ``wait_for`` would turn that into a ``CancelledError`` that looks like this task's own
+    cancellation. Here the future's cancellation becomes ``_HubClosed``, while a cancellation
+    of the watching task (cog unload) still propagates.
+    """
+    done, _ = await asyncio.wait({future}, timeout=timeout)
+    if not done:
+        raise TimeoutError
+    if future.cancelled():
+        raise _HubClosed
+    return future.result()
+
+
+_CLOSED = "the connection to OpenShock closed before anything was observed"
 
 
 def parse_version(value: str) -> str:
@@ -239,6 +263,8 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
 
     @app_commands.command(name="list", description="Your devices, online state and firmware")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
+        # Reading the devices may wait on OpenShock: answer Discord within its 3 s first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         _, hub, devices = await self._own_devices(interaction.user.id)
         lines = []
         for device in devices:
@@ -254,6 +280,8 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
     @app_commands.command(name="estop", description="Emergency stop one of your devices")
     @app_commands.describe(device="One of your devices")
     async def estop(self, interaction: discord.Interaction[Any], device: str) -> None:
+        # The device lookup and the hub call may each wait on OpenShock: defer first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         account_id, _, target = await self._own_device(interaction.user.id, device)
         hub = self._connected_hub(account_id)
         await hub.emergency_stop(target.id)
@@ -271,6 +299,8 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
     async def portal(
         self, interaction: discord.Interaction[Any], device: str, enabled: bool
     ) -> None:
+        # The device lookup and the hub call may each wait on OpenShock: defer first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         account_id, _, target = await self._own_device(interaction.user.id, device)
         hub = self._connected_hub(account_id)
         self._require_online(hub, target)
@@ -357,22 +387,27 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         name = esc(device.name)
         try:
             try:
-                await asyncio.wait_for(went_offline, window)
+                await _observe(went_offline, window)
             except TimeoutError:
                 text = (
                     f"🔄 Reboot sent to **{name}**, but OpenShock did not report it going offline "
                     f"within {window:g} s; the device may not have rebooted."
                 )
+            except _HubClosed:
+                text = f"🔄 Reboot sent to **{name}**, but {_CLOSED}."
             else:
                 offline_at = loop.time()
                 try:
-                    back = await asyncio.wait_for(
-                        came_back, max(0.0, started + window - loop.time())
-                    )
+                    back = await _observe(came_back, max(0.0, started + window - loop.time()))
                 except TimeoutError:
                     text = (
                         f"⚠️ **{name}** went offline after the reboot but was not seen coming "
                         f"back within {window:g} s."
+                    )
+                except _HubClosed:
+                    text = (
+                        f"⚠️ **{name}** went offline after the reboot, but the connection to "
+                        "OpenShock closed before it was seen coming back."
                     )
                 else:
                     firmware = back.current.firmware_version
@@ -447,18 +482,22 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
     ) -> None:
         name = esc(device.name)
         try:
-            event = await asyncio.wait_for(started, window)
+            event = await _observe(started, window)
         except TimeoutError:
             text = (
                 f"⬆️ Update to {esc(version)} sent to **{name}**, but OpenShock did not report it "
                 f"starting within {window:g} s; the device may be offline, or that version may "
                 "not exist for it."
             )
+        except _HubClosed:
+            text = f"⬆️ Update to {esc(version)} sent to **{name}**, but {_CLOSED}."
         else:
             text = (
                 f"⬆️ The update of **{name}** to {esc(event.version)} has started "
                 f"(update {event.update_id}). The device reboots when it is done."
             )
+        finally:
+            started.cancel()  # no longer waited for: leave the hub's waiter list
         await self._edit(click, text)
 
     # -- plumbing -------------------------------------------------------------------------------

@@ -192,6 +192,8 @@ class ShockersCog(
         sound: bool = True,
     ) -> None:
         assert interaction.guild_id is not None
+        # Reading the shocker lists may wait on OpenShock: answer Discord within its 3 s first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = interaction.guild_id
         operator = self.bot.settings
         intensity = self._intensity(max_intensity, operator.max_intensity)
@@ -245,11 +247,19 @@ class ShockersCog(
             "control it. `/shockers pause` stops everything but Stop at once."
         )
         feed = await self.storage.feeds.get(guild_id, FeedKind.CONTROLS)
-        if feed is not None and feed.enabled:
+        if feed is not None and feed.enabled and known.is_own:
             lines.append(
                 f"This server has a controls feed: activity on this shocker (from this bot in "
                 f"any server, the OpenShock app or anything else) will be posted in "
                 f"<#{feed.channel_id}>."
+            )
+        elif feed is not None and feed.enabled:
+            # OpenShock reports controls (Log) to a shocker's owner only, and the feed posts
+            # only what the sharing account itself received.
+            lines.append(
+                f"This server has a controls feed (<#{feed.channel_id}>), but OpenShock reports "
+                f"the activity of this shocker only to its owner, "
+                f"{esc(known.owner_name or 'who shared it with you')}, so it is not posted there."
             )
         await reply(interaction, "\n".join(lines))
 

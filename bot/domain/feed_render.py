@@ -6,7 +6,8 @@ restart reads exactly like one made at once.
 
 Every name that comes from outside the bot (OpenShock account, custom and shocker names, device
 names, error messages) goes through `inert()`: markdown is escaped and mentions are broken, so a
-name like ``@everyone`` or ``**x**`` is shown as typed and never formats or pings.
+name like ``@everyone`` or ``**x**`` is shown as typed and never formats or pings; and it is cut
+to a length, so no outside text can push a post past Discord's limits.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "BOT_NAME_SUFFIX",
+    "MAX_DESCRIPTION_CHARS",
+    "MAX_MESSAGE_CHARS",
+    "MAX_NAME_CHARS",
     "MAX_POST_CHARS",
     "ControlsEntry",
     "DeviceChange",
@@ -30,6 +34,7 @@ __all__ = [
     "OtaPhase",
     "OtaView",
     "Post",
+    "clip",
     "fold_ota",
     "inert",
     "pack_lines",
@@ -41,6 +46,11 @@ __all__ = [
 
 # An embed description holds 4096 characters; keep room for a "… more" line.
 MAX_POST_CHARS = 3900
+MAX_DESCRIPTION_CHARS = 4096
+# How much of a text from outside a post shows. OpenShock keeps names within 64 characters, but
+# nothing here relies on that. An update's failure message is free text from the firmware.
+MAX_NAME_CHARS = 100
+MAX_MESSAGE_CHARS = 1000
 # The suffix the bot puts after a member's display name in OpenShock's customName.
 BOT_NAME_SUFFIX = " (Discord)"
 
@@ -57,9 +67,15 @@ class _Stored(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-def inert(text: str) -> str:
-    """A name from outside, safe to put in a post: no markdown, no mentions."""
-    return escape_mentions(escape_markdown(text))
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in "…" when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def inert(text: str, limit: int = MAX_NAME_CHARS) -> str:
+    """A text from outside, safe to put in a post: no markdown, no mentions, and at most
+    ``limit`` characters of it (escaping can at most double that)."""
+    return escape_mentions(escape_markdown(clip(text, limit)))
 
 
 def _timestamp(at: float) -> str:
@@ -296,10 +312,13 @@ def render_ota(view: OtaView) -> Post:
         )
     if view.outcome == "failed":
         fatal = "fatal" if view.fatal else "not fatal"
-        reason = inert(view.message) if view.message else "no reason given"
+        reason = inert(view.message, MAX_MESSAGE_CHARS) if view.message else "no reason given"
         return Post(
             title,
-            f"❌ The update of {device}{version} failed ({fatal}): {reason}",
+            clip(
+                f"❌ The update of {device}{version} failed ({fatal}): {reason}",
+                MAX_DESCRIPTION_CHARS,
+            ),
             COLOUR_UPDATE_FAILED,
         )
     lines = [f"⏳ Updating {device}{version}…"]

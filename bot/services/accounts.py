@@ -1,17 +1,19 @@
 """Linking and unlinking OpenShock accounts: validate a token before anything is stored, store it
 encrypted, open (or close) the account's hub connection.
 
-The token is registered with the log redactor the moment it is received, and never appears in
-a reply, a log line or an error message.
+The token never appears in a reply, a log line or an error message. It is registered with the
+log redactor (the second line of defence) once OpenShock has accepted it: a rejected token is no
+secret worth keeping, and registering every attempt would grow the redactor without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bot.errors import UserError
@@ -96,6 +98,12 @@ def check_token_shape(token: str) -> str:
     return token
 
 
+@dataclass(slots=True)
+class _UserLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # holding it or waiting for it
+
+
 class AccountService:
     def __init__(
         self,
@@ -112,16 +120,29 @@ class AccountService:
         self.default_api_url = default_api_url
         self.rest_timeout = rest_timeout
         # One link at a time per Discord user: two quick submits must not race each other.
-        self._locks: dict[int, asyncio.Lock] = {}
+        # An entry lives only while someone holds or waits for it.
+        self._locks: dict[int, _UserLock] = {}
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, discord_user_id: int) -> AsyncIterator[None]:
+        entry = self._locks.get(discord_user_id)
+        if entry is None:
+            entry = self._locks[discord_user_id] = _UserLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[discord_user_id]
 
     async def link(self, discord_user_id: int, token: str, api_url: str | None) -> LinkResult:
         """Validate the token with GET /1/users/self, store it and connect. Raises `UserError`
         with one sentence for every way this can fail; nothing is stored unless it succeeds."""
-        redactor.register(token.strip())
         token = check_token_shape(token)
         url = normalize_api_url(api_url, self.default_api_url)
-        lock = self._locks.setdefault(discord_user_id, asyncio.Lock())
-        async with lock:
+        async with self._one_at_a_time(discord_user_id):
             user, own, shared, info, problem = await self._validate(token, url)
             previous = await self.storage.accounts.by_discord_user(discord_user_id)
             try:
@@ -155,6 +176,7 @@ class AccountService:
         async with OpenShockRest(url, token, timeout=self.rest_timeout) as rest:
             try:
                 user = await rest.get_self()
+                redactor.register(token)  # accepted: from now on a secret worth redacting
             except TokenRejected:
                 raise UserError(
                     "OpenShock rejected that API token: check that you copied all of it, and "

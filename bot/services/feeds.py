@@ -192,8 +192,8 @@ class FeedRecorder:
         account = await self.storage.accounts.get(account_id)
         by_guild: dict[int, list[str]] = {}
         for shocker_id in dict.fromkeys(str(log_.shocker.id) for log_ in event.logs):
-            for share in await self.storage.shares.of_shocker(shocker_id):
-                by_guild.setdefault(share.guild_id, []).append(shocker_id)
+            for guild_id in await self._guilds_sharing(account_id, shocker_id):
+                by_guild.setdefault(guild_id, []).append(shocker_id)
         entry = ControlsEntry(
             sender_name=event.sender.name,
             custom_name=event.sender.custom_name,
@@ -260,7 +260,7 @@ class FeedRecorder:
             directory = await self._directory(account_id)
             if name is None and (name := _device_name(directory, event.device_id)) is not None:
                 change = change.model_copy(update={"device_name": name})
-        guilds = await self._guilds_of_device(directory, event.device_id)
+        guilds = await self._guilds_of_device(account_id, directory, event.device_id)
         guilds = self._not_yet_posted(guilds, device_id, (change.online, change.firmware))
         deliveries = await self._feeds(FeedKind.DEVICES, guilds)
         await self._store(account_id, KIND_DEVICE, change.model_dump_json(), deliveries)
@@ -299,7 +299,7 @@ class FeedRecorder:
             message=event.message if isinstance(event, OtaInstallFailed) else None,
             at=time.time(),
         )
-        guilds = await self._guilds_of_device(directory, event.device_id)
+        guilds = await self._guilds_of_device(account_id, directory, event.device_id)
         deliveries = await self._feeds(FeedKind.UPDATES, guilds)
         await self._store(account_id, KIND_OTA, ota.model_dump_json(), deliveries)
 
@@ -325,17 +325,30 @@ class FeedRecorder:
         finally:
             waiter.cancel()
 
+    async def _guilds_sharing(self, account_id: int, shocker_id: str) -> set[int]:
+        """The guilds where the receiving account itself shared the shocker.
+
+        Sharing in a guild is its wearer's consent to that guild's feeds. A shocker can also be
+        shared in a guild by another linked account that it reached through an OpenShock share:
+        what this account receives about it must not appear there, as its owner never agreed.
+        """
+        return {
+            share.guild_id
+            for share in await self.storage.shares.of_shocker(shocker_id)
+            if share.account_id == account_id
+        }
+
     async def _guilds_of_device(
-        self, directory: ShockerDirectory | None, device_id: UUID
+        self, account_id: int, directory: ShockerDirectory | None, device_id: UUID
     ) -> set[int]:
+        """The guilds where the account shared a shocker of the device (see _guilds_sharing);
+        a guild where another account shared one gets that account's own reports."""
         if directory is None:
             return set()
         guilds: set[int] = set()
         for shocker in directory.all():
             if shocker.device_id == device_id:
-                guilds |= {
-                    s.guild_id for s in await self.storage.shares.of_shocker(str(shocker.id))
-                }
+                guilds |= await self._guilds_sharing(account_id, str(shocker.id))
         return guilds
 
 
@@ -708,7 +721,7 @@ class FeedPublisher:
             return
         text = (
             f"I can no longer post in <#{channel_id}> on **{inert(guild['name'])}** "
-            f"({inert(reason)}), so I stopped the {names} {feeds} there. "
+            f"({inert(reason, 500)}), so I stopped the {names} {feeds} there. "
             "Give me View Channel, Send Messages and Embed Links in a channel and run "
             "`/feed set` again to turn it back on."
         )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import socket
 from typing import Any
 
 import pytest
 
+from bot.cogs.account import AccountCog
+from bot.errors import UserError
+from bot.logs import REDACTED, redactor
 from bot.openshock.hub import HubState
+from bot.services.accounts import AccountService
 from bot.storage.models import AccountState
 from tests.fakes.discord_api import FakeUser as DiscordUser
 from tests.fakes.discord_api import InteractionRecord
@@ -321,3 +327,40 @@ async def test_account_commands_registration(harness: Harness) -> None:
         "dm_permission": True,
         "subcommands": {"link": [], "unlink": [], "status": []},
     }
+
+
+def account_service(h: Harness) -> AccountService:
+    cog = h.bot.get_cog("AccountCog")
+    assert isinstance(cog, AccountCog)
+    return cog.accounts
+
+
+async def test_only_a_token_openshock_accepted_is_registered_for_redaction(
+    harness: Harness, alice_os: OpenShockUser
+) -> None:
+    rejected = secrets.token_hex(32)
+    reply = await link_via_modal(harness, harness.discord_user("mallory"), rejected)
+    assert reply.text.startswith("OpenShock rejected that API token")
+    assert redactor.redact(f"t={rejected}") == f"t={rejected}"  # not kept: no unbounded growth
+
+    reply = await link_via_modal(harness, harness.discord_user("alice"), alice_os.token)
+    assert "Linked to OpenShock as Alice" in reply.text
+    assert redactor.redact(f"t={alice_os.token}") == f"t={REDACTED}"
+
+
+async def test_the_per_user_link_lock_is_dropped_when_nobody_holds_or_waits_for_it(
+    harness: Harness, alice_os: OpenShockUser
+) -> None:
+    accounts = account_service(harness)
+    alice = harness.discord_user("alice")
+    first = asyncio.create_task(accounts.link(alice.id, alice_os.token, None))
+    second = asyncio.create_task(accounts.link(alice.id, alice_os.token, None))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert accounts._locks[alice.id].users == 2  # one holds it, one waits
+    results = await asyncio.gather(first, second)
+    assert [r.replaced for r in results] == [False, True]  # one after the other
+    assert accounts._locks == {}
+    with pytest.raises(UserError):
+        await accounts.link(alice.id, "y" * 64, None)
+    assert accounts._locks == {}

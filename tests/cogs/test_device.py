@@ -246,6 +246,77 @@ async def test_update_says_when_it_was_not_seen_starting(world: World) -> None:
     assert "may not exist for it" in world.content(message)
 
 
+async def _stop_alices_hub(world: World) -> None:
+    account = await world.h.storage.accounts.by_discord_user(world.alice.id)
+    assert account is not None
+    await world.h.bot.hubs.stop(account.id)
+
+
+async def test_reboot_watch_says_when_the_connection_closed_before_anything_was_seen(
+    world: World,
+) -> None:
+    world.h.openshock.simulate_reboot = False
+    device_cog(world.h).timings = DeviceTimings(confirm=5.0, reboot_watch=30.0)
+    reply = await world.slash("device reboot", world.alice, device=str(world.hub.id))
+    message = await world.click(reply, "device:confirm", world.alice)
+    await world.h.discord.wait_for(lambda: "watching" in world.content(message))
+    await _stop_alices_hub(world)  # e.g. unlinked: the hub cancels what was waited for
+    await world.h.discord.wait_for(lambda: "watching" not in world.content(message))
+    assert world.content(message) == (
+        "🔄 Reboot sent to **Hub**, but the connection to OpenShock closed before anything "
+        "was observed."
+    )
+    await world.h.discord.wait_for(lambda: not device_cog(world.h)._watches)  # the task ended
+
+
+async def test_reboot_watch_says_when_the_connection_closed_after_the_device_went_offline(
+    world: World,
+) -> None:
+    world.h.openshock.simulate_reboot = False
+    device_cog(world.h).timings = DeviceTimings(confirm=5.0, reboot_watch=30.0)
+    reply = await world.slash("device reboot", world.alice, device=str(world.hub.id))
+    message = await world.click(reply, "device:confirm", world.alice)
+    await world.h.discord.wait_for(lambda: "watching" in world.content(message))
+    await world.h.openshock.set_device_online(world.hub, False)
+    await world.h.openshock.wait_until(
+        lambda: not world.alice_hub.device_state(world.hub.id).online, what="offline"
+    )
+    await _stop_alices_hub(world)
+    await world.h.discord.wait_for(lambda: "watching" not in world.content(message))
+    assert world.content(message) == (
+        "⚠️ **Hub** went offline after the reboot, but the connection to OpenShock closed "
+        "before it was seen coming back."
+    )
+
+
+async def test_update_watch_says_when_the_connection_closed_before_anything_was_seen(
+    world: World,
+) -> None:
+    world.h.openshock.simulate_ota = False
+    device_cog(world.h).timings = DeviceTimings(confirm=5.0, update_watch=30.0)
+    reply = await world.slash("device update", world.alice, device="Hub", version="1.5.0")
+    message = await world.click(reply, "device:confirm", world.alice)
+    await world.h.discord.wait_for(lambda: "waiting for it" in world.content(message))
+    await _stop_alices_hub(world)
+    await world.h.discord.wait_for(lambda: "waiting for it" not in world.content(message))
+    assert world.content(message) == (
+        "⬆️ Update to 1.5.0 sent to **Hub**, but the connection to OpenShock closed before "
+        "anything was observed."
+    )
+
+
+async def test_unloading_the_cog_ends_a_watch_without_editing_the_reply(world: World) -> None:
+    world.h.openshock.simulate_reboot = False
+    cog = device_cog(world.h)
+    cog.timings = DeviceTimings(confirm=5.0, reboot_watch=30.0)
+    reply = await world.slash("device reboot", world.alice, device=str(world.hub.id))
+    message = await world.click(reply, "device:confirm", world.alice)
+    await world.h.discord.wait_for(lambda: "watching" in world.content(message))
+    await cog.cog_unload()  # cancels the watch task itself
+    assert cog._watches == set()
+    assert "watching" in world.content(message)
+
+
 # -- estop and portal: "sent", no more ------------------------------------------------------------
 
 
@@ -259,6 +330,31 @@ async def test_estop_and_portal_are_sent_to_the_right_device(world: World) -> No
         ("EmergencyStop", [str(world.hub.id)]),
         ("CaptivePortal", [str(world.hub.id), True]),
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("device list", {}),
+        ("device estop", {"device": "Hub"}),
+        ("device portal", {"device": "Hub", "enabled": False}),
+    ],
+)
+async def test_commands_that_wait_on_openshock_defer_first(
+    world: World, command: str, options: dict[str, Any]
+) -> None:
+    # The device lists (up to 2 s) and the hub call (up to 10 s) can outlast Discord's 3 s.
+    reply = await world.slash(command, world.alice, **options)
+    assert reply.response_type == 5
+    assert reply.callback is not None and reply.callback["data"]["flags"] == 64
+    assert "Hub" in reply.text  # then answered through the follow-up
+
+
+async def test_a_refusal_after_the_defer_is_still_ephemeral(world: World) -> None:
+    carol = world.h.discord_user("carol")
+    reply = await world.slash("device estop", carol, device="Hub")
+    assert reply.response_type == 5
+    assert "no linked OpenShock account" in reply.text
 
 
 # -- registration ---------------------------------------------------------------------------------

@@ -165,6 +165,35 @@ async def test_a_shocker_shared_with_the_wearers_account_can_be_shared(world: Wo
     assert "Its OpenShock share also limits it to 40 %." in text
 
 
+async def test_share_of_a_shocker_shared_with_the_wearer_says_the_feed_will_not_show_it(
+    world: World,
+) -> None:
+    h = world.h
+    channel = h.discord.add_channel("controls")
+    await h.storage.feeds.set(h.discord.guild_id, FeedKind.CONTROLS, channel.id)
+    carol_os = h.openshock.add_user("Carol")
+    leash = h.openshock.add_shocker(h.openshock.add_device(carol_os, "Carol's hub"), "Leash")
+    h.openshock.share_shocker(leash, world.alice_os)
+    account = await h.storage.accounts.by_discord_user(world.alice.id)
+    assert account is not None
+    hub = h.bot.hubs.get(account.id)
+    assert hub is not None
+    await hub.refresh_shockers()
+    text = await world.slash("shockers share", world.alice, shocker=str(leash.id))
+    assert "only to its owner, Carol, so it is not posted there" in text
+    assert "will be posted" not in text
+
+
+async def test_share_defers_before_reading_the_shocker_lists(world: World) -> None:
+    payload = world.h.ix.slash(
+        "shockers share", {"shocker": str(world.collar.id)}, user=world.alice
+    )
+    await world.h.run(payload)
+    reply = world.h.discord.replies_for(payload)
+    assert reply.response_type == 5 and reply.ephemeral
+    assert reply.text.startswith("Shared **Collar** here")
+
+
 async def test_share_reply_tells_about_the_controls_feed(world: World) -> None:
     h = world.h
     channel = h.discord.add_channel("controls")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from bot.domain.feed_render import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
     ControlsEntry,
     DeviceChange,
     LoggedControl,
@@ -175,3 +178,37 @@ def test_too_many_lines_are_cut_with_a_count() -> None:
     assert text.startswith("line 0000\nline 0001")
     assert text.endswith("more")
     assert pack_lines(["a", "b"]) == "a\nb"
+
+
+def test_a_long_failure_message_is_cut_and_the_post_fits_an_embed() -> None:
+    started = ota(OtaPhase.STARTED, version="1.5.0")
+    for message in ("x" * 50_000, "*_`@everyone " * 10_000):
+        failed = fold_ota([started, ota(OtaPhase.FAILED, fatal=True, message=message)])
+        description = render_ota(failed).description
+        assert len(description) <= MAX_DESCRIPTION_CHARS
+        assert "failed (fatal): " in description
+        assert description.endswith("…")
+    failed = fold_ota([started, ota(OtaPhase.FAILED, fatal=True, message="y" * 50_000)])
+    reason = render_ota(failed).description.split(": ", 1)[1]
+    assert reason == "y" * (MAX_MESSAGE_CHARS - 1) + "…"
+    short = fold_ota([started, ota(OtaPhase.FAILED, fatal=True, message="y" * MAX_MESSAGE_CHARS)])
+    assert render_ota(short).description.endswith("y" * MAX_MESSAGE_CHARS)
+
+
+def test_long_names_from_outside_are_cut_everywhere() -> None:
+    long = "N" * 5_000
+    (line,) = render_controls(entry(control(name=long), custom_name=long), GUILD)
+    assert len(line) < 400
+    assert "N" * (MAX_NAME_CHARS - 1) + "…" in line
+    lines = render_device_change(
+        change(device_name=long, online_before=True, firmware_before=long, firmware=long + "2")
+    )
+    assert lines and all(len(line) < 500 for line in lines)
+    for view in (
+        fold_ota([ota(OtaPhase.STARTED, device_name=long, version=long)]),
+        fold_ota([ota(OtaPhase.SUCCEEDED, device_name=long)]),
+        fold_ota([ota(OtaPhase.ROLLBACK, device_name=long)]),
+    ):
+        assert len(render_ota(view).description) < 600
+    assert inert("short") == "short"
+    assert inert("abcdef", 4) == "abc…"

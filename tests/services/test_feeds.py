@@ -401,3 +401,40 @@ async def test_old_posted_events_are_pruned(harness: Harness) -> None:
 
     assert await h.bot.feeds.publisher.prune() == 1
     assert await event_count(h, "controls") == 0
+
+
+async def test_a_guild_gets_only_what_the_account_that_shared_there_received(
+    harness: Harness,
+) -> None:
+    """Alice's collar reached Bob's account through an OpenShock share, and Bob shared it in
+    this guild; Alice shared it only elsewhere. Her controls and her firmware updates, which
+    only her account receives, must not appear here: she never agreed to this guild's feeds.
+    The device's online state, which Bob's account receives itself, does."""
+    h = harness
+    alice = await linked_wearer(h)
+    bob_os = h.openshock.add_user("Bob")
+    h.openshock.share_shocker(alice.shocker, bob_os)
+    bob = h.discord_user("bob")
+    await h.link(bob, bob_os)
+    other_guild = h.discord.add_guild(name="Elsewhere")
+    await h.share(bob, str(alice.shocker.id))  # this guild: by Bob
+    await h.share(alice.user, str(alice.shocker.id), guild_id=other_guild.id)  # by Alice
+    controls_here = await feed_channel(h, FeedKind.CONTROLS)
+    controls_there = await feed_channel(h, FeedKind.CONTROLS, guild_id=other_guild.id)
+    devices_here = await feed_channel(h, FeedKind.DEVICES)
+    devices_there = await feed_channel(h, FeedKind.DEVICES, guild_id=other_guild.id)
+    updates_here = await feed_channel(h, FeedKind.UPDATES)
+    updates_there = await feed_channel(h, FeedKind.UPDATES, guild_id=other_guild.id)
+
+    await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker, custom_name="u000x"))
+    await h.openshock.push(alice.os_user, "OtaInstallStarted", str(alice.device.id), 3, "1.5.0")
+    await h.openshock.set_device_online(alice.device, False)  # to Alice and to Bob
+
+    await h.discord.wait_for(lambda: "u000x" in joined(h, controls_there))
+    await h.discord.wait_for(lambda: "Updating **Hub**" in joined(h, updates_there))
+    await h.discord.wait_for(lambda: "went offline" in joined(h, devices_there))
+    await h.discord.wait_for(lambda: "went offline" in joined(h, devices_here))
+    await all_posted(h)
+    assert texts(h, controls_here) == []
+    assert texts(h, updates_here) == []
+    assert joined(h, devices_here).count("went offline") == 1  # once, though both accounts saw it
