@@ -17,6 +17,7 @@ ENV_NAMES = [
     "MAX_DURATION_MS",
     "SYNC_GUILD_ID",
     "LOG_LEVEL",
+    "FEED_RETENTION_DAYS",
 ]
 
 
@@ -36,6 +37,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.database_path == Path("data/bot.db")
     assert settings.openshock_token is None and settings.sync_guild_id is None
     assert settings.log_level == "INFO"
+    assert settings.feed_retention_days == 30
 
 
 def test_missing_discord_token_names_the_variable() -> None:
