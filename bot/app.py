@@ -64,6 +64,9 @@ async def run_bot(settings: Settings, storage: Storage) -> int:
                     f"({type(error).__name__})."
                 )
                 return 1
+            if isinstance(error, discord.GatewayNotFound | discord.HTTPException):
+                print(f"Cannot start: Discord's gateway could not be reached ({error}).")
+                return 1
             raise error
     finally:
         stop_wait.cancel()

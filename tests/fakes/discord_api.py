@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 __all__ = [
     "ADMINISTRATOR",
@@ -603,6 +603,8 @@ class FakeDiscordAPI:
         self.team = team
         self.base_url: str = ""
         self.requests: list[RecordedRequest] = []
+        self.gateway_sessions = 0
+        self.gateway_identifies = 0
         self.unhandled: list[RecordedRequest] = []
         self.nonce_window: float = 300.0
         self.nonce_dedupes = 0
@@ -673,6 +675,8 @@ class FakeDiscordAPI:
             ("GET", r"/guilds/(?P<gid>\d+)/channels", self._get_guild_channels),
             ("GET", r"/guilds/(?P<gid>\d+)/roles", self._get_guild_roles),
             ("GET", r"/guilds/(?P<gid>\d+)/members/(?P<uid>\d+)", self._get_member),
+            ("GET", r"/gateway/bot", self._get_gateway),
+            ("GET", r"/gateway", self._get_gateway),
         ]
         self._routes: list[tuple[str, re.Pattern[str], _Handler]] = [
             (method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in routes
@@ -684,6 +688,7 @@ class FakeDiscordAPI:
         """Serve on 127.0.0.1 (free port); returns :attr:`base_url` (``http://127.0.0.1:N/api/v10``)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._dispatch)
+        app.router.add_get("/gateway", self._gateway)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=0.5
         )
@@ -1075,6 +1080,50 @@ class FakeDiscordAPI:
             "code": 0,
         }
         return self._respond(429, body, headers)
+
+    # ------------------------------------------------------------------ gateway (minimal)
+
+    def _get_gateway(self, req: RecordedRequest) -> tuple[int, Any]:
+        url = self.base_url.split(API_PREFIX)[0].replace("http://", "ws://") + "/gateway"
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return 200, {"url": url, "shards": 1, "session_start_limit": limit}
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        """Just enough of the gateway for `Client.start()`: HELLO, READY after IDENTIFY (no
+        guilds), heartbeat ACKs. Text frames (discord.py accepts them despite zlib-stream).
+        Connections are counted in `gateway_sessions`, identifies in `gateway_identifies`."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.gateway_sessions += 1
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41250}})
+        sequence = 0
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                continue
+            payload = json.loads(message.data)
+            if payload.get("op") == 1:
+                await ws.send_json({"op": 11, "d": None})
+            elif payload.get("op") == 2:
+                self.gateway_identifies += 1
+                sequence += 1
+                shard = payload["d"].get("shard", [0, 1])
+                await ws.send_json(
+                    {
+                        "op": 0,
+                        "t": "READY",
+                        "s": sequence,
+                        "d": {
+                            "v": 10,
+                            "user": self.bot_user.to_dict(),
+                            "guilds": [],
+                            "session_id": "fake-session",
+                            "resume_gateway_url": str(request.url),
+                            "shard": shard,
+                            "application": {"id": str(self.app_id), "flags": 0},
+                        },
+                    }
+                )
+        return ws
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
