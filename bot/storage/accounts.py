@@ -9,6 +9,13 @@ from bot.crypto import TokenCipher
 from bot.storage.database import Database, RestrictionCounter
 from bot.storage.models import Account
 
+# Admins' grants for the shockers an account shared go with its shares (see
+# ShareRepository.unshare).
+_DELETE_GRANTS_OF_SHARES = (
+    "DELETE FROM grants WHERE (guild_id, shocker_id) IN"
+    " (SELECT guild_id, shocker_id FROM shares WHERE account_id = ?)"
+)
+
 
 class AccountLinkedElsewhere(Exception):
     """The OpenShock account is already linked by another Discord user."""
@@ -59,6 +66,7 @@ class AccountRepository:
             )
             if existing is not None and existing["openshock_user_id"] != openshock_user_id:
                 # A different OpenShock account: drop the old one and everything hanging off it.
+                await tx.execute(_DELETE_GRANTS_OF_SHARES, (existing["id"],))
                 await tx.execute("DELETE FROM accounts WHERE id = ?", (existing["id"],))
                 existing = None
             if existing is None:
@@ -138,6 +146,7 @@ class AccountRepository:
             if row is None:
                 return None
             account_id = row["id"]
+            await tx.execute(_DELETE_GRANTS_OF_SHARES, (account_id,))
             shares = await tx.execute("DELETE FROM shares WHERE account_id = ?", (account_id,))
             blocks = await tx.execute("DELETE FROM blocks WHERE wearer_id = ?", (discord_user_id,))
             await tx.execute("DELETE FROM wearer_pauses WHERE wearer_id = ?", (discord_user_id,))

@@ -94,10 +94,18 @@ class ShareRepository:
         return ControlContext.from_row(row) if row is not None else None
 
     async def unshare(self, guild_id: int, wearer_id: int, shocker_id: str) -> bool:
-        changed = await self._db.execute(
-            "DELETE FROM shares WHERE guild_id = ? AND wearer_id = ? AND shocker_id = ?",
-            (guild_id, wearer_id, shocker_id),
-        )
+        """Withdraw the share, and the admins' grants for that shocker here: a grant names a
+        shocker someone offered, and must not carry over to whoever shares it next."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "DELETE FROM shares WHERE guild_id = ? AND wearer_id = ? AND shocker_id = ?",
+                (guild_id, wearer_id, shocker_id),
+            )
+            if changed:
+                await tx.execute(
+                    "DELETE FROM grants WHERE guild_id = ? AND shocker_id = ?",
+                    (guild_id, shocker_id),
+                )
         self._restrictions.bump()
         return changed > 0
 

@@ -331,3 +331,32 @@ async def test_control_context_reads_everything_a_decision_needs(storage: Storag
     assert (context.guild_max_intensity, context.guild_max_duration_ms) == (40, 2000)
     other = await storage.shares.control_context(GUILD, "s-1", 999)
     assert other is not None and not other.blocked and other.last_control_at is None
+
+
+async def test_withdrawing_a_share_removes_the_grants_that_named_its_shocker(
+    storage: Storage,
+) -> None:
+    account_id = await _link(storage)
+    await _share(storage, account_id, "s-1")
+    await _share(storage, account_id, "s-2")
+    common = dict(
+        guild_id=GUILD,
+        target_kind=GrantTarget.ROLE,
+        target_id=GUILD,
+        max_intensity=None,
+        max_duration_ms=None,
+        cooldown_ms=None,
+        allow_shock=True,
+        allow_vibrate=True,
+        allow_sound=True,
+        created_by=1,
+    )
+    for shocker in ("s-1", "s-2", None):
+        await storage.grants.grant(shocker_id=shocker, **common)  # type: ignore[arg-type]
+    assert await storage.shares.unshare(GUILD, WEARER, "s-1")
+    assert sorted(str(g.shocker_id) for g in await storage.grants.in_guild(GUILD)) == [
+        "None",
+        "s-2",
+    ]
+    await storage.accounts.unlink(WEARER)
+    assert [g.shocker_id for g in await storage.grants.in_guild(GUILD)] == [None]
