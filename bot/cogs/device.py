@@ -316,6 +316,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
     @app_commands.command(name="reboot", description="Reboot one of your devices (asks first)")
     @app_commands.describe(device="One of your devices")
     async def reboot(self, interaction: discord.Interaction[Any], device: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
         account_id, _, target = await self._own_device(interaction.user.id, device)
         self._require_online(self._connected_hub(account_id), target)
 
@@ -429,6 +430,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         self, interaction: discord.Interaction[Any], device: str, version: str
     ) -> None:
         wanted = parse_version(version)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         account_id, _, target = await self._own_device(interaction.user.id, device)
         self._require_online(self._connected_hub(account_id), target)
 
@@ -518,11 +520,13 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
             on_confirm=on_confirm,
             what=what,
         )
-        await reply(
-            interaction,
-            f"{question}\nThis expires in {self.timings.confirm:g} s.",
-            view=view,
-        )
+        text = f"{question}\nThis expires in {self.timings.confirm:g} s."
+        if interaction.response.is_done():
+            # Deferred (the device list may take a moment): the buttons replace the "thinking"
+            # answer, which is also what the expiry edits.
+            await interaction.edit_original_response(content=text, view=view)
+        else:
+            await reply(interaction, text, view=view)
 
     @staticmethod
     async def _edit(interaction: discord.Interaction[Any], text: str) -> None:

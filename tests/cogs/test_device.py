@@ -338,6 +338,8 @@ async def test_estop_and_portal_are_sent_to_the_right_device(world: World) -> No
         ("device list", {}),
         ("device estop", {"device": "Hub"}),
         ("device portal", {"device": "Hub", "enabled": False}),
+        ("device reboot", {"device": "Hub"}),
+        ("device update", {"device": "Hub", "version": "1.5.0"}),
     ],
 )
 async def test_commands_that_wait_on_openshock_defer_first(
