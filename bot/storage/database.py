@@ -35,15 +35,23 @@ class RestrictionCounter:
 
 
 class Database:
-    """One aiosqlite connection shared by the whole bot.
+    """The bot's SQLite database: one connection that writes, one that reads.
 
-    aiosqlite runs every statement on one worker thread, so statements never overlap; what could
-    overlap are two coroutines' transactions. Every write therefore takes `_write_lock`, and a
-    multi-statement write runs inside `transaction()`.
+    aiosqlite runs each connection's statements on its own worker thread. Writes share one
+    connection and take `_write_lock` (a multi-statement write runs inside `transaction()`), so
+    two coroutines' transactions never interleave. Reads use a second connection: in WAL mode
+    it sees only committed data (never another coroutine's half-done transaction) and does not
+    queue behind writes. An in-memory database has a single connection for both.
     """
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path | None) -> None:
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        path: Path | None,
+        reader: aiosqlite.Connection | None = None,
+    ) -> None:
         self._conn = connection
+        self._reader = reader or connection
         self._write_lock = asyncio.Lock()
         self.path = path
 
@@ -53,11 +61,9 @@ class Database:
         file = Path(path) if str(path) != ":memory:" else None
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(str(path), isolation_level=None)
-        connection.row_factory = aiosqlite.Row
+        connection = await _connect(str(path))
+        reader = None
         try:
-            await connection.execute("PRAGMA foreign_keys = ON")
-            await connection.execute("PRAGMA busy_timeout = 5000")
             if file is not None:
                 await connection.execute("PRAGMA journal_mode = WAL")
                 await connection.execute("PRAGMA synchronous = NORMAL")
@@ -66,12 +72,20 @@ class Database:
                 await database.migrate()
             else:
                 await database.check_version()
+            if file is not None:
+                reader = await _connect(str(file))
+                await reader.execute("PRAGMA query_only = ON")
+                database._reader = reader
         except BaseException:
             await connection.close()
+            if reader is not None:
+                await reader.close()
             raise
         return database
 
     async def close(self) -> None:
+        if self._reader is not self._conn:
+            await self._reader.close()
         await self._conn.close()
 
     # -- migrations -----------------------------------------------------------------------------
@@ -124,10 +138,10 @@ class Database:
     # Reads go straight to the connection; writes take the lock (see the class docstring).
 
     async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        return await _fetch_one(self._conn, sql, params)
+        return await _fetch_one(self._reader, sql, params)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
-        return await _fetch_all(self._conn, sql, params)
+        return await _fetch_all(self._reader, sql, params)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement on its own; returns the number of rows changed."""
@@ -173,6 +187,14 @@ class Transaction:
 
     async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
         return await _fetch_all(self._conn, sql, params)
+
+
+async def _connect(path: str) -> aiosqlite.Connection:
+    connection = await aiosqlite.connect(path, isolation_level=None)
+    connection.row_factory = aiosqlite.Row
+    await connection.execute("PRAGMA foreign_keys = ON")
+    await connection.execute("PRAGMA busy_timeout = 5000")
+    return connection
 
 
 # Each helper is one trip to aiosqlite's worker thread (`execute_fetchall`, or `execute` without

@@ -69,3 +69,17 @@ def test_migration_files_are_numbered_without_gaps(tmp_path: Path) -> None:
     with pytest.raises(MigrationError, match="out of sequence"):
         load_migrations(tmp_path)  # type: ignore[arg-type]
     assert [m.version for m in load_migrations()] == list(range(1, len(load_migrations()) + 1))
+
+
+async def test_reads_never_see_another_coroutines_unfinished_transaction(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "bot.db")
+    try:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO guild_settings (guild_id, max_intensity) VALUES (1, 10)")
+            assert await tx.fetch_one("SELECT 1 FROM guild_settings WHERE guild_id = 1")
+            # A decision reading now must not act on a write that may still be rolled back.
+            assert await db.fetch_one("SELECT 1 FROM guild_settings WHERE guild_id = 1") is None
+        row = await db.fetch_one("SELECT max_intensity FROM guild_settings WHERE guild_id = 1")
+        assert row is not None and row[0] == 10
+    finally:
+        await db.close()
