@@ -10,6 +10,7 @@ from typing import Any, ParamSpec
 import discord
 from discord import app_commands
 
+from bot.domain.decision import format_duration
 from bot.errors import UserError
 from bot.storage import Storage
 from bot.storage.models import Share
@@ -77,20 +78,25 @@ def seconds_to_ms(seconds: float, *, option: str, minimum_ms: int, maximum_ms: i
     ms = round(seconds * 1000)
     if not minimum_ms <= ms <= maximum_ms:
         raise UserError(
-            f"`{option}` must be between {format_seconds(minimum_ms)} and "
-            f"{format_seconds(maximum_ms)}."
+            f"`{option}` must be between {format_duration(minimum_ms)} and "
+            f"{format_duration(maximum_ms)}."
         )
     return ms
+
+
+def optional_seconds_to_ms(
+    seconds: float | None, *, option: str, minimum_ms: int, maximum_ms: int
+) -> int | None:
+    """`seconds_to_ms` for an option that may be left empty."""
+    if seconds is None:
+        return None
+    return seconds_to_ms(seconds, option=option, minimum_ms=minimum_ms, maximum_ms=maximum_ms)
 
 
 def check_percent(value: int, *, option: str, maximum: int = 100) -> int:
     if not 1 <= value <= maximum:
         raise UserError(f"`{option}` must be between 1 and {maximum} %.")
     return value
-
-
-def format_seconds(ms: int) -> str:
-    return f"{ms / 1000:g} s"
 
 
 def member_role_ids(member: object) -> list[int]:

@@ -10,14 +10,13 @@ from discord.ext import commands
 
 from bot.cogs.common import (
     check_percent,
-    format_seconds,
+    optional_seconds_to_ms,
     require_manage_guild,
     resolve_shared_shocker,
     safe_autocomplete,
-    seconds_to_ms,
     shared_shocker_choices,
 )
-from bot.domain.decision import MAX_DURATION_MS, MIN_DURATION_MS, GrantTarget
+from bot.domain.decision import MAX_DURATION_MS, MIN_DURATION_MS, GrantTarget, format_duration
 from bot.errors import UserError
 from bot.storage.models import Grant
 from bot.tree import reply
@@ -55,9 +54,9 @@ def describe_grant(grant: Grant, shocker_names: dict[str, str], guild_id: int) -
     if grant.max_intensity is not None:
         caps.append(f"≤ {grant.max_intensity} %")
     if grant.max_duration_ms is not None:
-        caps.append(f"≤ {format_seconds(grant.max_duration_ms)}")
+        caps.append(f"≤ {format_duration(grant.max_duration_ms)}")
     if grant.cooldown_ms:
-        caps.append(f"cooldown {format_seconds(grant.cooldown_ms)}")
+        caps.append(f"cooldown {format_duration(grant.cooldown_ms)}")
     detail = ", ".join([*types, *caps])
     return (
         f"{describe_target(grant, guild_id)} → {discord.utils.escape_markdown(shocker)}: {detail}"
@@ -118,22 +117,14 @@ class PermissionsCog(
         share = await resolve_shared_shocker(self.storage, guild_id, shocker) if shocker else None
         if max_intensity is not None:
             check_percent(max_intensity, option="max_intensity")
-        duration_ms = (
-            seconds_to_ms(
-                max_duration,
-                option="max_duration",
-                minimum_ms=MIN_DURATION_MS,
-                maximum_ms=MAX_DURATION_MS,
-            )
-            if max_duration is not None
-            else None
+        duration_ms = optional_seconds_to_ms(
+            max_duration,
+            option="max_duration",
+            minimum_ms=MIN_DURATION_MS,
+            maximum_ms=MAX_DURATION_MS,
         )
-        cooldown_ms = (
-            seconds_to_ms(
-                cooldown, option="cooldown", minimum_ms=0, maximum_ms=int(MAX_COOLDOWN_S * 1000)
-            )
-            if cooldown is not None
-            else None
+        cooldown_ms = optional_seconds_to_ms(
+            cooldown, option="cooldown", minimum_ms=0, maximum_ms=int(MAX_COOLDOWN_S * 1000)
         )
         kind, target_id = _target(who)
         grant = await self.storage.grants.grant(
@@ -219,7 +210,7 @@ class PermissionsCog(
     @staticmethod
     def _caps_text(intensity: int | None, duration_ms: int | None) -> str:
         left = f"{intensity} %" if intensity is not None else "no intensity cap"
-        right = format_seconds(duration_ms) if duration_ms is not None else "no duration cap"
+        right = format_duration(duration_ms) if duration_ms is not None else "no duration cap"
         return f"{left}, {right}"
 
     @app_commands.command(name="limits", description="Set the server-wide caps")
@@ -236,15 +227,11 @@ class PermissionsCog(
         assert interaction.guild_id is not None
         if max_intensity is not None:
             check_percent(max_intensity, option="max_intensity")
-        duration_ms = (
-            seconds_to_ms(
-                max_duration,
-                option="max_duration",
-                minimum_ms=MIN_DURATION_MS,
-                maximum_ms=MAX_DURATION_MS,
-            )
-            if max_duration is not None
-            else None
+        duration_ms = optional_seconds_to_ms(
+            max_duration,
+            option="max_duration",
+            minimum_ms=MIN_DURATION_MS,
+            maximum_ms=MAX_DURATION_MS,
         )
         settings = await self.storage.guild_settings.set_limits(
             interaction.guild_id, max_intensity, duration_ms

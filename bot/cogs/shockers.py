@@ -12,7 +12,6 @@ from discord.ext import commands
 
 from bot.cogs.common import (
     Choices,
-    format_seconds,
     member_role_ids,
     safe_autocomplete,
     seconds_to_ms,
@@ -22,6 +21,7 @@ from bot.domain.decision import (
     MIN_DURATION_MS,
     ControlType,
     ShockerAccess,
+    format_duration,
 )
 from bot.errors import UserError
 from bot.openshock.models import KnownShocker, ShockerDirectory
@@ -63,16 +63,16 @@ def describe_access(access: ShockerAccess) -> str:
     who = "You are the wearer: " if access.is_wearer else "You may: "
     parts = [f"{who}{types}"]
     if access.types - {ControlType.STOP}:
-        parts.append(f"up to {access.max_intensity} %, {format_seconds(access.max_duration_ms)}")
+        parts.append(f"up to {access.max_intensity} %, {format_duration(access.max_duration_ms)}")
     if access.cooldown_ms:
-        parts.append(f"cooldown {format_seconds(access.cooldown_ms)}")
+        parts.append(f"cooldown {format_duration(access.cooldown_ms)}")
     text = " · ".join(parts) + "."
     if access.undeliverable is not None:
         text += f" Right now: {access.undeliverable.reason}"
     elif access.hold is not None:
         text += f" Right now: {access.hold.reason}"
     elif access.cooldown_remaining_ms > 0:
-        text += f" Next control in {format_seconds(access.cooldown_remaining_ms)}."
+        text += f" Next control in {format_duration(access.cooldown_remaining_ms)}."
     return text
 
 
@@ -233,14 +233,14 @@ class ShockersCog(
         verb = "Updated" if existing is not None else "Shared"
         lines = [
             f"{verb} **{esc(share.shocker_name)}** here: up to {share.max_intensity} % and "
-            f"{format_seconds(share.max_duration_ms)}; {share_types(share)}."
+            f"{format_duration(share.max_duration_ms)}; {share_types(share)}."
         ]
         if known.limits is not None and (known.limits.intensity or known.limits.duration):
             caps = []
             if known.limits.intensity is not None:
                 caps.append(f"{known.limits.intensity} %")
             if known.limits.duration is not None:
-                caps.append(format_seconds(known.limits.duration))
+                caps.append(format_duration(known.limits.duration))
             lines.append(f"Its OpenShock share also limits it to {' and '.join(caps)}.")
         lines.append(
             "Members need a permission from this server's admins (`/permissions grant`) to "
@@ -288,8 +288,8 @@ class ShockersCog(
         )
         if ms > cap_ms:
             raise UserError(
-                f"`max_duration` must be between {format_seconds(MIN_DURATION_MS)} and "
-                f"{format_seconds(cap_ms)} (this bot's limit)."
+                f"`max_duration` must be between {format_duration(MIN_DURATION_MS)} and "
+                f"{format_duration(cap_ms)} (this bot's limit)."
             )
         return ms
 
@@ -433,7 +433,7 @@ class ShockersCog(
             if share.paused or wearer_paused[share.wearer_id]:
                 state.append("⏸️ paused")
             state.append(
-                f"≤ {share.max_intensity} %, {format_seconds(share.max_duration_ms)}, "
+                f"≤ {share.max_intensity} %, {format_duration(share.max_duration_ms)}, "
                 f"{share_types(share)}"
             )
             entries.append(
