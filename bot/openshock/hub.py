@@ -50,6 +50,7 @@ from bot.openshock.models import (
     Control,
     ControlLogEvent,
     DeviceOnlineState,
+    DeviceSnapshotApplied,
     DeviceState,
     DeviceStatusChanged,
     DeviceUpdate,
@@ -313,7 +314,9 @@ class DeviceTracker:
 
     After a reconnect the server sends a snapshot of the devices online *now* and never replays
     what was missed. So on ``Welcome`` every device is marked offline, the snapshot is applied,
-    and the changes reported compare with the state known before the connection was lost.
+    and the changes reported compare with the state known before the connection was lost. It
+    knows only devices seen by this process: the hub publishes ``DeviceSnapshotApplied`` after
+    each snapshot for subscribers that keep state longer (the feeds, across restarts).
     """
 
     def __init__(self) -> None:
@@ -322,6 +325,11 @@ class DeviceTracker:
 
     def get(self, device_id: UUID) -> DeviceState:
         return self._states.get(device_id, DeviceState(online=False))
+
+    @property
+    def awaiting_snapshot(self) -> bool:
+        """A connection opened and its snapshot has not been applied yet."""
+        return self._before_snapshot is not None
 
     def all(self) -> dict[UUID, DeviceState]:
         return dict(self._states)
@@ -838,8 +846,13 @@ class HubConnection:
         self._request_shocker_refresh()  # DeviceUpdates may have been missed while away
 
     async def _on_status(self, states: list[DeviceOnlineState]) -> None:
+        snapshot = self._devices.awaiting_snapshot
         for change in self._devices.apply(states):
             self._events.publish(change)
+        if snapshot:
+            # Devices this process never knew (e.g. online before a restart) got no event above.
+            online = frozenset(s.device for s in states if s.online)
+            self._events.publish(DeviceSnapshotApplied(online=online))
 
     async def _on_update(self, update: DeviceUpdate) -> None:
         self._events.publish(update)

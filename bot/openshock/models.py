@@ -216,6 +216,18 @@ class HubDisconnected(OpenShockModel):
     reason: str
 
 
+class DeviceSnapshotApplied(OpenShockModel):
+    """A connection's status snapshot has been applied; published after its
+    ``DeviceStatusChanged`` events.
+
+    The snapshot lists the devices online now and nothing else: every device not in ``online``
+    is offline, including devices this process never saw online (state kept elsewhere, e.g. from
+    before a restart, can only be corrected with this).
+    """
+
+    online: frozenset[UUID]
+
+
 class ShockersRefreshed(OpenShockModel):
     shockers: ShockerDirectory
 
@@ -232,6 +244,7 @@ HubEvent: TypeAlias = (
     | OtaInstallSucceeded
     | HubConnected
     | HubDisconnected
+    | DeviceSnapshotApplied
     | ShockersRefreshed
 )
 

@@ -51,6 +51,8 @@ from bot.domain.feed_render import (
 from bot.openshock.hub import HubConnection
 from bot.openshock.models import (
     ControlLogEvent,
+    DeviceSnapshotApplied,
+    DeviceState,
     DeviceStatusChanged,
     HubEvent,
     OtaInstallFailed,
@@ -157,6 +159,8 @@ class FeedRecorder:
             await self._record_controls(account_id, event)
         elif isinstance(event, DeviceStatusChanged):
             await self._record_device(account_id, event)
+        elif isinstance(event, DeviceSnapshotApplied):
+            await self._record_absent_devices(account_id, event)
         elif isinstance(
             event,
             OtaInstallStarted
@@ -264,6 +268,25 @@ class FeedRecorder:
         guilds = self._not_yet_posted(guilds, device_id, (change.online, change.firmware))
         deliveries = await self._feeds(FeedKind.DEVICES, guilds)
         await self._store(account_id, KIND_DEVICE, change.model_dump_json(), deliveries)
+
+    async def _record_absent_devices(self, account_id: int, event: DeviceSnapshotApplied) -> None:
+        """After a connection's snapshot: a device stored online that the snapshot left out went
+        offline while we were not listening. The hub reports that only for devices it saw online
+        on an earlier connection of this process; after a restart it knows none, so compare with
+        what is stored (those the hub did report are stored offline by now: nothing to do)."""
+        stored = await self.storage.device_states.of_account(account_id)
+        online = {str(device_id) for device_id in event.online}
+        for device_id, state in stored.items():
+            if state.online and device_id not in online:
+                await self._record_device(
+                    account_id,
+                    DeviceStatusChanged(
+                        device_id=UUID(device_id),
+                        previous=None,
+                        current=DeviceState(online=False),
+                        from_snapshot=True,
+                    ),
+                )
 
     def _not_yet_posted(
         self, guilds: set[int], device_id: str, state: tuple[bool, str | None]

@@ -12,6 +12,7 @@ import pytest
 from bot.openshock.hub import HubConnection
 from bot.openshock.models import (
     ControlLogEvent,
+    DeviceSnapshotApplied,
     DeviceState,
     DeviceStatusChanged,
     DeviceUpdate,
@@ -229,6 +230,30 @@ async def test_after_reconnect_devices_missing_from_the_snapshot_are_offline(
     changes = {c.device_id: c for c in recorder.of_type(DeviceStatusChanged)}
     assert changes[second.id].is_change and changes[second.id].from_snapshot
     assert not changes[world.hub.id].is_change  # the snapshot repeats what we knew
+
+
+async def test_each_snapshot_is_followed_by_a_marker_listing_the_online_devices(
+    openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub, recorder: Recorder
+) -> None:
+    """Subscribers that keep device state of their own (e.g. across restarts) learn from the
+    marker which devices the snapshot left out; live status changes bring no marker."""
+    second = openshock_server.add_device(world.alice, "Second hub", online=False)
+    hub = await connected(make_hub, world, recorder)
+    await eventually(lambda: bool(recorder.of_type(DeviceSnapshotApplied)), what="the marker")
+    (marker,) = recorder.of_type(DeviceSnapshotApplied)
+    assert marker.online == {world.hub.id}
+    kinds = [type(e) for e in recorder.events]
+    assert kinds.index(DeviceSnapshotApplied) > kinds.index(DeviceStatusChanged)
+
+    await openshock_server.set_device_online(second, True)
+    await hub.next_event(DeviceStatusChanged, timeout=5)
+    assert len(recorder.of_type(DeviceSnapshotApplied)) == 1
+    world.hub.online = False  # silently, while the connection is down
+    recorder.events.clear()
+    await openshock_server.drop_connections(world.alice)
+    await eventually(lambda: bool(recorder.of_type(DeviceSnapshotApplied)), what="the marker")
+    (marker,) = recorder.of_type(DeviceSnapshotApplied)
+    assert marker.online == {second.id}
 
 
 async def test_reboot_is_observed_as_offline_then_online(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable
 
 import pytest
 
@@ -246,6 +247,148 @@ async def test_a_device_going_offline_during_a_hub_outage_is_posted_on_reconnect
     await h.openshock.drop_connections(alice.os_user)
 
     await h.discord.wait_for(lambda: "went offline" in joined(h, channel))
+
+
+async def device_saved_after(h: Harness, device_id: str, moment: float) -> None:
+    """Wait until the bot stored the device's state after ``moment`` (it saw a snapshot)."""
+
+    async def saved() -> bool:
+        row = await h.storage.db.fetch_one(
+            "SELECT updated_at FROM device_states WHERE device_id = ?", (device_id,)
+        )
+        return row is not None and row["updated_at"] > moment
+
+    await eventually(saved, "the device state to be stored")
+
+
+async def stored_online(h: Harness, device_id: str) -> list[bool]:
+    rows = await h.storage.db.fetch_all(
+        "SELECT online FROM device_states WHERE device_id = ?", (device_id,)
+    )
+    return [bool(row["online"]) for row in rows]
+
+
+async def test_a_device_going_offline_while_the_bot_is_down_is_posted_after_the_restart(
+    harness: Harness,
+) -> None:
+    """The snapshot after a restart lists online devices only, and the new process remembers
+    nothing: the stored state is what tells that the device was online before."""
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    channel = await feed_channel(h, FeedKind.DEVICES)
+    device = str(alice.device.id)
+    await eventually(
+        lambda: _true_when(stored_online(h, device), [True]), "the device stored online"
+    )
+
+    await h.stop()
+    alice.device.online = False  # nobody is connected to be told
+    await h.start()
+
+    await h.discord.wait_for(lambda: "went offline" in joined(h, channel))
+    assert await stored_online(h, device) == [False]
+    await h.openshock.set_device_online(alice.device, True)
+    await h.discord.wait_for(lambda: "is online" in joined(h, channel))
+    await all_posted(h)
+    await asyncio.sleep(0.2)
+
+    text = joined(h, channel)
+    assert text.count("🔴 **Hub** went offline") == 1
+    assert text.count("🟢 **Hub** is online") == 1
+    assert await event_count(h, "device") == 2
+
+
+async def test_a_device_coming_online_while_the_bot_is_down_is_posted_after_the_restart(
+    harness: Harness,
+) -> None:
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    channel = await feed_channel(h, FeedKind.DEVICES)
+    await h.openshock.set_device_online(alice.device, False)
+    await h.discord.wait_for(lambda: "went offline" in joined(h, channel))
+
+    await h.stop()
+    alice.device.online = True
+    await h.start()
+
+    await h.discord.wait_for(lambda: "is online" in joined(h, channel))
+    await all_posted(h)
+    assert joined(h, channel).count("is online") == 1
+
+
+async def test_a_restart_without_changes_posts_nothing(harness: Harness) -> None:
+    """One device stays online, another stays offline across the restart."""
+    h = harness
+    alice = await linked_wearer(h)
+    spare = h.openshock.add_device(alice.os_user, "Spare")
+    spare_shocker = h.openshock.add_shocker(spare, "Cuff")
+    hub = h.bot.hubs.get(alice.account.id)
+    assert hub is not None
+    await hub.refresh_shockers()
+    await h.share(alice.user, str(alice.shocker.id))
+    await h.share(alice.user, str(spare_shocker.id))
+    channel = await feed_channel(h, FeedKind.DEVICES)
+    await h.openshock.set_device_online(spare, False)
+    await h.discord.wait_for(lambda: "**Spare** went offline" in joined(h, channel))
+    await all_posted(h)
+    before = texts(h, channel)
+    events = await event_count(h, "device")
+
+    moment = time.time()
+    await h.restart()
+    await device_saved_after(h, str(alice.device.id), moment)
+    await asyncio.sleep(0.3)
+
+    assert texts(h, channel) == before
+    assert await event_count(h, "device") == events
+    assert await stored_online(h, str(alice.device.id)) == [True]
+    assert await stored_online(h, str(spare.id)) == [False]
+
+
+async def test_a_device_two_accounts_see_going_offline_during_downtime_is_posted_once(
+    harness: Harness,
+) -> None:
+    """Alice shared one shocker of her device in the guild, and Bob, who reached the device's
+    other shocker through an OpenShock share, shared that one: both accounts report the device
+    to the guild."""
+    h = harness
+    alice = await linked_wearer(h)
+    cuff = h.openshock.add_shocker(alice.device, "Cuff")
+    bob_os = h.openshock.add_user("Bob")
+    h.openshock.share_shocker(cuff, bob_os)
+    bob = h.discord_user("bob")
+    await h.link(bob, bob_os)
+    await h.share(alice.user, str(alice.shocker.id))
+    await h.share(bob, str(cuff.id))
+    channel = await feed_channel(h, FeedKind.DEVICES)
+    device = str(alice.device.id)
+    await eventually(
+        lambda: _true_when(stored_online(h, device), [True, True]), "both accounts' states"
+    )
+
+    await h.stop()
+    alice.device.online = False
+    await h.start()
+
+    await h.discord.wait_for(lambda: "went offline" in joined(h, channel))
+    await eventually(
+        lambda: _true_when(stored_online(h, device), [False, False]), "both stored offline"
+    )
+    await all_posted(h)
+    await asyncio.sleep(0.2)
+    assert joined(h, channel).count("went offline") == 1
+
+    await h.openshock.set_device_online(alice.device, True)
+    await h.discord.wait_for(lambda: "is online" in joined(h, channel))
+    await all_posted(h)
+    await asyncio.sleep(0.2)
+    assert joined(h, channel).count("is online") == 1
+
+
+async def _true_when(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
 
 
 async def test_an_update_is_one_message_edited_to_its_end(harness: Harness) -> None:
