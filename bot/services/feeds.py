@@ -193,11 +193,14 @@ class FeedRecorder:
             and hub.connection_id is not None
             and event.sender.connection_id == hub.connection_id
         )
-        account = await self.storage.accounts.get(account_id)
         by_guild: dict[int, list[str]] = {}
         for shocker_id in dict.fromkeys(str(log_.shocker.id) for log_ in event.logs):
             for guild_id in await self._guilds_sharing(account_id, shocker_id):
                 by_guild.setdefault(guild_id, []).append(shocker_id)
+        deliveries = await self._feeds(FeedKind.CONTROLS, set(by_guild)) if by_guild else []
+        if not deliveries:
+            return  # no controls feed shows these shockers: nothing to post, nothing to keep
+        account = await self.storage.accounts.get(account_id)
         entry = ControlsEntry(
             sender_name=event.sender.name,
             custom_name=event.sender.custom_name,
@@ -216,7 +219,6 @@ class FeedRecorder:
             ],
             shockers_by_guild=by_guild,
         )
-        deliveries = await self._feeds(FeedKind.CONTROLS, set(by_guild))
         await self._store(account_id, KIND_CONTROLS, entry.model_dump_json(), deliveries)
 
     # -- devices --------------------------------------------------------------------------------
