@@ -71,3 +71,44 @@ async def test_limits_and_revoke(harness: Harness) -> None:
     )
     await harness.run(revoke)
     assert "There is no such grant" in harness.discord.replies_for(revoke).text
+
+
+async def test_registration_payload_of_admin_and_control_commands(harness: Harness) -> None:
+    """What Discord is told (visibility is a convenience; the checks run at run time too)."""
+    registered = {
+        command.name: command.to_dict(harness.bot.tree)
+        for command in harness.bot.tree.get_commands()
+    }
+    manage_guild = 1 << 5
+    for admin in ("permissions", "feed"):
+        assert registered[admin]["default_member_permissions"] == manage_guild
+        assert registered[admin]["contexts"] == [0]  # servers only
+    for name, options in {
+        "shock": ["shocker", "intensity", "duration"],
+        "vibrate": ["shocker", "intensity", "duration"],
+        "sound": ["shocker", "duration", "intensity"],
+        "stop": ["shocker"],
+        "history": ["shocker", "member"],
+    }.items():
+        command = registered[name]
+        assert command["contexts"] == [0]
+        assert [o["name"] for o in command["options"]] == options
+        assert command["default_member_permissions"] is None
+    intensity = next(o for o in registered["shock"]["options"] if o["name"] == "intensity")
+    assert (intensity["min_value"], intensity["max_value"], intensity["required"]) == (1, 100, True)
+    duration = next(o for o in registered["shock"]["options"] if o["name"] == "duration")
+    assert (duration["min_value"], duration["max_value"]) == (0.3, 65.535)
+    assert registered["shock"]["options"][0]["autocomplete"] is True
+    grant = next(o for o in registered["permissions"]["options"] if o["name"] == "grant")
+    assert [o["name"] for o in grant["options"]] == [
+        "who",
+        "shocker",
+        "max_intensity",
+        "max_duration",
+        "cooldown",
+        "shock",
+        "vibrate",
+        "sound",
+    ]
+    assert grant["options"][0]["type"] == 9  # mentionable: a role (incl. @everyone) or a member
+    assert registered["panic"].get("options", []) == []
