@@ -40,8 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How long the first answer waits for the hub's acknowledgement before saying "sending…".
-SEND_WAIT_BEFORE_ANSWER = 1.0
+# How long the first answer waits for the hub's acknowledgement and OpenShock's Log before it
+# is sent as "sending…" / "waiting for OpenShock" (and edited later).
+ANSWER_WAIT = 1.0
 
 Intensity = app_commands.Range[int, 1, 100]
 Seconds = app_commands.Range[float, 0.3, 65.535]
@@ -152,31 +153,39 @@ class ControlCog(commands.Cog):
         sending = asyncio.create_task(
             self.control.send(prepared, interaction.user.display_name), name="control-send"
         )
-        answered_with_result = False
+        answered: Delivery | None = None  # what the first answer already said
         try:
             target = await self.target_label(interaction.guild, share)
             summary = self.summarize(decision, target)
-            # The hub usually acknowledges within milliseconds: then the first answer already
-            # says what happened (and a failure goes to the sender alone). A slow hub gets a
-            # "sending…" answer first, well inside Discord's 3 s.
-            await asyncio.wait({sending}, timeout=SEND_WAIT_BEFORE_ANSWER)
+            # The hub usually acknowledges, and OpenShock's Log confirms, within milliseconds:
+            # then the one answer already says what happened (a failure goes to the sender
+            # alone). A slow hub or Log gets an answer first, well inside Discord's 3 s, that is
+            # edited later.
+            deadline = asyncio.get_running_loop().time() + ANSWER_WAIT
+            await asyncio.wait({sending}, timeout=ANSWER_WAIT)
             if sending.done():
                 result = sending.result()
                 summary = self.summarize(result.decision, target, summary)
+                delivery = result.delivery
+                if result.pending_confirmation is not None:
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    await asyncio.wait({result.pending_confirmation}, timeout=max(remaining, 0))
+                    if result.pending_confirmation.done():
+                        delivery = result.pending_confirmation.result()
                 await reply(
                     interaction,
-                    self.result_text(summary, result),
-                    ephemeral=result.delivery in (Delivery.FAILED, Delivery.REFUSED),
+                    self.result_text(summary, result, delivery),
+                    ephemeral=delivery in (Delivery.FAILED, Delivery.REFUSED),
                 )
-                answered_with_result = True
+                answered = delivery
             else:
                 await reply(interaction, f"{summary} · sending…", ephemeral=False)
         finally:
             result = await sending
-        if not answered_with_result:
+        if answered is None:
             summary = self.summarize(result.decision, target, summary)
             await self.edit_reply(interaction, summary, result)
-        if result.pending_confirmation is not None:
+        if result.pending_confirmation is not None and answered in (None, Delivery.SENT):
             delivery = await result.pending_confirmation
             await self.edit_reply(interaction, summary, result, delivery)
 

@@ -87,10 +87,11 @@ async def test_allowed_shock_reaches_the_hub_as_one_control_v2_and_is_confirmed(
     assert custom_name == "bob (Discord)"
     assert "⚡ Shock 20 % · 1.5 s → Collar (Alice)" in text
     assert "✅ delivered" in text
-    # One answer saying it was sent, one edit once OpenShock's Log confirmed it; public.
+    # One public answer, sent once OpenShock's Log confirmed it: no edit needed.
     assert not scene.h.discord.replies_for(payload).ephemeral
+    assert len(scene.h.discord.replies_for(payload).callbacks) == 1
     edits = scene.h.discord.requests_matching("PATCH", rf"/webhooks/\d+/{payload['token']}/")
-    assert len(edits) == 1
+    assert edits == []
     (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
     assert entry.outcome is AuditOutcome.CONFIRMED
     assert (entry.effective_intensity, entry.effective_duration_ms) == (20, 1500)
