@@ -60,6 +60,11 @@ def escape(text: str) -> str:
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 
+def confirmed(task: asyncio.Task[Delivery]) -> Delivery:
+    """The outcome of a finished confirmation task; cancelled (at shutdown) means unconfirmed."""
+    return Delivery.NOT_CONFIRMED if task.cancelled() else task.result()
+
+
 class ControlCog(commands.Cog):
     def __init__(self, bot: OpenShockBot) -> None:
         self.bot = bot
@@ -171,7 +176,7 @@ class ControlCog(commands.Cog):
                     remaining = deadline - asyncio.get_running_loop().time()
                     await asyncio.wait({result.pending_confirmation}, timeout=max(remaining, 0))
                     if result.pending_confirmation.done():
-                        delivery = result.pending_confirmation.result()
+                        delivery = confirmed(result.pending_confirmation)
                 await reply(
                     interaction,
                     self.result_text(summary, result, delivery),
@@ -184,9 +189,16 @@ class ControlCog(commands.Cog):
             result = await sending
         if answered is None:
             summary = self.summarize(result.decision, target, summary)
+            if result.delivery is Delivery.REFUSED:
+                # The public "sending…" must not carry the reason (it may be "blocked"): that
+                # goes to the sender alone.
+                await self.edit_reply(interaction, summary, result, public_refusal=True)
+                await reply(interaction, f"✖ Not sent: {result.reason}")
+                return
             await self.edit_reply(interaction, summary, result)
         if result.pending_confirmation is not None and answered in (None, Delivery.SENT):
-            delivery = await result.pending_confirmation
+            await asyncio.wait({result.pending_confirmation})
+            delivery = confirmed(result.pending_confirmation)
             await self.edit_reply(interaction, summary, result, delivery)
 
     @staticmethod
@@ -220,10 +232,13 @@ class ControlCog(commands.Cog):
         summary: str,
         result: ControlResult,
         delivery: Delivery | None = None,
+        *,
+        public_refusal: bool = False,
     ) -> None:
+        text = f"~~{summary}~~ · not sent" if public_refusal else None
         try:
             await interaction.edit_original_response(
-                content=self.result_text(summary, result, delivery),
+                content=text or self.result_text(summary, result, delivery),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException:

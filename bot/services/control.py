@@ -53,7 +53,7 @@ from bot.storage.models import (
 log = logging.getLogger(__name__)
 
 RESERVATIONS_KEPT = 4096
-MAX_REDECISIONS = 3
+MAX_DECISIONS = 3  # for one control, counting the first
 RESERVATION_TTL_S = 600.0
 
 # OpenShock's customName is a varchar(64): a longer one fails the whole call.
@@ -98,6 +98,7 @@ class PreparedControl:
     request: ControlRequest
     shocker_id: str
     generation: int  # storage.restrictions.value before the facts were read
+    reserved_at: float | None = None  # this control's own cooldown reservation, if it made one
 
     @property
     def reservation_key(self) -> tuple[int, str]:
@@ -291,8 +292,10 @@ class ControlService:
         decision = decide_control(request, facts)
         key = (member_id, shocker_id)
         previous = self._reserved.get(key)
+        reserved_at = None
         if isinstance(decision, Allowed) and decision.type is not ControlType.STOP:
-            self._reserve(key, facts.now)
+            reserved_at = facts.now
+            self._reserve(key, reserved_at)
         # -- end of the critical section --
         share = context
         entry = NewAuditEntry(
@@ -308,7 +311,16 @@ class ControlService:
             outcome=AuditOutcome.REFUSED,
         )
         prepared = PreparedControl(
-            decision, share, entry, None, None, previous, request, shocker_id, generation
+            decision,
+            share,
+            entry,
+            None,
+            None,
+            previous,
+            request,
+            shocker_id,
+            generation,
+            reserved_at,
         )
         if isinstance(decision, Refused) and share is None:
             # No shocker by that id here: nothing to audit (the caller may try it as a name).
@@ -333,17 +345,29 @@ class ControlService:
 
         If anything that can restrict controls was written since the facts were read (a pause,
         a panic, a block, a revoke…), the control is decided again first, right before the
-        frame is written."""
-        for _ in range(MAX_REDECISIONS):
+        frame is written. Every attempt ends in exactly one audit row."""
+        decisions = 1
+        while True:
             decision, share = prepared.decision, prepared.share
             if isinstance(decision, Refused) or share is None:
-                return ControlResult(
-                    Delivery.REFUSED, decision, share, prepared.reason, prepared.audit_id
-                )
+                audit_id = prepared.audit_id
+                if audit_id is None:
+                    # Decided again after the share was withdrawn: still an attempt to record.
+                    audit_id = await self.storage.audit.record(
+                        prepared.entry.model_copy(update={"reason": prepared.reason})
+                    )
+                return ControlResult(Delivery.REFUSED, decision, share, prepared.reason, audit_id)
             result = await self._send(share, decision, prepared, display_name)
             if result is not None:
                 break
             self._release(prepared)
+            if decisions >= MAX_DECISIONS:
+                reason = "Settings changed repeatedly while sending; nothing was sent. Try again."
+                audit_id = await self.storage.audit.record(
+                    prepared.entry.model_copy(update={"reason": reason})
+                )
+                return ControlResult(Delivery.REFUSED, decision, share, reason, audit_id)
+            previous_entry = prepared.entry
             r = prepared.request
             prepared = await self.decide(
                 guild_id=r.guild_id,
@@ -354,27 +378,32 @@ class ControlService:
                 intensity=r.intensity,
                 duration_ms=r.duration_ms,
             )
-        else:
-            self._release(prepared)
-            reason = "Settings changed repeatedly while sending; nothing was sent. Try again."
-            return ControlResult(Delivery.REFUSED, prepared.decision, prepared.share, reason)
+            decisions += 1
+            if prepared.share is None:
+                prepared = replace(
+                    prepared,
+                    entry=previous_entry,
+                    reason="This shocker is not shared here any more.",
+                )
         if prepared.request.type is not ControlType.STOP:
             if result.delivery is Delivery.FAILED:
                 self._release(prepared)  # nothing went out: give the cooldown back
-            else:
+            elif prepared.reserved_at is not None:
                 member, shocker = prepared.reservation_key
-                at = self._reserved.get(prepared.reservation_key, self.clock())
-                await self.storage.cooldowns.record(prepared.request.guild_id, member, shocker, at)
+                await self.storage.cooldowns.record(
+                    prepared.request.guild_id, member, shocker, prepared.reserved_at
+                )
         return result
 
     def _release(self, prepared: PreparedControl) -> None:
-        """Undo this control's cooldown reservation."""
-        if not isinstance(prepared.decision, Allowed) or prepared.request.type is ControlType.STOP:
+        """Undo this control's cooldown reservation, unless another control's replaced it."""
+        key = prepared.reservation_key
+        if prepared.reserved_at is None or self._reserved.get(key) != prepared.reserved_at:
             return
         if prepared.previous_reserved is None:
-            self._reserved.pop(prepared.reservation_key, None)
+            self._reserved.pop(key, None)
         else:
-            self._reserved[prepared.reservation_key] = prepared.previous_reserved
+            self._reserved[key] = prepared.previous_reserved
 
     async def control(
         self,
@@ -454,11 +483,18 @@ class ControlService:
             # The frame went out but was never acknowledged (no answer, or the connection
             # dropped after sending): it may have fired. Say so, and keep the cooldown.
             log.warning("Control to shocker %s unacknowledged: %s", share.shocker_id, error)
-            delivered = confirmation is not None and confirmation.done()
+            delivered = (
+                confirmation is not None and confirmation.done() and not confirmation.cancelled()
+            )
             if confirmation is not None and not delivered:
                 confirmation.cancel()
             outcome = AuditOutcome.CONFIRMED if delivered else AuditOutcome.NOT_CONFIRMED
-            note = None if delivered else f"{error} It may or may not have been delivered."
+            uncertain = (
+                ""
+                if isinstance(error, HubConnectionLost)
+                else " It may or may not have been delivered."
+            )
+            note = None if delivered else f"{error}{uncertain}"
             audit_id = await self.storage.audit.record(
                 entry.model_copy(update={"outcome": outcome, "reason": note})
             )
@@ -492,15 +528,19 @@ class ControlService:
     async def _confirm(
         self, confirmation: asyncio.Future[ControlLogEvent], audit_id: int
     ) -> Delivery:
-        try:
-            await asyncio.wait_for(confirmation, self.confirm_timeout)
-        except TimeoutError:
-            await self.storage.audit.set_outcome(
-                audit_id, AuditOutcome.NOT_CONFIRMED, "no Log event from OpenShock in time"
-            )
-            return Delivery.NOT_CONFIRMED
-        await self.storage.audit.set_outcome(audit_id, AuditOutcome.CONFIRMED, None)
-        return Delivery.CONFIRMED
+        await asyncio.wait({confirmation}, timeout=self.confirm_timeout)
+        if confirmation.done() and not confirmation.cancelled():
+            await self.storage.audit.set_outcome(audit_id, AuditOutcome.CONFIRMED, None)
+            return Delivery.CONFIRMED
+        # No Log in time, or the connection closed (its waiters are cancelled) before one came.
+        reason = (
+            "the connection to OpenShock closed before it confirmed"
+            if confirmation.cancelled()
+            else "no Log event from OpenShock in time"
+        )
+        confirmation.cancel()
+        await self.storage.audit.set_outcome(audit_id, AuditOutcome.NOT_CONFIRMED, reason)
+        return Delivery.NOT_CONFIRMED
 
     async def panic(
         self, *, wearer_id: int, account: Account | None, display_name: str

@@ -452,3 +452,92 @@ async def test_a_connection_lost_after_sending_is_not_called_not_sent(scene: Sce
     scene.h.openshock.unanswered_methods.clear()
     await scene.h.ready(account.id)
     assert "cooling down" in (await scene.command("shock", scene.bob, intensity=10, duration=1))
+
+
+async def test_a_hub_closing_before_the_log_still_answers_and_audits_not_confirmed(
+    scene: Scene,
+) -> None:
+    await scene.grant_everyone()
+    scene.collar.paused = True  # OpenShock drops it silently: no Log will come
+    account = await scene.h.storage.accounts.by_discord_user(scene.alice.id)
+    assert account is not None
+
+    async def stop_the_hub_when_the_frame_arrives() -> None:
+        await scene.h.openshock.wait_for_invocation("ControlV2")
+        await scene.h.bot.hubs.stop(account.id)  # e.g. the wearer re-links meanwhile
+
+    stopper = asyncio.create_task(stop_the_hub_when_the_frame_arrives())
+    text = await scene.command("shock", scene.bob, intensity=10, duration=1)
+    await stopper
+    assert "did not confirm" in text
+    (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
+    assert entry.outcome is AuditOutcome.NOT_CONFIRMED
+    assert entry.reason == "the connection to OpenShock closed before it confirmed"
+
+
+async def test_a_share_withdrawn_before_the_frame_is_refused_and_audited(scene: Scene) -> None:
+    await scene.grant_everyone()
+    guild = scene.h.discord.guild_id
+    original_decide = scene.h.bot.control.decide
+    calls = 0
+
+    async def decide_then_unshare(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        prepared = await original_decide(**kwargs)
+        if calls == 1:
+            await scene.h.storage.shares.unshare(guild, scene.alice.id, scene.collar_id)
+        return prepared
+
+    scene.h.bot.control.decide = decide_then_unshare  # type: ignore[method-assign]
+    payload = scene.h.ix.slash(
+        "shock", {"shocker": scene.collar_id, "intensity": 10, "duration": 1}, user=scene.bob
+    )
+    await scene.h.run(payload)
+    reply = scene.h.discord.replies_for(payload)
+    assert reply.ephemeral and "not shared here any more" in reply.text
+    assert scene.control_frames() == []
+    (entry,) = await scene.h.storage.audit.recent(guild)
+    assert entry.outcome is AuditOutcome.REFUSED and entry.shocker_name == "Collar"
+
+
+async def test_giving_back_a_cooldown_never_removes_another_controls_reservation(
+    scene: Scene,
+) -> None:
+    guild = scene.h.discord.guild_id
+    strict_guild = scene.h.discord.add_guild(name="Strict").id
+    await scene.h.share(scene.alice, scene.collar_id, guild_id=strict_guild)
+    await scene.grant_everyone()  # no cooldown here
+    await scene.h.storage.grants.grant(
+        guild_id=strict_guild,
+        target_kind=GrantTarget.ROLE,
+        target_id=strict_guild,
+        shocker_id=None,
+        max_intensity=None,
+        max_duration_ms=None,
+        cooldown_ms=600_000,
+        allow_shock=True,
+        allow_vibrate=True,
+        allow_sound=True,
+        created_by=scene.admin.id,
+    )
+    control = scene.h.bot.control
+    request = dict(
+        member_id=scene.bob.id,
+        role_ids=[],
+        shocker_id=scene.collar_id,
+        control_type=ControlType.SHOCK,
+        intensity=10,
+        duration_ms=1000,
+    )
+    first = await control.decide(guild_id=guild, **request)  # type: ignore[arg-type]
+    second = await control.decide(guild_id=guild, **request)  # type: ignore[arg-type]
+    account = await scene.h.storage.accounts.by_discord_user(scene.alice.id)
+    assert account is not None
+    await scene.h.bot.hubs.stop(account.id)
+    failed = await control.send(first, "bob")  # nothing went out: its cooldown is given back
+    assert failed.delivery.value == "failed"
+    # ...but the second control's reservation still holds in the strict guild.
+    third = await control.decide(guild_id=strict_guild, **request)  # type: ignore[arg-type]
+    assert third.reason is not None and "cooling down" in third.reason.lower()
+    del second
