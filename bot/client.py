@@ -10,6 +10,7 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.domain.text import inert
 from bot.logs import redactor
 from bot.openshock.errors import OpenShockError
 from bot.openshock.hub import HubTimings
@@ -146,7 +147,7 @@ class OpenShockBot(commands.AutoShardedBot):
             user = await self.fetch_user(account.discord_user_id)
             await user.send(
                 f"OpenShock rejected the API token of your linked account "
-                f"**{discord.utils.escape_markdown(account.openshock_name)}** ({reason}). "
+                f"**{inert(account.openshock_name)}** ({reason}). "
                 "Nothing can be sent to your shockers until you link a new token with "
                 "`/account link`."
             )

@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import report_component_error
+from bot.domain.text import inert
 from bot.openshock.errors import OpenShockError
 from bot.openshock.hub import HubConnection, HubState
 from bot.openshock.models import ShockerDirectory
@@ -27,7 +28,6 @@ from bot.tree import reply
 if TYPE_CHECKING:
     from bot.client import OpenShockBot
 
-esc = discord.utils.escape_markdown
 
 FIELD_LIMIT = 1024  # Discord's limit for one embed field value
 
@@ -73,20 +73,20 @@ def describe_connection(account: Account, hub: HubConnection | None) -> str:
 
 def device_line(hub: HubConnection | None, device_id: Any, name: str, owner: str | None) -> str:
     state = hub.device_state(device_id) if hub is not None and hub.connected else None
-    whose = f" (shared by {esc(owner)})" if owner else ""
+    whose = f" (shared by {inert(owner)})" if owner else ""
     if state is None:
-        return f"❔ **{esc(name)}**{whose}: state unknown (not connected)"
-    firmware = f", firmware {esc(state.firmware_version)}" if state.firmware_version else ""
+        return f"❔ **{inert(name)}**{whose}: state unknown (not connected)"
+    firmware = f", firmware {inert(state.firmware_version)}" if state.firmware_version else ""
     if state.online:
-        return f"🟢 **{esc(name)}**{whose}: online{firmware}"
-    return f"⚫ **{esc(name)}**{whose}: offline{firmware}"
+        return f"🟢 **{inert(name)}**{whose}: online{firmware}"
+    return f"⚫ **{inert(name)}**{whose}: offline{firmware}"
 
 
 def _guild_names(bot: discord.Client, guild_ids: Iterable[int]) -> str:
     names = []
     for guild_id in sorted(set(guild_ids)):
         guild = bot.get_guild(guild_id)
-        names.append(esc(guild.name) if guild is not None else f"server {guild_id}")
+        names.append(inert(guild.name) if guild is not None else f"server {guild_id}")
     return ", ".join(names)
 
 
@@ -103,15 +103,15 @@ def shocker_lines(
     for shocker in known:
         guilds = by_shocker.pop(str(shocker.id), [])
         where = f"shared in {_guild_names(bot, guilds)}" if guilds else "not shared in any server"
-        origin = esc(shocker.device_name)
+        origin = inert(shocker.device_name)
         if not shocker.is_own:
-            origin += f", shared with you by {esc(shocker.owner_name or '?')}"
+            origin += f", shared with you by {inert(shocker.owner_name or '?')}"
         paused = " · paused on OpenShock" if shocker.is_paused else ""
-        lines.append(f"**{esc(shocker.name)}** ({origin}){paused}: {where}")
+        lines.append(f"**{inert(shocker.name)}** ({origin}){paused}: {where}")
     for shocker_id, guilds in by_shocker.items():
         state = "no longer on your account" if directory is not None else "list not loaded"
         lines.append(
-            f"**{esc(names[shocker_id])}** ({state}): shared in {_guild_names(bot, guilds)}"
+            f"**{inert(names[shocker_id])}** ({state}): shared in {_guild_names(bot, guilds)}"
         )
     return lines
 
@@ -120,24 +120,24 @@ def link_embed(result: LinkResult, connection: str) -> discord.Embed:
     account = result.account
     verb = "Re-linked" if result.replaced else "Linked"
     embed = discord.Embed(
-        title=f"{verb} to OpenShock as {esc(result.user.name)}",
+        title=f"{verb} to OpenShock as {inert(result.user.name)}",
         description=(
-            f"Your Discord account is linked to the OpenShock account **{esc(result.user.name)}**"
+            f"Your Discord account is linked to the OpenShock account **{inert(result.user.name)}**"
             f" on {account.api_url}."
             + (" The previous token was replaced." if result.replaced else "")
         ),
     )
     own = [
-        f"**{esc(device.name)}**: "
-        + (", ".join(esc(s.name) for s in device.shockers) or "no shockers")
+        f"**{inert(device.name)}**: "
+        + (", ".join(inert(s.name) for s in device.shockers) or "no shockers")
         for device in result.own
     ]
     embed.add_field(
         name="Your shockers", value=clip_lines(own, "None on this account yet."), inline=False
     )
     shared = [
-        f"{esc(owner.name)} · **{esc(device.name)}**: "
-        + ", ".join(esc(s.name) for s in device.shockers)
+        f"{inert(owner.name)} · **{inert(device.name)}**: "
+        + ", ".join(inert(s.name) for s in device.shockers)
         for owner in result.shared
         for device in owner.devices
     ]
@@ -241,7 +241,7 @@ class AccountCog(commands.GroupCog, group_name="account", description="Your Open
                 _count(summary.pending_events, "feed event", "feed events") + " not yet posted"
             )
         text = (
-            f"Unlinked the OpenShock account **{esc(account.openshock_name)}** and closed its "
+            f"Unlinked the OpenShock account **{inert(account.openshock_name)}** and closed its "
             f"connection. Deleted, in every server: {', '.join(removed)}."
         )
         if account.is_operator:
@@ -260,7 +260,7 @@ class AccountCog(commands.GroupCog, group_name="account", description="Your Open
         if directory is None and hub is not None:
             directory = hub.shockers
         shares = await self.storage.shares.of_account(account.id)
-        embed = discord.Embed(title=f"OpenShock account {esc(account.openshock_name)}")
+        embed = discord.Embed(title=f"OpenShock account {inert(account.openshock_name)}")
         embed.add_field(name="Server", value=account.api_url, inline=True)
         embed.add_field(name="Linked", value=timestamp(account.linked_at), inline=True)
         embed.add_field(name="Connection", value=describe_connection(account, hub), inline=False)

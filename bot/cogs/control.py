@@ -30,6 +30,7 @@ from bot.domain.decision import (
     ShockerAccess,
 )
 from bot.domain.render import control_summary
+from bot.domain.text import inert
 from bot.errors import UserError
 from bot.services.control import ControlResult, Delivery
 from bot.storage.models import AuditEntry, AuditOutcome, Share
@@ -56,10 +57,6 @@ OUTCOME_TEXT = {
 }
 
 
-def escape(text: str) -> str:
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
-
-
 def confirmed(task: asyncio.Task[Delivery]) -> Delivery:
     """The outcome of a finished confirmation task; cancelled (at shutdown) means unconfirmed."""
     return Delivery.NOT_CONFIRMED if task.cancelled() else task.result()
@@ -81,7 +78,7 @@ class ControlCog(commands.Cog):
         return account.openshock_name if account is not None else "unknown wearer"
 
     async def target_label(self, guild: discord.Guild | None, share: Share) -> str:
-        return f"{escape(share.shocker_name)} ({escape(await self.wearer_name(guild, share))})"
+        return f"{inert(share.shocker_name)} ({inert(await self.wearer_name(guild, share))})"
 
     # -- autocomplete ---------------------------------------------------------------------------
 
@@ -406,11 +403,11 @@ class ControlCog(commands.Cog):
     def history_line(entry: AuditEntry) -> str:
         intensity = entry.effective_intensity or entry.requested_intensity
         duration = entry.effective_duration_ms or entry.requested_duration_ms
-        target = escape(entry.shocker_name or entry.shocker_id or "?")
+        target = inert(entry.shocker_name or entry.shocker_id or "?")
         if entry.wearer_id is not None:
             target += f" (<@{entry.wearer_id}>)"
         summary = control_summary(entry.control_type, intensity, duration, target)
         outcome = OUTCOME_TEXT[entry.outcome]
         if entry.outcome in (AuditOutcome.REFUSED, AuditOutcome.FAILED) and entry.reason:
-            outcome += f": {escape(entry.reason)}"
+            outcome += f": {inert(entry.reason)}"
         return f"<t:{int(entry.created_at)}:R> <@{entry.member_id}> {summary} — {outcome}"

@@ -21,6 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import Choices, report_component_error, safe_autocomplete
+from bot.domain.text import inert
 from bot.errors import UserError
 from bot.openshock.errors import OpenShockError
 from bot.openshock.hub import HubConnection
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from bot.client import OpenShockBot
 
 log = logging.getLogger(__name__)
-esc = discord.utils.escape_markdown
 _T = TypeVar("_T")
 
 # Semantic Versioning 2.0.0, the form OtaInstall binds (a malformed one is a binding error).
@@ -233,7 +233,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
     def _require_online(hub: HubConnection, device: OwnDevice) -> None:
         if not hub.device_state(device.id).online:
             raise UserError(
-                f"**{esc(device.name)}** is offline, so OpenShock cannot reach it; "
+                f"**{inert(device.name)}** is offline, so OpenShock cannot reach it; "
                 "nothing was sent."
             )
 
@@ -268,9 +268,9 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         _, hub, devices = await self._own_devices(interaction.user.id)
         lines = []
         for device in devices:
-            shockers = ", ".join(esc(s.name) for s in device.shockers) or "no shockers"
+            shockers = ", ".join(inert(s.name) for s in device.shockers) or "no shockers"
             lines.append(
-                f"**{esc(device.name)}**: {device_summary(hub, device)} · shockers: {shockers}"
+                f"**{inert(device.name)}**: {device_summary(hub, device)} · shockers: {shockers}"
             )
         text = "\n".join(lines) or "Your OpenShock account has no devices."
         await reply(interaction, embed=discord.Embed(title="Your devices", description=text[:4000]))
@@ -288,7 +288,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         note = "" if hub.device_state(target.id).online else " The device is shown as offline."
         await reply(
             interaction,
-            f"🛑 Emergency stop sent to **{esc(target.name)}**. OpenShock does not report "
+            f"🛑 Emergency stop sent to **{inert(target.name)}**. OpenShock does not report "
             f"whether the device acted on it.{note}",
         )
 
@@ -307,7 +307,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         await hub.captive_portal(target.id, enabled)
         await reply(
             interaction,
-            f"Captive portal {'on' if enabled else 'off'}: sent to **{esc(target.name)}**. "
+            f"Captive portal {'on' if enabled else 'off'}: sent to **{inert(target.name)}**. "
             "OpenShock does not report whether the device acted on it.",
         )
 
@@ -325,7 +325,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
 
         await self._ask(
             interaction,
-            f"Reboot **{esc(target.name)}**? Its shockers do not respond until it is back.",
+            f"Reboot **{inert(target.name)}**? Its shockers do not respond until it is back.",
             "Reboot",
             confirmed,
             "/device reboot",
@@ -335,7 +335,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         self, click: discord.Interaction[Any], account_id: int, device: OwnDevice
     ) -> None:
         await click.response.edit_message(
-            content=f"Sending a reboot to **{esc(device.name)}**…", view=None
+            content=f"Sending a reboot to **{inert(device.name)}**…", view=None
         )
         offline_seen = False
 
@@ -362,12 +362,12 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
             for future in watches:
                 future.cancel()
             await self._edit(
-                click, f"⚠️ Reboot of **{esc(device.name)}**: {describe_error(error)[0]}"
+                click, f"⚠️ Reboot of **{inert(device.name)}**: {describe_error(error)[0]}"
             )
             return
         window = self.timings.reboot_watch
         await click.edit_original_response(
-            content=f"🔄 Reboot sent to **{esc(device.name)}**; watching for it to go offline "
+            content=f"🔄 Reboot sent to **{inert(device.name)}**; watching for it to go offline "
             f"and come back (up to {window:g} s)…"
         )
         self._spawn(
@@ -385,7 +385,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
     ) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        name = esc(device.name)
+        name = inert(device.name)
         try:
             try:
                 await _observe(went_offline, window)
@@ -415,7 +415,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
                     text = (
                         f"✅ **{name}** rebooted: it went offline and came back online after "
                         f"{loop.time() - offline_at:.0f} s"
-                        + (f" (firmware {esc(firmware)})." if firmware else ".")
+                        + (f" (firmware {inert(firmware)})." if firmware else ".")
                     )
         finally:
             went_offline.cancel()
@@ -439,7 +439,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
 
         await self._ask(
             interaction,
-            f"Install firmware **{esc(wanted)}** on **{esc(target.name)}**? It reboots during "
+            f"Install firmware **{inert(wanted)}** on **{inert(target.name)}**? It reboots during "
             "the update, and its shockers do not respond until it is done.",
             "Update",
             confirmed,
@@ -450,7 +450,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         self, click: discord.Interaction[Any], account_id: int, device: OwnDevice, version: str
     ) -> None:
         await click.response.edit_message(
-            content=f"Sending the update to **{esc(device.name)}**…", view=None
+            content=f"Sending the update to **{inert(device.name)}**…", view=None
         )
         started: asyncio.Future[OtaInstallStarted] | None = None
         try:
@@ -461,12 +461,13 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
             if started is not None:
                 started.cancel()
             await self._edit(
-                click, f"⚠️ Update of **{esc(device.name)}**: {describe_error(error)[0]}"
+                click, f"⚠️ Update of **{inert(device.name)}**: {describe_error(error)[0]}"
             )
             return
         window = self.timings.update_watch
         await click.edit_original_response(
-            content=f"⬆️ Update to {esc(version)} sent to **{esc(device.name)}**; waiting for it "
+            content=f"⬆️ Update to {inert(version)} sent to **{inert(device.name)}**; "
+            "waiting for it "
             f"to start (up to {window:g} s)…"
         )
         self._spawn(
@@ -482,20 +483,20 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         started: asyncio.Future[OtaInstallStarted],
         window: float,
     ) -> None:
-        name = esc(device.name)
+        name = inert(device.name)
         try:
             event = await _observe(started, window)
         except TimeoutError:
             text = (
-                f"⬆️ Update to {esc(version)} sent to **{name}**, but OpenShock did not report it "
+                f"⬆️ Update to {inert(version)} sent to **{name}**, but OpenShock did not report it "
                 f"starting within {window:g} s; the device may be offline, or that version may "
                 "not exist for it."
             )
         except _HubClosed:
-            text = f"⬆️ Update to {esc(version)} sent to **{name}**, but {_CLOSED}."
+            text = f"⬆️ Update to {inert(version)} sent to **{name}**, but {_CLOSED}."
         else:
             text = (
-                f"⬆️ The update of **{name}** to {esc(event.version)} has started "
+                f"⬆️ The update of **{name}** to {inert(event.version)} has started "
                 f"(update {event.update_id}). The device reboots when it is done."
             )
         finally:

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import require_manage_guild
+from bot.domain.text import inert
 from bot.errors import UserError
 from bot.storage.models import Feed, FeedKind
 from bot.tree import reply
@@ -215,6 +216,6 @@ def describe_feed(feed: Feed | None, kind: FeedKind) -> str:
     if feed is None:
         return f"Off. ({FEED_DESCRIPTIONS[kind]})"
     if not feed.enabled:
-        reason = discord.utils.escape_markdown(feed.disabled_reason or "no access")
+        reason = inert(feed.disabled_reason or "no access")
         return f"Stopped: I lost access to <#{feed.channel_id}> ({reason}). Set it again."
     return f"<#{feed.channel_id}>"

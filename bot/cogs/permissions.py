@@ -17,6 +17,7 @@ from bot.cogs.common import (
     shared_shocker_choices,
 )
 from bot.domain.decision import MAX_DURATION_MS, MIN_DURATION_MS, GrantTarget, format_duration
+from bot.domain.text import inert
 from bot.errors import UserError
 from bot.storage.models import Grant
 from bot.tree import reply
@@ -58,9 +59,7 @@ def describe_grant(grant: Grant, shocker_names: dict[str, str], guild_id: int) -
     if grant.cooldown_ms:
         caps.append(f"cooldown {format_duration(grant.cooldown_ms)}")
     detail = ", ".join([*types, *caps])
-    return (
-        f"{describe_target(grant, guild_id)} → {discord.utils.escape_markdown(shocker)}: {detail}"
-    )
+    return f"{describe_target(grant, guild_id)} → {inert(shocker)}: {detail}"
 
 
 def _target(who: Who) -> tuple[GrantTarget, int]:

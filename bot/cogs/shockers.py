@@ -23,6 +23,7 @@ from bot.domain.decision import (
     ShockerAccess,
     format_duration,
 )
+from bot.domain.text import inert
 from bot.errors import UserError
 from bot.openshock.models import KnownShocker, ShockerDirectory
 from bot.services.accounts import require_account, require_usable, shocker_directory
@@ -33,7 +34,6 @@ from bot.tree import reply
 if TYPE_CHECKING:
     from bot.client import OpenShockBot
 
-esc = discord.utils.escape_markdown
 
 DEFAULT_INTENSITY = 25
 DEFAULT_DURATION_MS = 3000
@@ -232,7 +232,7 @@ class ShockersCog(
             ) from None
         verb = "Updated" if existing is not None else "Shared"
         lines = [
-            f"{verb} **{esc(share.shocker_name)}** here: up to {share.max_intensity} % and "
+            f"{verb} **{inert(share.shocker_name)}** here: up to {share.max_intensity} % and "
             f"{format_duration(share.max_duration_ms)}; {share_types(share)}."
         ]
         if known.limits is not None and (known.limits.intensity or known.limits.duration):
@@ -259,7 +259,7 @@ class ShockersCog(
             lines.append(
                 f"This server has a controls feed (<#{feed.channel_id}>), but OpenShock reports "
                 f"the activity of this shocker only to its owner, "
-                f"{esc(known.owner_name or 'who shared it with you')}, so it is not posted there."
+                f"{inert(known.owner_name or 'who shared it with you')}, so it is not posted there."
             )
         await reply(interaction, "\n".join(lines))
 
@@ -303,7 +303,7 @@ class ShockersCog(
         )
         await reply(
             interaction,
-            f"**{esc(share.shocker_name)}** is no longer usable here; "
+            f"**{inert(share.shocker_name)}** is no longer usable here; "
             "the admins' permissions for it no longer do anything.",
         )
 
@@ -332,7 +332,7 @@ class ShockersCog(
             share = await self._own_share(interaction, shocker)
             await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, True)
             text = (
-                f"Paused **{esc(share.shocker_name)}** here: only Stop works until "
+                f"Paused **{inert(share.shocker_name)}** here: only Stop works until "
                 "`/shockers resume`."
             )
         else:
@@ -358,7 +358,7 @@ class ShockersCog(
         if shocker:
             share = await self._own_share(interaction, shocker)
             await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, False)
-            text = f"Resumed **{esc(share.shocker_name)}** here."
+            text = f"Resumed **{inert(share.shocker_name)}** here."
             if await self.storage.shares.is_wearer_paused(guild_id, wearer_id):
                 text += (
                     " All your shockers here are still paused, though; "
@@ -437,7 +437,8 @@ class ShockersCog(
                 f"{share_types(share)}"
             )
             entries.append(
-                f"**{esc(share.shocker_name)}** · {' · '.join(state)}\n↳ {describe_access(access)}"
+                f"**{inert(share.shocker_name)}** · {' · '.join(state)}"
+                f"\n↳ {describe_access(access)}"
             )
         embed = discord.Embed(
             title="Shockers usable here",

@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
-from discord.utils import escape_markdown, escape_mentions
 from pydantic import BaseModel, ConfigDict
+
+from bot.domain.text import MAX_NAME_CHARS, clip, inert
 
 __all__ = [
     "BOT_NAME_SUFFIX",
@@ -47,9 +48,7 @@ __all__ = [
 # An embed description holds 4096 characters; keep room for a "… more" line.
 MAX_POST_CHARS = 3900
 MAX_DESCRIPTION_CHARS = 4096
-# How much of a text from outside a post shows. OpenShock keeps names within 64 characters, but
-# nothing here relies on that. An update's failure message is free text from the firmware.
-MAX_NAME_CHARS = 100
+# An update's failure message is free text from the firmware.
 MAX_MESSAGE_CHARS = 1000
 # The suffix the bot puts after a member's display name in OpenShock's customName.
 BOT_NAME_SUFFIX = " (Discord)"
@@ -65,17 +64,6 @@ COLOUR_UPDATE_ROLLBACK = 0xE67E22
 
 class _Stored(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, ending in "…" when it was cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def inert(text: str, limit: int = MAX_NAME_CHARS) -> str:
-    """A text from outside, safe to put in a post: no markdown, no mentions, and at most
-    ``limit`` characters of it (escaping can at most double that)."""
-    return escape_mentions(escape_markdown(clip(text, limit)))
 
 
 def _timestamp(at: float) -> str:

@@ -541,3 +541,20 @@ async def test_giving_back_a_cooldown_never_removes_another_controls_reservation
     third = await control.decide(guild_id=strict_guild, **request)  # type: ignore[arg-type]
     assert third.reason is not None and "cooling down" in third.reason.lower()
     del second
+
+
+async def test_outside_names_in_a_control_reply_are_inert(harness: Harness) -> None:
+    h = harness
+    wearer_os = h.openshock.add_user("@everyone")
+    odd = h.openshock.add_shocker(h.openshock.add_device(wearer_os, "Hub"), "**Loud** @here")
+    wearer = h.discord_user("wearer")
+    account = await h.link(wearer, wearer_os)
+    await h.share(wearer, str(odd.id))
+    payload = h.ix.slash(
+        "shock", {"shocker": str(odd.id), "intensity": 5, "duration": 1}, user=wearer
+    )
+    await h.run(payload)
+    text = h.discord.replies_for(payload).text
+    assert "\\*\\*Loud\\*\\* @\u200bhere" in text  # no bold, no mention
+    assert "(@\u200beveryone)" in text  # the wearer's OpenShock name, not cached in the guild
+    assert account.openshock_name == "@everyone"
