@@ -93,6 +93,14 @@ def optional_seconds_to_ms(
     return seconds_to_ms(seconds, option=option, minimum_ms=minimum_ms, maximum_ms=maximum_ms)
 
 
+def types_text(shock: bool, vibrate: bool, sound: bool) -> str:
+    """The control types a share or grant allows, as a member reads them."""
+    allowed = [
+        name for name, ok in (("shock", shock), ("vibrate", vibrate), ("sound", sound)) if ok
+    ]
+    return ", ".join(allowed) or "stop only"
+
+
 def check_percent(value: int, *, option: str, maximum: int = 100) -> int:
     if not 1 <= value <= maximum:
         raise UserError(f"`{option}` must be between 1 and {maximum} %.")

@@ -19,6 +19,7 @@ from bot.cogs.common import (
     resolve_shared_shocker,
     safe_autocomplete,
     seconds_to_ms,
+    shared_shocker_choices,
 )
 from bot.domain.decision import (
     MAX_DURATION_MS,
@@ -390,14 +391,7 @@ class ControlCog(commands.Cog):
     async def _history_shocker(
         self, interaction: discord.Interaction[Any], current: str
     ) -> Choices:
-        if interaction.guild_id is None:
-            return []
-        needle = current.casefold()
-        return [
-            app_commands.Choice(name=share.shocker_name, value=share.shocker_id)
-            for share in await self.storage.shares.in_guild(interaction.guild_id)
-            if needle in share.shocker_name.casefold()
-        ]
+        return await shared_shocker_choices(self.storage, interaction.guild_id, current)
 
     @staticmethod
     def history_line(entry: AuditEntry) -> str:

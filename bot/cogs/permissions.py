@@ -15,6 +15,7 @@ from bot.cogs.common import (
     resolve_shared_shocker,
     safe_autocomplete,
     shared_shocker_choices,
+    types_text,
 )
 from bot.domain.decision import MAX_DURATION_MS, MIN_DURATION_MS, GrantTarget, format_duration
 from bot.domain.text import inert
@@ -42,15 +43,7 @@ def describe_grant(grant: Grant, shocker_names: dict[str, str], guild_id: int) -
         if grant.shocker_id is None
         else shocker_names.get(grant.shocker_id, "a shocker no longer shared here")
     )
-    types = [
-        name
-        for name, allowed in (
-            ("shock", grant.allow_shock),
-            ("vibrate", grant.allow_vibrate),
-            ("sound", grant.allow_sound),
-        )
-        if allowed
-    ] or ["stop only"]
+    types = types_text(grant.allow_shock, grant.allow_vibrate, grant.allow_sound)
     caps = []
     if grant.max_intensity is not None:
         caps.append(f"≤ {grant.max_intensity} %")
@@ -58,7 +51,7 @@ def describe_grant(grant: Grant, shocker_names: dict[str, str], guild_id: int) -
         caps.append(f"≤ {format_duration(grant.max_duration_ms)}")
     if grant.cooldown_ms:
         caps.append(f"cooldown {format_duration(grant.cooldown_ms)}")
-    detail = ", ".join([*types, *caps])
+    detail = ", ".join([types, *caps])
     return f"{describe_target(grant, guild_id)} → {inert(shocker)}: {detail}"
 
 

@@ -15,6 +15,7 @@ from bot.cogs.common import (
     member_role_ids,
     safe_autocomplete,
     seconds_to_ms,
+    types_text,
 )
 from bot.domain.decision import (
     MAX_DURATION_MS,
@@ -43,16 +44,7 @@ _TYPE_ORDER = (ControlType.SHOCK, ControlType.VIBRATE, ControlType.SOUND, Contro
 
 
 def share_types(share: Share) -> str:
-    allowed = [
-        name
-        for name, ok in (
-            ("shock", share.allow_shock),
-            ("vibrate", share.allow_vibrate),
-            ("sound", share.allow_sound),
-        )
-        if ok
-    ]
-    return ", ".join(allowed) or "stop only"
+    return types_text(share.allow_shock, share.allow_vibrate, share.allow_sound)
 
 
 def describe_access(access: ShockerAccess) -> str:
