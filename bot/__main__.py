@@ -21,7 +21,6 @@ from bot.storage import Database, MigrationError, Storage
 log = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
-EXIT_FAILURE = 1
 
 
 class StartupError(Exception):

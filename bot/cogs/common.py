@@ -45,18 +45,6 @@ def safe_autocomplete(
     return wrapper
 
 
-def admin_only() -> Callable[[Any], Any]:
-    """Manage Server, hidden from others by default AND checked at run time: admins can change
-    command visibility, and discord.py does not enforce `default_permissions`."""
-
-    def decorator(func: Any) -> Any:
-        func = app_commands.default_permissions(manage_guild=True)(func)
-        func = app_commands.checks.has_permissions(manage_guild=True)(func)
-        return app_commands.guild_only()(func)
-
-    return decorator
-
-
 def is_admin(interaction: Any) -> bool:
     """Manage Server in this guild, from the permissions Discord sent with the interaction."""
     return interaction.guild_id is not None and bool(interaction.permissions.manage_guild)

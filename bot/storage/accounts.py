@@ -131,12 +131,6 @@ class AccountRepository:
         self._restrictions.bump()
         return changed > 0
 
-    async def set_name(self, account_id: int, name: str) -> None:
-        await self._db.execute(
-            "UPDATE accounts SET openshock_name = ?, updated_at = ? WHERE id = ?",
-            (name, time.time(), account_id),
-        )
-
     async def unlink(self, discord_user_id: int) -> UnlinkSummary | None:
         """Delete the account, its shares, blocks and pending events, in every guild."""
         async with self._db.transaction() as tx:

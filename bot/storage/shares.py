@@ -230,20 +230,6 @@ class ShareRepository:
         )
         return row is not None
 
-    async def wearers_blocking(self, guild_id: int, member_id: int) -> set[int]:
-        """The wearers in this guild who blocked the member (one query for list/autocomplete)."""
-        rows = await self._db.fetch_all(
-            "SELECT wearer_id FROM blocks WHERE guild_id = ? AND member_id = ?",
-            (guild_id, member_id),
-        )
-        return {row["wearer_id"] for row in rows}
-
-    async def paused_wearers(self, guild_id: int) -> set[int]:
-        rows = await self._db.fetch_all(
-            "SELECT wearer_id FROM wearer_pauses WHERE guild_id = ?", (guild_id,)
-        )
-        return {row["wearer_id"] for row in rows}
-
 
 class ShockerSharedByOther(Exception):
     """Another wearer already shared this shocker in the guild."""
