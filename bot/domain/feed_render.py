@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from bot.domain.render import BOT_NAME_SUFFIX
 from bot.domain.text import MAX_NAME_CHARS, clip, inert
 
 __all__ = [
@@ -50,8 +51,6 @@ MAX_POST_CHARS = 3900
 MAX_DESCRIPTION_CHARS = 4096
 # An update's failure message is free text from the firmware.
 MAX_MESSAGE_CHARS = 1000
-# The suffix the bot puts after a member's display name in OpenShock's customName.
-BOT_NAME_SUFFIX = " (Discord)"
 
 # Embed colours, by what a post is about.
 COLOUR_CONTROLS = 0x5865F2

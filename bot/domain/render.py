@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from bot.domain.decision import ControlType, format_duration
 
+# What the bot puts after a member's display name in OpenShock's customName (the sender its
+# logs show); the controls feed strips it again to name the member.
+BOT_NAME_SUFFIX = " (Discord)"
+
+
+def custom_name_for(display_name: str, limit: int) -> str:
+    """`Alice (Discord)`, the display name cut so the whole fits in `limit` characters."""
+    return display_name[: limit - len(BOT_NAME_SUFFIX)] + BOT_NAME_SUFFIX
+
+
 ICONS = {
     ControlType.STOP: "⏹️",
     ControlType.SHOCK: "⚡",

@@ -35,8 +35,9 @@ from bot.domain.decision import (
     describe_access,
 )
 from bot.domain.decision import Grant as DecisionGrant
+from bot.domain.render import custom_name_for
 from bot.openshock.errors import HubConnectionLost, HubInvocationTimeout, OpenShockError
-from bot.openshock.hub import HubConnection
+from bot.openshock.hub import MAX_CUSTOM_NAME, HubConnection
 from bot.openshock.manager import HubManager
 from bot.openshock.models import Control, ControlLogEvent, KnownShocker
 from bot.openshock.models import ControlType as WireControlType
@@ -55,14 +56,6 @@ log = logging.getLogger(__name__)
 RESERVATIONS_KEPT = 4096
 MAX_DECISIONS = 3  # for one control, counting the first
 RESERVATION_TTL_S = 600.0
-
-# OpenShock's customName is a varchar(64): a longer one fails the whole call.
-MAX_CUSTOM_NAME = 64
-
-
-def custom_name_for(display_name: str) -> str:
-    suffix = " (Discord)"
-    return display_name[: MAX_CUSTOM_NAME - len(suffix)] + suffix
 
 
 class Delivery(StrEnum):
@@ -478,7 +471,9 @@ class ControlService:
             return None
         # No await between the check above and the frame being written by hub.control.
         try:
-            await hub.control([control], custom_name_for(display_name), timeout=self.send_timeout)
+            await hub.control(
+                [control], custom_name_for(display_name, MAX_CUSTOM_NAME), timeout=self.send_timeout
+            )
         except (HubInvocationTimeout, HubConnectionLost) as error:
             # The frame went out but was never acknowledged (no answer, or the connection
             # dropped after sending): it may have fired. Say so, and keep the cooldown.
@@ -574,7 +569,7 @@ class ControlService:
                     targets[uuid] = share.shocker_name
         if not targets:
             return paused, None
-        name = custom_name_for(display_name)
+        name = custom_name_for(display_name, MAX_CUSTOM_NAME)
         # One ControlV2 per shocker, all at once: one shocker OpenShock refuses (deleted, share
         # revoked since the lists were read) cannot sink the Stop of the others. Only Stop is
         # built here (intensity 0): it cannot make a shocker fire.

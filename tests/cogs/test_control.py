@@ -558,3 +558,13 @@ async def test_outside_names_in_a_control_reply_are_inert(harness: Harness) -> N
     assert "\\*\\*Loud\\*\\* @\u200bhere" in text  # no bold, no mention
     assert "(@\u200beveryone)" in text  # the wearer's OpenShock name, not cached in the guild
     assert account.openshock_name == "@everyone"
+
+
+async def test_a_long_display_name_is_cut_so_the_custom_name_fits_openshock(scene: Scene) -> None:
+    await scene.grant_everyone()
+    long_named = scene.h.discord_user("x" * 80)
+    await scene.command("shock", long_named, intensity=10, duration=1)
+    (frame,) = scene.control_frames()
+    custom_name = frame.arguments[1]
+    assert len(custom_name) == 64 and custom_name == "x" * 54 + " (Discord)"
+    assert "✅" in scene.h.discord.last_reply().text  # OpenShock accepted it (a longer one fails)
