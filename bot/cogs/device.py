@@ -334,9 +334,6 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
     async def _reboot(
         self, click: discord.Interaction[Any], account_id: int, device: OwnDevice
     ) -> None:
-        await click.response.edit_message(
-            content=f"Sending a reboot to **{inert(device.name)}**…", view=None
-        )
         offline_seen = False
 
         def back_online(event: DeviceStatusChanged) -> bool:
@@ -348,23 +345,24 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
                 return False
             return offline_seen
 
-        watches: list[asyncio.Future[Any]] = []
-        try:
-            hub = self._connected_hub(account_id)
-            # Registered before sending, so a quick effect cannot slip past.
-            went_offline = hub.expect(
-                DeviceStatusChanged, lambda e: e.device_id == device.id and not e.current.online
-            )
-            came_back = hub.expect(DeviceStatusChanged, back_online)
-            watches += [went_offline, came_back]
-            await hub.reboot(device.id)
-        except (UserError, OpenShockError) as error:
-            for future in watches:
-                future.cancel()
-            await self._edit(
-                click, f"⚠️ Reboot of **{inert(device.name)}**: {describe_error(error)[0]}"
-            )
+        watches = await self._send_watched(
+            click,
+            account_id,
+            device,
+            sending="a reboot",
+            failed="Reboot",
+            expect=lambda hub: [
+                hub.expect(
+                    DeviceStatusChanged,
+                    lambda e: e.device_id == device.id and not e.current.online,
+                ),
+                hub.expect(DeviceStatusChanged, back_online),
+            ],
+            send=lambda hub: hub.reboot(device.id),
+        )
+        if watches is None:
             return
+        went_offline, came_back = watches
         window = self.timings.reboot_watch
         await click.edit_original_response(
             content=f"🔄 Reboot sent to **{inert(device.name)}**; watching for it to go offline "
@@ -449,21 +447,18 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
     async def _update(
         self, click: discord.Interaction[Any], account_id: int, device: OwnDevice, version: str
     ) -> None:
-        await click.response.edit_message(
-            content=f"Sending the update to **{inert(device.name)}**…", view=None
+        watches = await self._send_watched(
+            click,
+            account_id,
+            device,
+            sending="the update",
+            failed="Update",
+            expect=lambda hub: [hub.expect(OtaInstallStarted, lambda e: e.device_id == device.id)],
+            send=lambda hub: hub.ota_install(device.id, version),
         )
-        started: asyncio.Future[OtaInstallStarted] | None = None
-        try:
-            hub = self._connected_hub(account_id)
-            started = hub.expect(OtaInstallStarted, lambda e: e.device_id == device.id)
-            await hub.ota_install(device.id, version)
-        except (UserError, OpenShockError) as error:
-            if started is not None:
-                started.cancel()
-            await self._edit(
-                click, f"⚠️ Update of **{inert(device.name)}**: {describe_error(error)[0]}"
-            )
+        if watches is None:
             return
+        (started,) = watches
         window = self.timings.update_watch
         await click.edit_original_response(
             content=f"⬆️ Update to {inert(version)} sent to **{inert(device.name)}**; "
@@ -504,6 +499,37 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         await self._edit(click, text)
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    async def _send_watched(
+        self,
+        click: discord.Interaction[Any],
+        account_id: int,
+        device: OwnDevice,
+        *,
+        sending: str,
+        failed: str,
+        expect: Callable[[HubConnection], list[asyncio.Future[Any]]],
+        send: Callable[[HubConnection], Awaitable[None]],
+    ) -> list[asyncio.Future[Any]] | None:
+        """Send a confirmed device method with its effects watched. The watches are registered
+        before sending, so a quick effect cannot slip past; on failure they are cancelled, the
+        reply says why, and None is returned."""
+        await click.response.edit_message(
+            content=f"Sending {sending} to **{inert(device.name)}**…", view=None
+        )
+        watches: list[asyncio.Future[Any]] = []
+        try:
+            hub = self._connected_hub(account_id)
+            watches = expect(hub)
+            await send(hub)
+        except (UserError, OpenShockError) as error:
+            for future in watches:
+                future.cancel()
+            await self._edit(
+                click, f"⚠️ {failed} of **{inert(device.name)}**: {describe_error(error)[0]}"
+            )
+            return None
+        return watches
 
     async def _ask(
         self,
