@@ -43,6 +43,23 @@ class Scene:
         await self.h.run(payload)
         assert "Granted" in self.h.discord.replies_for(payload).text
 
+    async def add_guild_with_cooldown_grant(self, guild_id: int) -> None:
+        """Another guild where the collar is shared and @everyone may control it every 600 s."""
+        await self.h.share(self.alice, self.collar_id, guild_id=guild_id)
+        await self.h.storage.grants.grant(
+            guild_id=guild_id,
+            target_kind=GrantTarget.ROLE,
+            target_id=guild_id,
+            shocker_id=None,
+            max_intensity=None,
+            max_duration_ms=None,
+            cooldown_ms=600_000,
+            allow_shock=True,
+            allow_vibrate=True,
+            allow_sound=True,
+            created_by=self.admin.id,
+        )
+
     async def command(self, name: str, user: DiscordUser, **options: Any) -> str:
         payload = self.h.ix.slash(name, {"shocker": self.collar_id, **options}, user=user)
         await self.h.run(payload)
@@ -387,21 +404,8 @@ async def test_a_restriction_written_after_the_decision_stops_the_control(
 
 async def test_a_cooldown_holds_across_guilds(scene: Scene) -> None:
     other_guild_id = scene.h.discord.add_guild(name="Other").id
-    await scene.h.share(scene.alice, scene.collar_id, guild_id=other_guild_id)
     await scene.grant_everyone(cooldown=600)
-    await scene.h.storage.grants.grant(
-        guild_id=other_guild_id,
-        target_kind=GrantTarget.ROLE,
-        target_id=other_guild_id,
-        shocker_id=None,
-        max_intensity=None,
-        max_duration_ms=None,
-        cooldown_ms=600_000,
-        allow_shock=True,
-        allow_vibrate=True,
-        allow_sound=True,
-        created_by=scene.admin.id,
-    )
+    await scene.add_guild_with_cooldown_grant(other_guild_id)
     await scene.command("shock", scene.bob, intensity=10, duration=1)
     other = Interactions(scene.h.discord.app_id, other_guild_id, tree=scene.h.bot.tree)
     payload = other.slash(
@@ -506,21 +510,8 @@ async def test_giving_back_a_cooldown_never_removes_another_controls_reservation
 ) -> None:
     guild = scene.h.discord.guild_id
     strict_guild = scene.h.discord.add_guild(name="Strict").id
-    await scene.h.share(scene.alice, scene.collar_id, guild_id=strict_guild)
     await scene.grant_everyone()  # no cooldown here
-    await scene.h.storage.grants.grant(
-        guild_id=strict_guild,
-        target_kind=GrantTarget.ROLE,
-        target_id=strict_guild,
-        shocker_id=None,
-        max_intensity=None,
-        max_duration_ms=None,
-        cooldown_ms=600_000,
-        allow_shock=True,
-        allow_vibrate=True,
-        allow_sound=True,
-        created_by=scene.admin.id,
-    )
+    await scene.add_guild_with_cooldown_grant(strict_guild)
     control = scene.h.bot.control
     request = dict(
         member_id=scene.bob.id,
