@@ -1,9 +1,13 @@
-"""The audit trail: every control attempt and what became of it."""
+"""The audit trail: every control attempt and what became of it, and its aggregates."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterable
+from typing import Any
 
+from bot.domain.stats import DayCount, SenderCount, ShockerCount
 from bot.storage.database import Database
 from bot.storage.models import AuditEntry, AuditOutcome, NewAuditEntry
 
@@ -53,10 +57,54 @@ class AuditRepository:
         shocker_id: str | None = None,
         member_id: int | None = None,
         involving: int | None = None,
+        since: float | None = None,
         limit: int = 15,
     ) -> list[AuditEntry]:
         """Newest first. `member_id` filters by controller; `involving` keeps rows where that user
-        was the controller or the wearer (what a non-admin may see)."""
+        was the controller or the wearer (what a non-admin may see); `since` keeps rows from that
+        unix time on."""
+        rows = await self._history_rows(
+            guild_id,
+            shocker_id=shocker_id,
+            member_id=member_id,
+            involving=involving,
+            since=since,
+            limit=limit,
+        )
+        return _entries(rows)
+
+    async def export(
+        self,
+        guild_id: int,
+        *,
+        shocker_id: str | None = None,
+        member_id: int | None = None,
+        involving: int | None = None,
+        since: float | None = None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        """`recent` for many rows: the rows become models on a worker thread, so that thousands
+        of them do not hold up the event loop."""
+        rows = await self._history_rows(
+            guild_id,
+            shocker_id=shocker_id,
+            member_id=member_id,
+            involving=involving,
+            since=since,
+            limit=limit,
+        )
+        return await asyncio.to_thread(_entries, rows)
+
+    async def _history_rows(
+        self,
+        guild_id: int,
+        *,
+        shocker_id: str | None,
+        member_id: int | None,
+        involving: int | None,
+        since: float | None,
+        limit: int,
+    ) -> Iterable[Any]:
         clauses = ["guild_id = ?"]
         params: list[object] = [guild_id]
         if shocker_id is not None:
@@ -68,9 +116,62 @@ class AuditRepository:
         if involving is not None:
             clauses.append("(member_id = ? OR wearer_id = ?)")
             params.extend((involving, involving))
+        if since is not None:
+            clauses.append("created_at >= ?")
+            params.append(since)
         params.append(limit)
-        rows = await self._db.fetch_all(
+        return await self._db.fetch_all(
             f"SELECT * FROM audit WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
             params,
         )
-        return [AuditEntry.from_row(row) for row in rows]
+
+    # -- aggregates for /stats ------------------------------------------------------------------
+    # Counted by SQLite (GROUP BY), each from an index of migration 0004 that is in its GROUP BY
+    # order (no sort of the rows). They run on the reports connection, so that a long count
+    # never holds up the reads of a control.
+
+    async def day_counts(self, guild_id: int, first_day: int) -> list[DayCount]:
+        """Attempts per UTC day (days since 1970), type and outcome, from `first_day` on."""
+        rows = await self._db.fetch_report(
+            "SELECT CAST(created_at / 86400 AS INTEGER) AS day, control_type, outcome, count(*)"
+            " FROM audit INDEXED BY audit_by_day"
+            " WHERE guild_id = ? AND CAST(created_at / 86400 AS INTEGER) >= ?"
+            " GROUP BY CAST(created_at / 86400 AS INTEGER), control_type, outcome",
+            (guild_id, first_day),
+        )
+        return [
+            DayCount(day=row[0], control_type=row[1], outcome=row[2], count=row[3]) for row in rows
+        ]
+
+    async def top_senders(self, guild_id: int, since: float, limit: int) -> list[SenderCount]:
+        """The members with the most attempts from `since` on, most first."""
+        rows = await self._db.fetch_report(
+            "SELECT member_id, count(*) AS n"
+            " FROM audit INDEXED BY audit_by_sender"
+            " WHERE guild_id = ? AND created_at >= ?"
+            " GROUP BY member_id ORDER BY n DESC, member_id LIMIT ?",
+            (guild_id, since, limit),
+        )
+        return [SenderCount(member_id=row[0], count=row[1]) for row in rows]
+
+    async def top_shockers(self, guild_id: int, since: float, limit: int) -> list[ShockerCount]:
+        """The shockers shared in the guild now with the most attempts from `since` on, most
+        first, with their wearer there (shockers no longer shared here are left out)."""
+        rows = await self._db.fetch_report(
+            "SELECT s.shocker_id, s.shocker_name, s.wearer_id, counted.n"
+            " FROM (SELECT shocker_id, count(*) AS n"
+            "       FROM audit INDEXED BY audit_by_shocker"
+            "       WHERE guild_id = ? AND shocker_id IS NOT NULL AND created_at >= ?"
+            "       GROUP BY shocker_id) AS counted"
+            " JOIN shares AS s ON s.guild_id = ? AND s.shocker_id = counted.shocker_id"
+            " ORDER BY counted.n DESC, s.shocker_name LIMIT ?",
+            (guild_id, since, guild_id, limit),
+        )
+        return [
+            ShockerCount(shocker_id=row[0], shocker_name=row[1], wearer_id=row[2], count=row[3])
+            for row in rows
+        ]
+
+
+def _entries(rows: Iterable[Any]) -> list[AuditEntry]:
+    return [AuditEntry.from_row(row) for row in rows]

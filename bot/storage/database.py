@@ -35,13 +35,15 @@ class RestrictionCounter:
 
 
 class Database:
-    """The bot's SQLite database: one connection that writes, one that reads.
+    """The bot's SQLite database: one connection that writes, one that reads, one for reports.
 
     aiosqlite runs each connection's statements on its own worker thread. Writes share one
     connection and take `_write_lock` (a multi-statement write runs inside `transaction()`), so
     two coroutines' transactions never interleave. Reads use a second connection: in WAL mode
     it sees only committed data (never another coroutine's half-done transaction) and does not
-    queue behind writes. An in-memory database has a single connection for both.
+    queue behind writes. Long aggregate reads (`/stats` over a million audit rows) go to a third
+    connection, so that they never make a control's reads wait. An in-memory database has a
+    single connection for all.
     """
 
     def __init__(
@@ -49,9 +51,11 @@ class Database:
         connection: aiosqlite.Connection,
         path: Path | None,
         reader: aiosqlite.Connection | None = None,
+        reports: aiosqlite.Connection | None = None,
     ) -> None:
         self._conn = connection
         self._reader = reader or connection
+        self._reports = reports or self._reader
         self._write_lock = asyncio.Lock()
         self.path = path
 
@@ -62,7 +66,7 @@ class Database:
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
         connection = await _connect(str(path))
-        reader = None
+        reader = reports = None
         try:
             if file is not None:
                 await connection.execute("PRAGMA journal_mode = WAL")
@@ -76,14 +80,20 @@ class Database:
                 reader = await _connect(str(file))
                 await reader.execute("PRAGMA query_only = ON")
                 database._reader = reader
+                reports = await _connect(str(file))
+                await reports.execute("PRAGMA query_only = ON")
+                database._reports = reports
         except BaseException:
             await connection.close()
-            if reader is not None:
-                await reader.close()
+            for extra in (reader, reports):
+                if extra is not None:
+                    await extra.close()
             raise
         return database
 
     async def close(self) -> None:
+        if self._reports is not self._reader:
+            await self._reports.close()
         if self._reader is not self._conn:
             await self._reader.close()
         await self._conn.close()
@@ -142,6 +152,10 @@ class Database:
 
     async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
         return await _fetch_all(self._reader, sql, params)
+
+    async def fetch_report(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
+        """A long read (an aggregate over many rows), on the reports connection."""
+        return await _fetch_all(self._reports, sql, params)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement on its own; returns the number of rows changed."""
