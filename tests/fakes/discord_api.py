@@ -507,6 +507,15 @@ class InteractionRecord:
     def text(self) -> str:
         return "\n".join(t for t in (message_text(m) for m in self.messages) if t)
 
+    @property
+    def files(self) -> list[tuple[str, bytes]]:
+        """``(filename, bytes)`` of every attachment of the reply messages, in order."""
+        return [
+            (a["filename"], self.api.attachment_data(a))
+            for m in self.messages
+            for a in m.get("attachments") or []
+        ]
+
     def custom_ids(self) -> list[str]:
         """Every ``custom_id`` of every component in the reply messages (buttons, selects)."""
         found: list[str] = []
@@ -618,6 +627,7 @@ class FakeDiscordAPI:
         self._guilds: dict[int, FakeGuild] = {}
         self._channels: dict[int, FakeChannel] = {}
         self._messages: dict[int, dict[str, Any]] = {}
+        self._attachment_data: dict[int, bytes] = {}
         self._channel_message_ids: dict[int, list[int]] = {}
         self._deleted: set[int] = set()
         self._dm_channels: dict[int, int] = {}  # user id -> dm channel id
@@ -917,6 +927,10 @@ class FakeDiscordAPI:
         if mid in self._deleted:
             return None
         return self._messages.get(mid)
+
+    def attachment_data(self, attachment: Mapping[str, Any]) -> bytes:
+        """The bytes uploaded for an attachment of a recorded message."""
+        return self._attachment_data[int(attachment["id"])]
 
     def channel_messages(self, channel_id: int) -> list[dict[str, Any]]:
         """Current (edited, not deleted) messages in a channel, oldest first.
@@ -1286,6 +1300,7 @@ class FakeDiscordAPI:
         out = [a for a in existing if str(a["id"]) in keep_ids]
         for _name, filename, data in files:
             aid = snowflake()
+            self._attachment_data[aid] = data
             out.append(
                 {
                     "id": str(aid),

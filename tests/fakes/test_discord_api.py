@@ -306,6 +306,7 @@ async def test_channel_option_and_multipart_reply(
     assert [(f[1], f[2]) for f in cb.files] == [("history.csv", b"a,b\n1,2\n")]
     (msg,) = discord_api.replies_for(payload).messages
     assert msg["attachments"][0]["filename"] == "history.csv"
+    assert discord_api.replies_for(payload).files == [("history.csv", b"a,b\n1,2\n")]
     sent = await bot.get_partial_messageable(feed.id).send(
         "report", file=discord.File(io.BytesIO(b"xyz"), filename="r.txt")
     )
