@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.cogs.account import AccountCog
+from bot.cogs.activity import ActivityCog
 from bot.cogs.control import ControlCog
 from bot.cogs.device import DeviceCog
 from bot.cogs.feed import FeedCog
@@ -25,6 +26,7 @@ COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
     ShockersCog,
     DeviceCog,
     FeedCog,
+    ActivityCog,
 ]
 
 __all__: list[Any] = ["COGS"]

@@ -1,4 +1,4 @@
-"""/shock, /vibrate, /sound, /stop, /panic and /history."""
+"""/shock, /vibrate, /sound, /stop and /panic."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ from discord.ext import commands
 from bot.cogs.common import (
     Choices,
     check_percent,
-    is_admin,
     member_role_ids,
     resolve_shared_shocker,
     safe_autocomplete,
     seconds_to_ms,
-    shared_shocker_choices,
 )
 from bot.domain.decision import (
     MAX_DURATION_MS,
@@ -34,7 +32,7 @@ from bot.domain.render import control_summary
 from bot.domain.text import inert
 from bot.errors import UserError
 from bot.services.control import ControlResult, Delivery
-from bot.storage.models import AuditEntry, AuditOutcome, Share
+from bot.storage.models import Share
 from bot.tree import reply
 
 if TYPE_CHECKING:
@@ -48,14 +46,6 @@ ANSWER_WAIT = 1.0
 
 Intensity = app_commands.Range[int, 1, 100]
 Seconds = app_commands.Range[float, 0.3, 65.535]
-
-OUTCOME_TEXT = {
-    AuditOutcome.SENT: "sent",
-    AuditOutcome.CONFIRMED: "delivered",
-    AuditOutcome.NOT_CONFIRMED: "not confirmed",
-    AuditOutcome.REFUSED: "refused",
-    AuditOutcome.FAILED: "failed",
-}
 
 
 def confirmed(task: asyncio.Task[Delivery]) -> Delivery:
@@ -349,59 +339,3 @@ class ControlCog(commands.Cog):
         lines.append(problem or "⏹️ Stop was sent to all your shockers.")
         lines.append("Use `/shockers resume` in a server to allow controls there again.")
         await reply(interaction, "\n".join(lines))
-
-    @app_commands.command(name="history", description="Recent controls in this server")
-    @app_commands.guild_only()
-    @app_commands.describe(
-        shocker="Only this shocker", member="Only controls sent by this member (admins)"
-    )
-    async def history(
-        self,
-        interaction: discord.Interaction[Any],
-        shocker: str | None = None,
-        member: discord.Member | discord.User | None = None,
-    ) -> None:
-        if interaction.guild_id is None:
-            raise app_commands.NoPrivateMessage()
-        guild_id = interaction.guild_id
-        shocker_id = None
-        if shocker:
-            shocker_id = (await resolve_shared_shocker(self.storage, guild_id, shocker)).shocker_id
-        admin = is_admin(interaction)
-        entries = await self.storage.audit.recent(
-            guild_id,
-            shocker_id=shocker_id,
-            member_id=member.id if member is not None else None,
-            # Members see the rows about themselves (as controller or wearer); admins see all.
-            involving=None if admin else interaction.user.id,
-        )
-        scope = "this server" if admin else "you"
-        if not entries:
-            await reply(interaction, f"No controls involving {scope} yet.")
-            return
-        embed = discord.Embed(
-            title="Recent controls",
-            description="\n".join(self.history_line(entry) for entry in entries)[:4000],
-        )
-        embed.set_footer(text=f"Newest first · involving {scope}")
-        await reply(interaction, embed=embed)
-
-    @history.autocomplete("shocker")
-    @safe_autocomplete
-    async def _history_shocker(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> Choices:
-        return await shared_shocker_choices(self.storage, interaction.guild_id, current)
-
-    @staticmethod
-    def history_line(entry: AuditEntry) -> str:
-        intensity = entry.effective_intensity or entry.requested_intensity
-        duration = entry.effective_duration_ms or entry.requested_duration_ms
-        target = inert(entry.shocker_name or entry.shocker_id or "?")
-        if entry.wearer_id is not None:
-            target += f" (<@{entry.wearer_id}>)"
-        summary = control_summary(entry.control_type, intensity, duration, target)
-        outcome = OUTCOME_TEXT[entry.outcome]
-        if entry.outcome in (AuditOutcome.REFUSED, AuditOutcome.FAILED) and entry.reason:
-            outcome += f": {inert(entry.reason)}"
-        return f"<t:{int(entry.created_at)}:R> <@{entry.member_id}> {summary} — {outcome}"

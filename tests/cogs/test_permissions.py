@@ -88,7 +88,6 @@ async def test_registration_payload_of_admin_and_control_commands(harness: Harne
         "vibrate": ["shocker", "intensity", "duration"],
         "sound": ["shocker", "duration", "intensity"],
         "stop": ["shocker"],
-        "history": ["shocker", "member"],
     }.items():
         command = registered[name]
         assert command["contexts"] == [0]
