@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.charts import render_controls_chart
+from bot.charts import ChartRenderer
 from bot.cogs.common import (
     Choices,
     is_admin,
@@ -24,7 +24,7 @@ from bot.domain.export import (
     DEFAULT_EXPORT_DAYS,
     MAX_EXPORT_ROWS,
     MAX_HISTORY_DAYS,
-    history_csv,
+    HistoryCsv,
 )
 from bot.domain.render import control_summary
 from bot.domain.stats import (
@@ -75,6 +75,10 @@ class ActivityCog(commands.Cog):
     def __init__(self, bot: OpenShockBot) -> None:
         self.bot = bot
         self.storage = bot.storage
+        self.charts = ChartRenderer()
+
+    async def cog_unload(self) -> None:
+        await self.charts.close()
 
     # -- /history -------------------------------------------------------------------------------
 
@@ -138,17 +142,23 @@ class ActivityCog(commands.Cog):
         """The same rows as the listing, every one of the period (up to `MAX_EXPORT_ROWS`,
         newest first), as a CSV file only the caller sees."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        entries = await self.storage.audit.export(guild_id, **query, limit=MAX_EXPORT_ROWS + 1)
-        if not entries:
+        export = HistoryCsv(max_rows=MAX_EXPORT_ROWS)
+        # One row more than fits, to know whether the file was cut.
+        pages = self.storage.audit.export_pages(guild_id, **query, limit=MAX_EXPORT_ROWS + 1)
+        async for page in pages:
+            if not await asyncio.to_thread(export.add, page):
+                break
+        await pages.aclose()
+        if not export.rows:
             await reply(interaction, f"No controls {scope} to export.")
             return
-        data, rows = await asyncio.to_thread(history_csv, entries[:MAX_EXPORT_ROWS])
+        rows = export.rows
         text = f"📄 {rows} control{'s' if rows != 1 else ''} {scope}, newest first (UTC times)."
-        if rows < len(entries):
+        if export.full:
             text += f" Only the newest {rows} fit in one file; use a shorter `days` for the rest."
         await interaction.followup.send(
             text,
-            file=discord.File(io.BytesIO(data), filename=f"history-{guild_id}.csv"),
+            file=discord.File(io.BytesIO(export.getvalue()), filename=f"history-{guild_id}.csv"),
             ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )
@@ -197,7 +207,7 @@ class ActivityCog(commands.Cog):
                 ephemeral=False,
             )
             return
-        chart = await asyncio.to_thread(render_controls_chart, stats)
+        chart = await self.charts.controls_chart(stats)
         embed = self.stats_embed(stats, now)
         embed.set_image(url=f"attachment://{CHART_FILE}")
         await interaction.followup.send(
