@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
+import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -113,22 +113,50 @@ def csv_row(entry: AuditRecord) -> list[str]:
     return [spreadsheet_safe(cell) for cell in cells]
 
 
+class HistoryCsv:
+    """The file, built a page of rows at a time (a page is added on a worker thread while the
+    next is read): the header first, then rows until the next would pass ``max_rows`` or
+    ``max_bytes``."""
+
+    def __init__(
+        self, *, max_rows: int = MAX_EXPORT_ROWS, max_bytes: int = MAX_EXPORT_BYTES
+    ) -> None:
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.rows = 0
+        self.full = False  # a row was left out
+        self._line = io.StringIO(newline="")
+        self._writer = csv.writer(self._line)
+        self._out = io.BytesIO()
+        self._write(list(HEADER))
+
+    def _write(self, cells: list[str]) -> bool:
+        self._line.seek(0)
+        self._line.truncate()
+        self._writer.writerow(cells)
+        encoded = self._line.getvalue().encode("utf-8")
+        if self._out.tell() + len(encoded) > self.max_bytes:
+            return False
+        self._out.write(encoded)
+        return True
+
+    def add(self, entries: Iterable[AuditRecord]) -> bool:
+        """Add rows in order; False once one was left out (the file is full)."""
+        for entry in entries:
+            if self.full or self.rows >= self.max_rows or not self._write(csv_row(entry)):
+                self.full = True
+                return False
+            self.rows += 1
+        return True
+
+    def getvalue(self) -> bytes:
+        return self._out.getvalue()
+
+
 def history_csv(
     entries: Iterable[AuditRecord], *, max_bytes: int = MAX_EXPORT_BYTES
 ) -> tuple[bytes, int]:
-    """The header and one row per entry, in the given order, as UTF-8 bytes, and how many rows
-    that is: the rows stop before the file would grow past ``max_bytes``."""
-    line = io.StringIO(newline="")
-    writer = csv.writer(line)
-    out = io.BytesIO()
-    rows = -1  # the header is not a row
-    for cells in itertools.chain([list(HEADER)], (csv_row(entry) for entry in entries)):
-        line.seek(0)
-        line.truncate()
-        writer.writerow(cells)
-        encoded = line.getvalue().encode("utf-8")
-        if out.tell() + len(encoded) > max_bytes:
-            break
-        out.write(encoded)
-        rows += 1
-    return out.getvalue(), max(rows, 0)
+    """The whole file for these entries, and how many rows it holds."""
+    export = HistoryCsv(max_rows=sys.maxsize, max_bytes=max_bytes)
+    export.add(entries)
+    return export.getvalue(), export.rows

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 from bot.domain.stats import DayCount, SenderCount, ShockerCount
 from bot.storage.database import Database
 from bot.storage.models import AuditEntry, AuditOutcome, NewAuditEntry
+
+EXPORT_PAGE = 1_000
 
 _COLUMNS = (
     "guild_id",
@@ -73,7 +75,7 @@ class AuditRepository:
         )
         return _entries(rows)
 
-    async def export(
+    async def export_pages(
         self,
         guild_id: int,
         *,
@@ -82,18 +84,30 @@ class AuditRepository:
         involving: int | None = None,
         since: float | None = None,
         limit: int,
-    ) -> list[AuditEntry]:
-        """`recent` for many rows: the rows become models on a worker thread, so that thousands
-        of them do not hold up the event loop."""
-        rows = await self._history_rows(
-            guild_id,
-            shocker_id=shocker_id,
-            member_id=member_id,
-            involving=involving,
-            since=since,
-            limit=limit,
-        )
-        return await asyncio.to_thread(_entries, rows)
+        page: int = EXPORT_PAGE,
+    ) -> AsyncGenerator[list[AuditEntry]]:
+        """`recent`'s rows for many rows, newest first, a page at a time (by id, so each page
+        is one index range). The rows become models on a worker thread, and a page is let go
+        before the next: thousands of models alive at once would make the garbage collector's
+        passes, which stop every thread, long enough to stall the event loop."""
+        before: int | None = None
+        while limit > 0:
+            rows = list(
+                await self._history_rows(
+                    guild_id,
+                    shocker_id=shocker_id,
+                    member_id=member_id,
+                    involving=involving,
+                    since=since,
+                    before_id=before,
+                    limit=min(page, limit),
+                )
+            )
+            if not rows:
+                return
+            yield await asyncio.to_thread(_entries, rows)
+            limit -= len(rows)
+            before = rows[-1]["id"]
 
     async def _history_rows(
         self,
@@ -104,6 +118,7 @@ class AuditRepository:
         involving: int | None,
         since: float | None,
         limit: int,
+        before_id: int | None = None,
     ) -> Iterable[Any]:
         clauses = ["guild_id = ?"]
         params: list[object] = [guild_id]
@@ -119,6 +134,9 @@ class AuditRepository:
         if since is not None:
             clauses.append("created_at >= ?")
             params.append(since)
+        if before_id is not None:
+            clauses.append("id < ?")
+            params.append(before_id)
         params.append(limit)
         return await self._db.fetch_all(
             f"SELECT * FROM audit WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",

@@ -5,6 +5,7 @@ against the audit rows that real controls and seeded rows left."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -242,6 +243,17 @@ async def test_export_covers_30_days_unless_told_otherwise(scene: Scene) -> None
     assert "in the last 60 days" in longer.text
 
 
+async def test_an_export_too_long_for_one_file_keeps_the_newest_rows_and_says_so(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.cogs.activity.MAX_EXPORT_ROWS", 2)
+    for ago in (3, 2, 1):
+        await seed(scene, at=days_ago(ago), member=scene.bob, reason=f"{ago} days ago")
+    reply = await run(scene, "history", scene.admin, admin=True, export=True)
+    assert [row["reason"] for row in read_csv(reply.files[0][1])] == ["1 days ago", "2 days ago"]
+    assert "Only the newest 2 fit in one file" in reply.text
+
+
 # -- /stats -------------------------------------------------------------------------------------
 
 
@@ -332,6 +344,21 @@ async def test_stats_lists_only_shockers_shared_here_with_their_wearer(scene: Sc
     assert f"1. Cuff (<@{carol.id}>) · 3\n2. Collar (<@{scene.alice.id}>) · 1" in text
     assert "Gone" not in text and "Carol" not in text
     assert f"1. <@{scene.bob.id}> · 9" in text
+
+
+async def test_a_chart_process_that_died_is_replaced(scene: Scene) -> None:
+    await seed(scene, at=days_ago(0), member=scene.bob)
+    first = await run(scene, "stats", scene.bob)
+    assert first.files[0][1].startswith(PNG_SIGNATURE)
+    cog = scene.h.bot.get_cog("ActivityCog")
+    assert isinstance(cog, ActivityCog) and cog.charts._pool is not None
+    (worker,) = cog.charts._pool._processes.values()  # type: ignore[attr-defined]
+    worker.kill()
+    await asyncio.to_thread(worker.join, 10)
+    again = await run(scene, "stats", scene.bob)
+    assert again.files[0][1].startswith(PNG_SIGNATURE)
+    (replacement,) = cog.charts._pool._processes.values()  # type: ignore[attr-defined]
+    assert replacement.pid != worker.pid
 
 
 async def test_stats_of_a_server_without_controls_says_so_without_a_chart(scene: Scene) -> None:

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.export import FORMULA_STARTS, HEADER, history_csv, iso_utc, spreadsheet_safe
+from bot.domain.export import (
+    FORMULA_STARTS,
+    HEADER,
+    HistoryCsv,
+    history_csv,
+    iso_utc,
+    spreadsheet_safe,
+)
 
 
 @dataclass
@@ -75,3 +82,14 @@ def test_rows_stop_before_the_file_would_be_too_big() -> None:
     cut, kept = history_csv(entries, max_bytes=len(full) - 1)
     assert kept == 49 and len(cut) <= len(full) - 1
     assert len(parse(cut)) == 50  # the header and 49 whole rows
+
+
+def test_a_file_built_page_by_page_stops_at_its_row_limit() -> None:
+    export = HistoryCsv(max_rows=3)
+    assert export.add([Row(), Row()])
+    assert not export.add([Row(), Row()])  # the fourth row is left out
+    assert (export.rows, export.full) == (3, True)
+    assert not export.add([Row()])
+    assert len(parse(export.getvalue())) == 4  # the header and 3 rows
+    exact = HistoryCsv(max_rows=2)
+    assert exact.add([Row(), Row()]) and not exact.full

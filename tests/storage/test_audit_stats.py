@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from typing import Any
 
 from bot.domain.stats import SECONDS_PER_DAY, day_number
 from bot.storage import Storage
@@ -111,10 +112,10 @@ async def test_aggregates_read_their_index_without_sorting_the_rows(storage: Sto
         assert "TEMP B-TREE FOR GROUP BY" not in plan, plan
 
 
-async def test_export_reads_rows_newest_first_within_the_period(storage: Storage) -> None:
+async def test_export_pages_are_newest_first_within_the_period(storage: Storage) -> None:
     now = time.time()
     ids = []
-    for age_days in (40, 20, 1):
+    for age_days in (40, 20, 3, 2, 1):
         entry_id = await storage.audit.record(
             NewAuditEntry(guild_id=GUILD, member_id=1, control_type=1, outcome=AuditOutcome.SENT)
         )
@@ -124,7 +125,14 @@ async def test_export_reads_rows_newest_first_within_the_period(storage: Storage
         )
         ids.append(entry_id)
     since = now - 30 * SECONDS_PER_DAY
-    exported = await storage.audit.export(GUILD, since=since, limit=100)
-    assert [e.id for e in exported] == [ids[2], ids[1]]
-    assert [e.id for e in await storage.audit.export(GUILD, since=since, limit=1)] == [ids[2]]
+
+    async def pages(**options: Any) -> list[list[int]]:
+        return [
+            [entry.id for entry in page]
+            async for page in storage.audit.export_pages(GUILD, since=since, **options)
+        ]
+
+    assert await pages(limit=100, page=2) == [[ids[4], ids[3]], [ids[2], ids[1]]]
+    assert await pages(limit=3, page=2) == [[ids[4], ids[3]], [ids[2]]]
+    assert await pages(limit=100) == [[ids[4], ids[3], ids[2], ids[1]]]
     assert [e.id for e in await storage.audit.recent(GUILD)] == ids[::-1]
