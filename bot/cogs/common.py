@@ -10,8 +10,9 @@ from typing import Any, ParamSpec
 import discord
 from discord import app_commands
 
-from bot.domain.decision import format_duration
+from bot.domain.controls import format_duration
 from bot.errors import UserError
+from bot.services.control import Sender
 from bot.storage import Storage
 from bot.storage.models import Share
 from bot.tree import describe_error, reply
@@ -93,6 +94,16 @@ def check_percent(value: int, *, option: str, maximum: int = 100) -> int:
     if not 1 <= value <= maximum:
         raise UserError(f"`{option}` must be between 1 and {maximum} %.")
     return value
+
+
+def sender_of(interaction: discord.Interaction[Any]) -> Sender:
+    """The member who used the interaction, as the control pipeline sees them."""
+    user = interaction.user
+    return Sender(
+        member_id=user.id,
+        role_ids=frozenset(member_role_ids(user)),
+        display_name=user.display_name,
+    )
 
 
 def member_role_ids(member: object) -> list[int]:
