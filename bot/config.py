@@ -12,12 +12,10 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# OpenShock's own bounds for one control.
+from bot.domain.controls import MAX_DURATION_MS, MAX_INTENSITY, MIN_DURATION_MS, MIN_INTENSITY
 
-# OpenShock's own bounds for one control (openshock.md): intensity 0-100 %, duration ≤ 65535 ms.
-OPENSHOCK_MAX_INTENSITY = 100
-OPENSHOCK_MAX_DURATION_MS = 65_535
-OPENSHOCK_MIN_DURATION_MS = 300
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
@@ -36,10 +34,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     secret_key: SecretStr | None = None
     discord_api_base_url: AnyHttpUrl = AnyHttpUrl("https://discord.com/api/v10")
-    max_intensity: int = Field(default=100, ge=1, le=OPENSHOCK_MAX_INTENSITY)
-    max_duration_ms: int = Field(
-        default=30_000, ge=OPENSHOCK_MIN_DURATION_MS, le=OPENSHOCK_MAX_DURATION_MS
-    )
+    max_intensity: int = Field(default=MAX_INTENSITY, ge=MIN_INTENSITY, le=MAX_INTENSITY)
+    max_duration_ms: int = Field(default=30_000, ge=MIN_DURATION_MS, le=MAX_DURATION_MS)
     sync_guild_id: int | None = Field(default=None, gt=0)
     log_level: LogLevel = "INFO"
     feed_retention_days: int = Field(default=30, ge=1)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from bot.errors import UserError
 from bot.openshock.errors import OpenShockError
+
+if TYPE_CHECKING:
+    from bot.client import OpenShockBot
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def describe_error(error: BaseException) -> tuple[str, bool]:
 
 
 async def reply(
-    interaction: discord.Interaction[Any],
+    interaction: discord.Interaction[OpenShockBot],
     content: str | None = None,
     *,
     embed: discord.Embed | None = None,
@@ -64,9 +67,9 @@ async def reply(
         await interaction.response.send_message(**kwargs)
 
 
-class BotTree(app_commands.CommandTree[Any]):
+class BotTree(app_commands.CommandTree["OpenShockBot"]):
     async def on_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+        self, interaction: discord.Interaction[OpenShockBot], error: app_commands.AppCommandError
     ) -> None:
         message, expected = describe_error(error)
         name = interaction.command.qualified_name if interaction.command else "?"

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.domain.decision import GrantTarget
+from bot.domain.grants import GrantTarget
 
 
 class Row(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     @classmethod
-    def from_row(cls, row: Any) -> Any:
+    def from_row(cls, row: Any) -> Self:
         return cls.model_validate(dict(row))
 
 
@@ -66,6 +66,8 @@ class Share(Row):
 
 
 class Grant(Row):
+    """An admin's grant as stored (the decision reads it as a `domain.grants.GrantRule`)."""
+
     id: int
     guild_id: int
     target_kind: GrantTarget

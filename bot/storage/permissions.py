@@ -59,7 +59,7 @@ class GrantRepository:
             row = await tx.fetch_one("SELECT * FROM grants WHERE id = ?", (grant_id,))
         assert row is not None
         self._restrictions.bump()
-        return Grant.from_row(row)  # type: ignore[no-any-return]
+        return Grant.from_row(row)
 
     async def revoke(
         self, guild_id: int, target_kind: GrantTarget, target_id: int, shocker_id: str | None
