@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -24,6 +25,7 @@ from bot.cogs.options import (
     Percent,
     Seconds,
     ShockableShocker,
+    ShockerPick,
     SoundableShocker,
     StoppableShocker,
     VibratableShocker,
@@ -32,7 +34,7 @@ from bot.domain.controls import MAX_DURATION_MS, MIN_DURATION_MS, STOP_DURATION_
 from bot.domain.render import control_summary
 from bot.domain.text import inert
 from bot.services.control import ControlOrder, Origin
-from bot.storage.models import AuditEntry, AuditOutcome, Share
+from bot.storage.models import AuditEntry, AuditOutcome
 from bot.tree import reply
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ class ControlCog(commands.Cog):
     async def run_control(
         self,
         interaction: discord.Interaction[OpenShockBot],
-        share: Share,
+        shocker: ShockerPick,
         kind: ControlKind,
         intensity: int,
         duration_ms: int,
@@ -69,13 +71,18 @@ class ControlCog(commands.Cog):
         order = ControlOrder(
             sender=sender_of(interaction),
             guild_id=interaction.guild_id,
-            shocker_id=share.shocker_id,
+            shocker_id=shocker.value,
             kind=kind,
             intensity=intensity,
             duration_ms=duration_ms,
             origin=Origin.COMMAND,
         )
-        await answer_control(interaction, await self.control.submit(order))
+        ticket = await self.control.submit(order)
+        if ticket.share is None:
+            # Autocomplete sends the shocker's id; a typed name is looked up only when that fails.
+            share = await shocker.resolve(self.storage)
+            ticket = await self.control.submit(replace(order, shocker_id=share.shocker_id))
+        await answer_control(interaction, ticket)
 
     # -- commands -------------------------------------------------------------------------------
 

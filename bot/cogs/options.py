@@ -2,7 +2,7 @@
 autocomplete and its refusal in one place. A typed value is never trusted: it must name (by id,
 as autocomplete sends, or by exact unique name) something the caller may use.
 
-    async def shock(self, interaction, shocker: UsableShocker[SHOCK], ...)  # → Share
+    async def unshare(self, interaction, shocker: OwnShare)  # → Share
 
 The numeric bounds of the options come from the domain (`bot.domain.controls`); Discord's bounds
 are a convenience, so the values are checked again at run time (`check_percent`,
@@ -11,6 +11,7 @@ are a convenience, so the values are checked again at run time (`check_percent`,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -35,6 +36,7 @@ from bot.domain.decision import ShockerAccess
 from bot.errors import UserError
 from bot.openshock.models import KnownShocker, ShockerDirectory
 from bot.services.accounts import require_account, require_usable, shocker_directory
+from bot.storage import Storage
 from bot.storage.models import Share
 
 if TYPE_CHECKING:
@@ -73,13 +75,32 @@ class SharedShockerTransformer(app_commands.Transformer["OpenShockBot"]):
         )
 
 
-class UsableShockerTransformer(SharedShockerTransformer):
+@dataclass(frozen=True, slots=True)
+class ShockerPick:
+    """A shocker option as the member gave it: the id autocomplete sent, or a typed name.
+
+    It is not looked up here: the control pipeline reads the share by id anyway, so a lookup
+    first would put one more database read on the way to the frame (bench/command_path.py).
+    `resolve` is the refusal: what to do when no shocker by that id is shared here."""
+
+    value: str
+    guild_id: int
+
+    async def resolve(self, storage: Storage) -> Share:
+        """The shocker shared here by that exact unique name, else a refusal."""
+        return await resolve_shared_shocker(storage, self.guild_id, self.value)
+
+
+class UsableShockerTransformer(app_commands.Transformer["OpenShockBot"]):
     """A shocker shared here, offered only when the caller may use it for ``kind`` (each choice
-    with its wearer and, when it cannot be used right now, why). Any shocker shared here is
-    accepted as a value: the decision then says why it may not be used."""
+    with its wearer and, when it cannot be used right now, why). The value is a `ShockerPick`:
+    the pipeline decides on it by id, and `ShockerPick.resolve` takes a typed name or refuses."""
 
     def __init__(self, kind: ControlKind) -> None:
         self.kind = kind
+
+    async def transform(self, interaction: Interaction, value: Any, /) -> ShockerPick:
+        return ShockerPick(str(value).strip(), _guild_id(interaction))
 
     @safe_autocomplete
     async def autocomplete(self, interaction: Interaction, value: Any, /) -> Choices:  # type: ignore[override]
@@ -227,8 +248,10 @@ OwnShare = app_commands.Transform[Share, OwnShareTransformer]
 OwnShocker = app_commands.Transform[KnownShocker, OwnShockerTransformer]
 
 
-# A shocker option offered for one kind of control (→ `Share`).
-ShockableShocker = app_commands.Transform[Share, UsableShockerTransformer(ControlKind.SHOCK)]
-VibratableShocker = app_commands.Transform[Share, UsableShockerTransformer(ControlKind.VIBRATE)]
-SoundableShocker = app_commands.Transform[Share, UsableShockerTransformer(ControlKind.SOUND)]
-StoppableShocker = app_commands.Transform[Share, UsableShockerTransformer(ControlKind.STOP)]
+# A shocker option offered for one kind of control (→ `ShockerPick`).
+ShockableShocker = app_commands.Transform[ShockerPick, UsableShockerTransformer(ControlKind.SHOCK)]
+VibratableShocker = app_commands.Transform[
+    ShockerPick, UsableShockerTransformer(ControlKind.VIBRATE)
+]
+SoundableShocker = app_commands.Transform[ShockerPick, UsableShockerTransformer(ControlKind.SOUND)]
+StoppableShocker = app_commands.Transform[ShockerPick, UsableShockerTransformer(ControlKind.STOP)]
