@@ -23,6 +23,7 @@ from bot.domain.decision import ShockerAccess
 from bot.domain.text import inert
 from bot.errors import UserError
 from bot.services.accounts import require_account
+from bot.services.halts import Halt
 from bot.storage import ShockerSharedByOther
 from bot.storage.models import FeedKind, Share
 from bot.tree import reply
@@ -206,6 +207,9 @@ class ShockersCog(
         await self.storage.shares.unshare(
             interaction.guild_id, interaction.user.id, share.shocker_id
         )
+        self.bot.control.halts.announce(
+            Halt("unshare", guild_id=interaction.guild_id, shocker_id=share.shocker_id)
+        )
         await reply(
             interaction,
             f"**{inert(share.shocker_name)}** is no longer usable here; "
@@ -224,12 +228,16 @@ class ShockersCog(
         if shocker:
             share = shocker
             await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, True)
+            self.bot.control.halts.announce(
+                Halt("pause", guild_id=guild_id, shocker_id=share.shocker_id)
+            )
             text = (
                 f"Paused **{inert(share.shocker_name)}** here: only Stop works until "
                 "`/shockers resume`."
             )
         else:
             await self.storage.shares.pause_wearer(guild_id, wearer_id)
+            self.bot.control.halts.announce(Halt("pause", guild_id=guild_id, wearer_id=wearer_id))
             text = (
                 "Paused all your shockers here, including any you share later: only Stop works "
                 "until `/shockers resume`."

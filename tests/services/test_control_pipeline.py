@@ -26,6 +26,7 @@ from bot.services.control import (
     Origin,
     Sender,
 )
+from bot.services.halts import Halt
 from bot.storage import Storage
 from bot.storage.models import Account, AuditOutcome
 from tests.fakes.openshock_server import FakeOpenShockServer, FakeShocker
@@ -319,3 +320,20 @@ async def test_panic_pauses_first_then_stops(pipeline: Pipeline) -> None:
     assert frame.arguments[0][0]["type"] == ControlKind.STOP
     ticket = await p.control.submit(p.order(ALICE))
     assert ticket.refused and "paused" in (ticket.report.reason or "")
+
+
+async def test_an_allowed_stop_and_a_panic_announce_a_halt_before_their_frames(
+    pipeline: Pipeline,
+) -> None:
+    """Pending controls (approvals, votes, random mode) end before the Stop reaches the hub."""
+    p = pipeline
+    heard: list[tuple[Halt, int]] = []
+    p.control.halts.subscribe(lambda halt: heard.append((halt, len(p.control_frames()))))
+    refused = await p.control.submit(p.order(kind=ControlKind.STOP))  # Bob has no grant
+    assert refused.refused and heard == []
+    stop = await p.control.submit(p.order(ALICE, kind=ControlKind.STOP))
+    assert (await stop.outcome()).outcome is ControlOutcome.CONFIRMED
+    assert heard == [(Halt("stop", shocker_id=p.collar_id), 0)]
+    await p.control.panic(wearer_id=ALICE, account=p.account, display_name="alice")
+    assert heard[1] == (Halt("panic", wearer_id=ALICE), 1)
+    assert len(p.control_frames()) == 2

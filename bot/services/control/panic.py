@@ -12,6 +12,7 @@ from bot.domain.render import custom_name_for
 from bot.openshock.hub import MAX_CUSTOM_NAME
 from bot.openshock.models import Control, ControlType
 from bot.services.control.facts import FactGatherer, shocker_uuid
+from bot.services.halts import Halt, Halts
 from bot.storage import Storage
 from bot.storage.models import Account, AuditOutcome, NewAuditEntry
 
@@ -27,6 +28,7 @@ class PanicResult:
 async def panic(
     storage: Storage,
     facts: FactGatherer,
+    halts: Halts,
     *,
     wearer_id: int,
     account: Account | None,
@@ -36,6 +38,7 @@ async def panic(
     sent by this bot, and a control decided just before is decided again and refused (the
     restriction counter, see `ControlService`)."""
     paused = await storage.shares.panic(wearer_id)
+    halts.announce(Halt("panic", wearer_id=wearer_id))  # approvals, votes, random mode end
     if account is None:
         return PanicResult(paused, "You have no linked OpenShock account, so no Stop was sent.")
     hub = facts.hub_for(account.id)

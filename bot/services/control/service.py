@@ -35,6 +35,7 @@ from bot.services.control.ticket import (
     ControlReport,
     ControlTicket,
 )
+from bot.services.halts import Halt, Halts
 from bot.storage import Storage
 from bot.storage.models import Account, AuditOutcome, NewAuditEntry, Share
 
@@ -74,8 +75,12 @@ class ControlService:
         *,
         confirm_timeout: float = 3.0,
         clock: Callable[[], float] = time.time,
+        halts: Halts | None = None,
     ) -> None:
         self.storage = storage
+        # Pending controls (approvals, votes, random mode) subscribe here; an allowed Stop and
+        # a panic announce before their frames.
+        self.halts = halts if halts is not None else Halts()
         self.reservations = CooldownReservations()
         self.facts = FactGatherer(
             storage,
@@ -134,6 +139,7 @@ class ControlService:
         return await panic(
             self.storage,
             self.facts,
+            self.halts,
             wearer_id=wearer_id,
             account=account,
             display_name=display_name,
@@ -239,6 +245,9 @@ class ControlService:
                     )
                 report = ControlReport(ControlOutcome.REFUSED, decision, prepared.reason, audit_id)
                 return Dispatched(report)
+            if decision.type is ControlKind.STOP:
+                # Synchronous: what waited to fire on this shocker ends before the Stop's frame.
+                self.halts.announce(Halt("stop", shocker_id=order.shocker_id))
             dispatched = await self.delivery.send(
                 share,
                 decision,
