@@ -25,6 +25,7 @@ from bot.cogs.common import (
     safe_autocomplete,
     shared_shocker_choices,
 )
+from bot.cogs.control_reply import wearer_name
 from bot.domain.controls import (
     MAX_INTENSITY,
     MAX_SECONDS,
@@ -104,8 +105,6 @@ class UsableShockerTransformer(app_commands.Transformer["OpenShockBot"]):
 
     @safe_autocomplete
     async def autocomplete(self, interaction: Interaction, value: Any, /) -> Choices:  # type: ignore[override]
-        from bot.cogs.control_reply import wearer_name
-
         if interaction.guild_id is None:
             return []
         bot = interaction.client
