@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Interaction = discord.Interaction["OpenShockBot"]
-
 CONFIRM_TIMEOUT = 60.0  # how long the Confirm button stays valid
 
 
@@ -51,7 +49,9 @@ class OwnDeviceOption(app_commands.Transformer["OpenShockBot"]):
     defers the answer first: Discord wants one within 3 s.
     """
 
-    async def transform(self, interaction: Interaction, value: Any, /) -> AccountDevice:
+    async def transform(
+        self, interaction: discord.Interaction[OpenShockBot], value: Any, /
+    ) -> AccountDevice:
         if not interaction.response.is_done():
             await interaction.response.defer(ephemeral=True, thinking=True)
         bot = interaction.client
@@ -59,21 +59,18 @@ class OwnDeviceOption(app_commands.Transformer["OpenShockBot"]):
         return AccountDevice(mine.account_id, find_own_device(mine.devices, str(value)))
 
     async def autocomplete(
-        self, interaction: Interaction, value: int | float | str, /
+        self, interaction: discord.Interaction[OpenShockBot], value: int | float | str, /
     ) -> list[app_commands.Choice[int | float | str]]:
         choices = await _device_choices(interaction, str(value))
         return [app_commands.Choice(name=c.name, value=c.value) for c in choices]
 
 
 @safe_autocomplete
-async def _device_choices(interaction: Interaction, current: str) -> Choices:
+async def _device_choices(interaction: discord.Interaction[OpenShockBot], current: str) -> Choices:
     bot = interaction.client
-    account = await bot.storage.accounts.by_discord_user(interaction.user.id)
-    if account is None:
-        return []
     try:
         mine = await own_devices(bot.storage, bot.hubs, interaction.user.id)
-    except UserError:
+    except UserError:  # not linked, or the lists cannot be read: nothing to offer
         return []
     needle = current.strip().casefold()
     return [
@@ -89,11 +86,11 @@ class FirmwareVersion(app_commands.Transformer["OpenShockBot"]):
     """A firmware version as OtaInstall takes it (Semantic Versioning; a leading ``v`` is
     dropped), or a refusal saying what the form is."""
 
-    async def transform(self, interaction: Interaction, value: Any, /) -> str:
+    async def transform(self, interaction: discord.Interaction[OpenShockBot], value: Any, /) -> str:
         return parse_version(str(value))
 
 
-OwnDevice = app_commands.Transform[AccountDevice, OwnDeviceOption]
+YourDevice = app_commands.Transform[AccountDevice, OwnDeviceOption]
 Version = app_commands.Transform[str, FirmwareVersion]
 
 
@@ -107,10 +104,10 @@ class ConfirmView(discord.ui.View):
         self,
         *,
         owner_id: int,
-        origin: Interaction,
+        origin: discord.Interaction[OpenShockBot],
         label: str,
         timeout: float,
-        on_confirm: Callable[[Interaction], Awaitable[None]],
+        on_confirm: Callable[[discord.Interaction[OpenShockBot]], Awaitable[None]],
         what: str,
     ) -> None:
         super().__init__(timeout=timeout)
@@ -134,7 +131,7 @@ class ConfirmView(discord.ui.View):
         label="Confirm", style=discord.ButtonStyle.danger, custom_id="device:confirm"
     )
     async def confirm(
-        self, interaction: Interaction, button: discord.ui.Button[ConfirmView]
+        self, interaction: discord.Interaction[OpenShockBot], button: discord.ui.Button[ConfirmView]
     ) -> None:
         if self.answered:
             return
@@ -146,7 +143,7 @@ class ConfirmView(discord.ui.View):
         label="Cancel", style=discord.ButtonStyle.secondary, custom_id="device:cancel"
     )
     async def cancel(
-        self, interaction: Interaction, button: discord.ui.Button[ConfirmView]
+        self, interaction: discord.Interaction[OpenShockBot], button: discord.ui.Button[ConfirmView]
     ) -> None:
         if self.answered:
             return
@@ -189,7 +186,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         await self.devices.close()
 
     @app_commands.command(name="list", description="Your devices, online state and firmware")
-    async def list_(self, interaction: Interaction) -> None:
+    async def list_(self, interaction: discord.Interaction[OpenShockBot]) -> None:
         # Reading the devices may wait on OpenShock: answer Discord within its 3 s first.
         await interaction.response.defer(ephemeral=True, thinking=True)
         mine = await own_devices(self.bot.storage, self.bot.hubs, interaction.user.id)
@@ -205,19 +202,25 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
 
     @app_commands.command(name="estop", description="Emergency stop one of your devices")
     @app_commands.describe(device="One of your devices")
-    async def estop(self, interaction: Interaction, device: OwnDevice) -> None:
+    async def estop(
+        self, interaction: discord.Interaction[OpenShockBot], device: YourDevice
+    ) -> None:
         await reply(interaction, await self.devices.emergency_stop(device))
 
     @app_commands.command(
         name="portal", description="Turn the captive portal of a device on or off"
     )
     @app_commands.describe(device="One of your devices", enabled="On (true) or off (false)")
-    async def portal(self, interaction: Interaction, device: OwnDevice, enabled: bool) -> None:
+    async def portal(
+        self, interaction: discord.Interaction[OpenShockBot], device: YourDevice, enabled: bool
+    ) -> None:
         await reply(interaction, await self.devices.captive_portal(device, enabled))
 
     @app_commands.command(name="reboot", description="Reboot one of your devices (asks first)")
     @app_commands.describe(device="One of your devices")
-    async def reboot(self, interaction: Interaction, device: OwnDevice) -> None:
+    async def reboot(
+        self, interaction: discord.Interaction[OpenShockBot], device: YourDevice
+    ) -> None:
         self.devices.reachable_hub(device)  # refused now rather than after the confirmation
         await self._ask(
             interaction,
@@ -231,7 +234,9 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
 
     @app_commands.command(name="update", description="Install a firmware version on a device")
     @app_commands.describe(device="One of your devices", version="Firmware version, e.g. 1.4.0")
-    async def update(self, interaction: Interaction, device: OwnDevice, version: Version) -> None:
+    async def update(
+        self, interaction: discord.Interaction[OpenShockBot], device: YourDevice, version: Version
+    ) -> None:
         self.devices.reachable_hub(device)  # refused now rather than after the confirmation
         await self._ask(
             interaction,
@@ -252,11 +257,11 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
 
     async def _ask(
         self,
-        interaction: Interaction,
+        interaction: discord.Interaction[OpenShockBot],
         question: str,
         label: str,
         what: str,
-        on_confirm: Callable[[Interaction], Awaitable[None]],
+        on_confirm: Callable[[discord.Interaction[OpenShockBot]], Awaitable[None]],
     ) -> None:
         view = ConfirmView(
             owner_id=interaction.user.id,
@@ -276,7 +281,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
 
     async def _send(
         self,
-        click: Interaction,
+        click: discord.Interaction[OpenShockBot],
         device: AccountDevice,
         sending: str,
         failed: str,
@@ -301,7 +306,7 @@ class DeviceCog(commands.GroupCog, group_name="device", description="Your OpenSh
         task.add_done_callback(self._replies.discard)
 
     @staticmethod
-    async def _edit(interaction: Interaction, text: str) -> None:
+    async def _edit(interaction: discord.Interaction[OpenShockBot], text: str) -> None:
         try:
             await interaction.edit_original_response(content=text)
         except discord.HTTPException as error:
