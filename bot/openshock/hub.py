@@ -245,7 +245,11 @@ class HubConnection:
 
     def subscribe(self, callback: EventCallback) -> Callable[[], Awaitable[None]]:
         """Call ``callback`` with every event, in order, on its own task. Returns an async
-        ``unsubscribe``."""
+        ``unsubscribe``.
+
+        A callback that falls ``event_backlog`` events behind pauses reading from the server
+        until it catches up, so it must not wait for this connection's own traffic (an
+        invocation's completion, a server event) while that far behind."""
         return self._events.subscribe(callback)
 
     def expect(

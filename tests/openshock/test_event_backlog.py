@@ -150,6 +150,26 @@ async def test_a_flood_of_logs_pauses_reading_and_loses_none(
     assert len(backlog_warnings(caplog)) == 1  # the rest of the flood waits for the interval
 
 
+async def test_a_subscriber_leaving_while_reading_waits_for_it_lets_reading_go_on(
+    openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub
+) -> None:
+    subscriber = Blocked()
+    hub = make_hub(world.alice, event_backlog=BACKLOG)
+    await hub.wait_connected(5)
+    await eventually(lambda: hub.shockers is not None, what="the shocker lists")
+    unsubscribe = hub.subscribe(subscriber)
+    last = hub.expect(ControlLogEvent, lambda e: e.sender.custom_name == "log 99")
+    pushing = asyncio.create_task(
+        flood(openshock_server, world, [log_record(world, n) for n in range(100)], 10)
+    )
+    await eventually(lambda: hub.event_backlog == BACKLOG, what="a full queue")
+    assert not last.done()
+    await unsubscribe()
+    await asyncio.wait_for(last, 5)  # reading went on to the end of the flood
+    await pushing
+    assert subscriber.events == []
+
+
 @pytest.fixture
 async def slow_manager() -> AsyncIterator[tuple[HubManager, list[tuple[int, HubEvent]]]]:
     received: list[tuple[int, HubEvent]] = []
