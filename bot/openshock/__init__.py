@@ -3,8 +3,9 @@ connection per linked account (``manager``), and the wire models (``models``).
 
 ``hub`` builds on one module per concern: ``transport`` (pysignalr, one WebSocket per attempt),
 ``event_parsing`` (hub invocations → models), ``device_state`` (online state across
-reconnects), ``shocker_cache`` (the REST shocker lists and their refresh) and ``event_bus``
-(waiters and subscribers, with a bound on what may queue up)."""
+reconnects), ``shocker_cache`` (the REST shocker lists and their refresh), ``event_bus``
+(waiters and subscribers, with a bound on what may queue up), ``status`` (the connection's
+state) and ``timings`` (every delay it uses)."""
 
 from bot.openshock.errors import (
     HubConnectionLost,

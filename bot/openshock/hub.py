@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -53,6 +51,7 @@ from bot.openshock.models import (
 )
 from bot.openshock.rest import USER_AGENT, OpenShockRest, join_url
 from bot.openshock.shocker_cache import ShockerCache
+from bot.openshock.status import HubState, HubStatus
 from bot.openshock.timings import HubTimings
 from bot.openshock.transport import HubClient, describe_failure
 
@@ -74,25 +73,6 @@ _log = logging.getLogger(__name__)
 _E = TypeVar("_E", bound=BaseModel)
 
 InvalidCallback = Callable[[str], Awaitable[None]]
-
-
-class HubState(Enum):
-    STOPPED = "stopped"  # not started yet, or stopped
-    CONNECTING = "connecting"  # connecting, or waiting to retry
-    CONNECTED = "connected"
-    INVALID = "invalid"  # the server rejected the token; no more attempts
-
-
-@dataclass(frozen=True)
-class HubStatus:
-    state: HubState
-    since: datetime  # when the current state began
-    connection_id: str | None
-    last_error: str | None
-
-    @property
-    def connected(self) -> bool:
-        return self.state is HubState.CONNECTED
 
 
 class HubConnection:
