@@ -23,8 +23,10 @@ def describe_error(error: BaseException) -> tuple[str, bool]:
     """The sentence for the user, and whether the error was expected (no traceback needed)."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
-    if isinstance(error, app_commands.TransformerError) and isinstance(error.__cause__, UserError):
-        error = error.__cause__  # an option refused the value with its own sentence
+    if isinstance(error, app_commands.TransformerError) and isinstance(
+        error.__cause__, UserError | OpenShockError
+    ):
+        error = error.__cause__  # an option's own refusal (a Transformer raising UserError)
     if isinstance(error, UserError):
         return error.message, True
     if isinstance(error, OpenShockError):
