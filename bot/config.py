@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.logs import DISCORD_TOKEN, FERNET_KEY, OPENSHOCK_TOKEN, redactor
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 # OpenShock's own bounds for one control (openshock.md): intensity 0-100 %, duration ≤ 65535 ms.
@@ -90,6 +92,18 @@ def describe_validation_error(error: ValidationError) -> str:
         else:
             lines.append(f"{name} is invalid: {item['msg']}.")
     return " ".join(lines)
+
+
+def remember_secrets(settings: Settings) -> None:
+    """Register the configured secrets with the log redactor (each only if it has the shape of
+    a real secret of its kind: see bot.logs)."""
+    redactor.remember("discord token", settings.discord_token.get_secret_value(), DISCORD_TOKEN)
+    if settings.openshock_token is not None:
+        redactor.remember(
+            "operator openshock token", settings.openshock_token.get_secret_value(), OPENSHOCK_TOKEN
+        )
+    if settings.secret_key is not None:
+        redactor.remember("secret key", settings.secret_key.get_secret_value(), FERNET_KEY)
 
 
 def load_settings(**overrides: object) -> Settings:

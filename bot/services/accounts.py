@@ -2,8 +2,8 @@
 encrypted, open (or close) the account's hub connection.
 
 The token never appears in a reply, a log line or an error message. It is registered with the
-log redactor (the second line of defence) once OpenShock has accepted it: a rejected token is no
-secret worth keeping, and registering every attempt would grow the redactor without bound.
+log redactor (the second line of defence) once OpenShock has accepted it, and only when it has the
+shape of a real OpenShock token; it is forgotten again when the account is unlinked or re-linked.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bot.errors import UserError
-from bot.logs import redactor
+from bot.logs import OPENSHOCK_TOKEN, account_key, redactor
 from bot.openshock.errors import OpenShockError, OpenShockUnreachable, TokenRejected
 from bot.openshock.hub import HubConnection
 from bot.openshock.models import OwnDevice, SelfUser, SharedOwner, ShockerDirectory, TokenInfo
@@ -143,25 +143,28 @@ class AccountService:
         token = check_token_shape(token)
         url = normalize_api_url(api_url, self.default_api_url)
         async with self._one_at_a_time(discord_user_id):
-            user, own, shared, info, problem = await self._validate(token, url)
-            previous = await self.storage.accounts.by_discord_user(discord_user_id)
-            try:
-                account = await self.storage.accounts.link(
-                    discord_user_id=discord_user_id,
-                    openshock_user_id=str(user.id),
-                    openshock_name=user.name,
-                    api_url=url,
-                    token=token,
-                )
-            except AccountLinkedElsewhere:
-                raise UserError(
-                    f"The OpenShock account {user.name} is already linked by another Discord "
-                    "user; they have to run `/account unlink` before you can link it."
-                ) from None
-            if previous is not None and previous.id != account.id:
-                # Re-linked to a different OpenShock account: the old row (and connection) is gone.
-                await self._stop(previous.id)
-            await self._connect(account)
+            with self._redacted_while_linking(discord_user_id, token) as accepted:
+                user, own, shared, info, problem = await self._validate(token, url, accepted)
+                previous = await self.storage.accounts.by_discord_user(discord_user_id)
+                try:
+                    account = await self.storage.accounts.link(
+                        discord_user_id=discord_user_id,
+                        openshock_user_id=str(user.id),
+                        openshock_name=user.name,
+                        api_url=url,
+                        token=token,
+                    )
+                except AccountLinkedElsewhere:
+                    raise UserError(
+                        f"The OpenShock account {user.name} is already linked by another Discord "
+                        "user; they have to run `/account unlink` before you can link it."
+                    ) from None
+                if previous is not None and previous.id != account.id:
+                    # Re-linked to a different OpenShock account: its old row and connection
+                    # are gone.
+                    await self._stop(previous.id)
+                    redactor.forget(account_key(previous.id))
+                await self._connect(account)
         log.info(
             "Discord user %d linked OpenShock account %s (account id %d)",
             discord_user_id,
@@ -170,13 +173,30 @@ class AccountService:
         )
         return LinkResult(account, user, own, shared, info, problem, previous is not None)
 
+    @contextlib.contextmanager
+    def _redacted_while_linking(
+        self, discord_user_id: int, token: str
+    ) -> Iterator[Callable[[], None]]:
+        """While a link runs, the token is redacted once OpenShock accepted it (call the
+        yielded function then); afterwards the account's own registration (made when its hub
+        connection starts) is what keeps it redacted."""
+        key = f"link by {discord_user_id}"
+
+        def accepted() -> None:
+            redactor.remember(key, token, OPENSHOCK_TOKEN)
+
+        try:
+            yield accepted
+        finally:
+            redactor.forget(key)
+
     async def _validate(
-        self, token: str, url: str
+        self, token: str, url: str, accepted: Callable[[], None]
     ) -> tuple[SelfUser, list[OwnDevice], list[SharedOwner], TokenInfo | None, str | None]:
         async with OpenShockRest(url, token, timeout=self.rest_timeout) as rest:
             try:
                 user = await rest.get_self()
-                redactor.register(token)  # accepted: from now on a secret worth redacting
+                accepted()  # from now on a secret worth redacting
             except TokenRejected:
                 raise UserError(
                     "OpenShock rejected that API token: check that you copied all of it, and "
@@ -213,6 +233,7 @@ class AccountService:
         if account is None:
             raise UserError("You have no linked OpenShock account.")
         await self._stop(account.id)
+        redactor.forget(account_key(account.id))
         summary = await self.storage.accounts.unlink(discord_user_id)
         if summary is None:  # unlinked concurrently
             raise UserError("You have no linked OpenShock account.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import socket
 from typing import Any
@@ -20,6 +21,9 @@ from tests.fakes.discord_api import InteractionRecord
 from tests.fakes.interactions import load_guild
 from tests.fakes.openshock_server import FakeUser as OpenShockUser
 from tests.harness import Harness
+from tests.production_log import ProductionLog, production_log
+
+__all__ = ["production_log"]
 
 
 @pytest.fixture
@@ -364,3 +368,41 @@ async def test_the_per_user_link_lock_is_dropped_when_nobody_holds_or_waits_for_
     with pytest.raises(UserError):
         await accounts.link(alice.id, "y" * 64, None)
     assert accounts._locks == {}
+
+
+async def test_a_token_that_does_not_look_like_one_cannot_poison_the_redactor(
+    harness: Harness, production_log: ProductionLog
+) -> None:
+    # A self-hosted server may accept anything as a token; only real-looking ones are redacted.
+    for name, token in (("Mallory", "Traceback"), ("Eve", "123456789012345678")):
+        harness.openshock.add_user(name, token=token)
+        reply = await link_via_modal(harness, harness.discord_user(name.lower()), token)
+        assert f"Linked to OpenShock as {name}" in reply.text
+    logging.getLogger("tests").warning("Traceback from member 123456789012345678")
+    assert "Traceback from member 123456789012345678" in production_log.text
+    assert REDACTED not in production_log.text
+
+
+async def test_unlink_and_relink_forget_the_old_token(
+    harness: Harness, alice_os: OpenShockUser
+) -> None:
+    alice = harness.discord_user("alice")
+    await link_via_modal(harness, alice, alice_os.token)
+    first = alice_os.token
+    assert redactor.redact(first) == REDACTED
+
+    alice_os.token = "N" * 64  # a new token made on OpenShock
+    reply = await link_via_modal(harness, alice, alice_os.token)
+    assert "Re-linked to OpenShock as Alice" in reply.text
+    assert redactor.redact(first) == first
+    assert redactor.redact(alice_os.token) == REDACTED
+
+    other_os = harness.openshock.add_user("Alt")  # re-linked to another OpenShock account
+    await link_via_modal(harness, alice, other_os.token)
+    assert redactor.redact(alice_os.token) == alice_os.token
+    assert redactor.redact(other_os.token) == REDACTED
+
+    unlink = harness.ix.slash("account unlink", user=alice)
+    await harness.run(unlink)
+    assert "Unlinked" in harness.discord.replies_for(unlink).text
+    assert redactor.redact(other_os.token) == other_os.token

@@ -28,6 +28,7 @@ import json
 import re
 import secrets
 import socket
+import string
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,11 @@ _SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 
 
 # --- State ---------------------------------------------------------------------------------------
+
+
+def _alphanumeric(length: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 @dataclass(eq=False)
@@ -312,7 +318,8 @@ class FakeOpenShockServer:
     def add_user(
         self, name: str, *, token: str | None = None, permissions: Iterable[str] | None = None
     ) -> FakeUser:
-        user = FakeUser(name=name, token=token or secrets.token_urlsafe(48)[:64])
+        # Like OpenShock's own: 64 characters of [A-Za-z0-9].
+        user = FakeUser(name=name, token=token or _alphanumeric(64))
         if permissions is not None:
             user.permissions = list(permissions)
         self.users.append(user)
