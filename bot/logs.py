@@ -8,6 +8,8 @@ import sys
 import threading
 from typing import TextIO
 
+import aiohttp
+
 REDACTED = "[redacted]"
 
 # What a real secret of each kind looks like. Only strings of these shapes are redacted: anything
@@ -84,6 +86,17 @@ redactor = SecretRedactor()
 def account_key(account_id: int) -> str:
     """The redactor's key for a linked account's OpenShock token."""
     return f"openshock account {account_id}"
+
+
+def describe_network_error(error: BaseException) -> str:
+    """An HTTP client error for a log line: its type and a message that carries no request
+    headers. (The ``repr`` of aiohttp's ClientResponseError and TooManyRedirects includes the
+    request's headers, ``Authorization: Bot <token>`` among them.)"""
+    name = type(error).__name__
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"{name} (HTTP {error.status})"
+    text = redactor.redact(str(error))
+    return f"{name}: {text}" if text else name
 
 
 def log_handler(stream: TextIO) -> logging.Handler:

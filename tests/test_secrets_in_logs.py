@@ -5,13 +5,36 @@ from __future__ import annotations
 import logging
 
 from bot.logs import DISCORD_TOKEN, REDACTED, SecretRedactor, redactor
+from bot.storage.models import FeedKind
 from tests.harness import Harness
 from tests.production_log import ProductionLog, production_log
+from tests.services.feed_helpers import feed_channel, linked_wearer, log_event
 
 __all__ = ["production_log"]
 
 # The shape of a real bot token (base64 user id . timestamp . HMAC); not a real one.
 BOT_TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0MzI.GhIjKl.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-_Ab"
+
+
+async def test_a_redirect_loop_at_discord_puts_no_bot_token_in_the_log(
+    harness: Harness, production_log: ProductionLog
+) -> None:
+    h = harness
+    await h.restart(discord_token=BOT_TOKEN)
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    channel = await feed_channel(h, FeedKind.CONTROLS)
+    # DISCORD_API_BASE_URL answers every post in the channel with a redirect to itself.
+    h.discord.fail_channel(channel, 307, count=None, method="POST")
+
+    await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker, custom_name="Bob"))
+
+    await h.discord.wait_for(lambda: "network error: TooManyRedirects" in production_log.text)
+    posts = h.discord.requests_matching("POST", rf"^/channels/{channel}/messages$")
+    assert posts and posts[0].headers["Authorization"] == f"Bot {BOT_TOKEN}"  # it was sent
+    assert BOT_TOKEN not in production_log.text
+    assert REDACTED not in production_log.text  # kept out by the message itself, not redacted
+    h.discord.clear_faults()
 
 
 async def test_the_bot_registers_its_discord_token_with_the_redactor(harness: Harness) -> None:
