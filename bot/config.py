@@ -7,12 +7,15 @@ invalid value is reported as one line naming the variable, never as a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.logs import DISCORD_TOKEN, FERNET_KEY, OPENSHOCK_TOKEN, redactor
+
+if TYPE_CHECKING:
+    from bot.openshock.servers import ServerPolicy
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -35,6 +38,8 @@ class Settings(BaseSettings):
     discord_token: SecretStr
     openshock_token: SecretStr | None = None
     openshock_api_url: AnyHttpUrl = AnyHttpUrl("https://api.openshock.app")
+    # Comma-separated base URLs wearers may link besides the default, or "*" (see servers.py).
+    openshock_allowed_servers: str = ""
     data_dir: Path = Path("./data")
     secret_key: SecretStr | None = None
     discord_api_base_url: AnyHttpUrl = AnyHttpUrl("https://discord.com/api/v10")
@@ -54,6 +59,23 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("openshock_allowed_servers")
+    @classmethod
+    def _base_urls_or_star(cls, value: str) -> str:
+        from bot.openshock.servers import ANY_PUBLIC, canonical_url  # keeps `check` light
+
+        for entry in value.split(","):
+            entry = entry.strip()
+            if entry and entry != ANY_PUBLIC:
+                try:
+                    canonical_url(entry)
+                except ValueError:
+                    raise ValueError(
+                        f"{entry!r} is not a base URL such as https://openshock.example.org "
+                        "(or * for any server on a public address)"
+                    ) from None
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -71,6 +93,13 @@ class Settings(BaseSettings):
     def api_url(self) -> str:
         """The default OpenShock base URL without a trailing slash, ready for appending paths."""
         return str(self.openshock_api_url).rstrip("/")
+
+    @property
+    def server_policy(self) -> ServerPolicy:
+        """Which OpenShock servers wearers may link (the default one always)."""
+        from bot.openshock.servers import ServerPolicy
+
+        return ServerPolicy.parse(self.api_url, self.openshock_allowed_servers)
 
     @property
     def discord_api_url(self) -> str:

@@ -22,6 +22,7 @@ from bot.openshock.errors import OpenShockError, OpenShockUnreachable, TokenReje
 from bot.openshock.hub import HubConnection
 from bot.openshock.models import OwnDevice, SelfUser, SharedOwner, ShockerDirectory, TokenInfo
 from bot.openshock.rest import OpenShockRest
+from bot.openshock.servers import Reach, ServerPolicy
 from bot.storage import AccountLinkedElsewhere, Storage, UnlinkSummary
 from bot.storage.models import Account, AccountState
 
@@ -112,12 +113,15 @@ class AccountService:
         connect: ConnectAccount,
         stop: StopAccount,
         default_api_url: str,
+        servers: ServerPolicy | None = None,
         rest_timeout: float = 10.0,
     ) -> None:
         self.storage = storage
         self._connect = connect
         self._stop = stop
         self.default_api_url = default_api_url
+        # Which servers may be linked (OPENSHOCK_ALLOWED_SERVERS); by default only the default.
+        self.servers = servers or ServerPolicy.parse(default_api_url, "")
         self.rest_timeout = rest_timeout
         # One link at a time per Discord user: two quick submits must not race each other.
         # An entry lives only while someone holds or waits for it.
@@ -193,7 +197,17 @@ class AccountService:
     async def _validate(
         self, token: str, url: str, accepted: Callable[[], None]
     ) -> tuple[SelfUser, list[OwnDevice], list[SharedOwner], TokenInfo | None, str | None]:
-        async with OpenShockRest(url, token, timeout=self.rest_timeout) as rest:
+        reach = self.servers.reach(url)
+        if reach is None:
+            log.info("Link to %s refused: not an allowed OpenShock server", url)
+            raise UserError(
+                "This bot does not link accounts on that server: leave the server URL empty "
+                f"for {self.default_api_url}, or ask the bot's operator which servers it accepts."
+            )
+        public_only = reach is Reach.PUBLIC_ONLY
+        async with OpenShockRest(
+            url, token, timeout=self.rest_timeout, public_only=public_only
+        ) as rest:
             try:
                 user = await rest.get_self()
                 accepted()  # from now on a secret worth redacting
@@ -203,27 +217,30 @@ class AccountService:
                     "that it has not expired or been revoked."
                 ) from None
             except OpenShockUnreachable as error:
-                raise UserError(
-                    f"The OpenShock server at {url} could not be reached ({error.reason}); "
-                    "check the server URL, or try again later."
-                ) from None
+                # One sentence whatever the cause (closed port, refused address, timeout):
+                # the reply must not tell a prober which hosts and ports exist.
+                log.info("Link to %s: server unreachable (%s)", url, error.reason)
+                raise UserError(_unreachable(url)) from None
             except OpenShockError as error:
+                # The server's own words (problem title and detail) go to the log only.
+                log.info("Link to %s: the token check failed: %r", url, str(error))
                 raise UserError(
-                    f"The server at {url} did not accept the token check ({error}); "
-                    "is it an OpenShock API server?"
+                    f"The server at {url} did not answer like an OpenShock API server; check "
+                    "the server URL."
                 ) from None
             info: TokenInfo | None = None
             problem: str | None = None
             try:
                 info = await rest.get_token_info()
             except OpenShockError as error:
-                problem = str(error)
+                log.info("Link to %s: the token's permissions were not read: %r", url, str(error))
+                problem = "the server did not say."
             try:
                 own, shared = await asyncio.gather(
                     rest.get_own_shockers(), rest.get_shared_shockers()
                 )
             except OpenShockError as error:
-                log.warning("Could not read the shockers of a newly linked account: %s", error)
+                log.warning("Could not read the shockers of a newly linked account: %r", str(error))
                 own, shared = [], []
         return user, own, shared, info, problem
 
@@ -239,6 +256,13 @@ class AccountService:
             raise UserError("You have no linked OpenShock account.")
         log.info("Discord user %d unlinked OpenShock account id %d", discord_user_id, account.id)
         return account, summary
+
+
+def _unreachable(url: str) -> str:
+    return (
+        f"The OpenShock server at {url} could not be reached; check the server URL, or try "
+        "again later."
+    )
 
 
 async def require_account(storage: Storage, discord_user_id: int) -> Account:

@@ -210,6 +210,8 @@ class _RestFailure:
     status: int
     times: int
     retry_after: str | None
+    title: str = "Injected failure"
+    location: str | None = None  # a 3xx answer's Location
 
 
 class _BindingError(Exception):
@@ -375,15 +377,24 @@ class FakeOpenShockServer:
     # --- Test controls: REST ---------------------------------------------------------------------
 
     def fail_rest(
-        self, path: str, status: int, *, times: int = 1, retry_after: float | str | None = None
+        self,
+        path: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | str | None = None,
+        title: str = "Injected failure",
+        location: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests to ``path`` with ``status`` (problem+json).
+        """Answer the next ``times`` requests to ``path`` with ``status`` (problem+json with
+        ``title``; a 3xx with ``location`` is a redirect there).
 
         ``path`` is relative to the prefix, either literal (``/1/users/self``) or the route
         pattern (``/1/shockers/{shocker_id}/pause``).
         """
         value = None if retry_after is None else str(retry_after)
-        self._rest_failures.setdefault(path, []).append(_RestFailure(status, times, value))
+        failure = _RestFailure(status, times, value, title, location)
+        self._rest_failures.setdefault(path, []).append(failure)
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == self.prefix + path]
@@ -538,8 +549,10 @@ class FakeOpenShockServer:
         await self._notify()
         failure = self._take_failure(request)
         if failure is not None:
+            if failure.location is not None:
+                return web.Response(status=failure.status, headers={"Location": failure.location})
             retry = {"Retry-After": failure.retry_after} if failure.retry_after else None
-            return _problem(failure.status, "Test.InjectedFailure", "Injected failure", retry)
+            return _problem(failure.status, "Test.InjectedFailure", failure.title, retry)
         return await handler(request)
 
     def _take_failure(self, request: web.Request) -> _RestFailure | None:
