@@ -234,6 +234,8 @@ class FakeOpenShockServer:
         self.shares: list[FakeShare] = []
 
         self.requests: list[RecordedRequest] = []
+        # Answer every authenticated REST request with a Set-Cookie naming the user.
+        self.session_cookies = False
         self.connections: list[FakeHubConnection] = []
         self.invocations: list[HubInvocation] = []
         self.device_commands: list[DeviceCommand] = []
@@ -553,7 +555,11 @@ class FakeOpenShockServer:
                 return web.Response(status=failure.status, headers={"Location": failure.location})
             retry = {"Retry-After": failure.retry_after} if failure.retry_after else None
             return _problem(failure.status, "Test.InjectedFailure", failure.title, retry)
-        return await handler(request)
+        response = await handler(request)
+        user = self._authenticate(request) if self.session_cookies else None
+        if user is not None and isinstance(response, web.Response):
+            response.set_cookie("session", user.name)  # as a site behind a login might
+        return response
 
     def _take_failure(self, request: web.Request) -> _RestFailure | None:
         relative = request.path[len(self.prefix) :]
