@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings, remember_secrets
@@ -49,6 +50,11 @@ class OpenShockBot(commands.AutoShardedBot):
             command_prefix=commands.when_mentioned,
             intents=intents,
             tree_cls=BotTree,
+            # Installed to servers only, whatever the developer portal allows: enabling user
+            # installs there must not make the commands usable where no admin set limits.
+            # (No tree-wide contexts: discord.py merges them into each command's, so a bot-DM
+            # default would reach the guild_only commands too.)
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
         )

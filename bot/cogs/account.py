@@ -197,6 +197,7 @@ class LinkModal(discord.ui.Modal, title="Link your OpenShock account"):
         await report_component_error(interaction, error, "/account link")
 
 
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
 class AccountCog(commands.GroupCog, group_name="account", description="Your OpenShock account"):
     def __init__(self, bot: OpenShockBot) -> None:
         self.bot = bot

@@ -418,6 +418,9 @@ async def test_account_commands_registration(harness: Harness) -> None:
         "dm_permission": True,
         "subcommands": {"link": [], "unlink": [], "status": []},
     }
+    payload = harness.bot.tree.get_command("account").to_dict(harness.bot.tree)  # type: ignore[union-attr]
+    assert payload["contexts"] == [0, 1]  # servers and DMs with the bot, never other DMs
+    assert payload["integration_types"] == [0]  # installed to servers only
 
 
 def account_service(h: Harness) -> AccountService:
