@@ -7,11 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
-from bot.config import Settings
+from bot.config import Settings, remember_secrets
 from bot.domain.text import inert
-from bot.logs import redactor
+from bot.logs import OPENSHOCK_TOKEN, account_key, redactor
 from bot.openshock.errors import OpenShockError
 from bot.openshock.hub import HubTimings
 from bot.openshock.manager import HubAccount, HubManager
@@ -49,11 +50,17 @@ class OpenShockBot(commands.AutoShardedBot):
             command_prefix=commands.when_mentioned,
             intents=intents,
             tree_cls=BotTree,
+            # Installed to servers only, whatever the developer portal allows: enabling user
+            # installs there must not make the commands usable where no admin set limits.
+            # (No tree-wide contexts: discord.py merges them into each command's, so a bot-DM
+            # default would reach the guild_only commands too.)
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
         self.storage = storage
+        remember_secrets(settings)  # the Discord token among them, before any request is made
         self.hubs = HubManager(
             on_event=self._on_hub_event, on_invalid=self._on_account_invalid, timings=hub_timings
         )
@@ -92,7 +99,8 @@ class OpenShockBot(commands.AutoShardedBot):
     async def connect_account(self, account: Account) -> None:
         """Open (or re-open) the hub connection of a linked account."""
         token = self.storage.accounts.token_of(account)
-        redactor.register(token)
+        # Keyed by account: a re-link replaces the old token, an unlink forgets it.
+        redactor.remember(account_key(account.id), token, OPENSHOCK_TOKEN)
         await self.hubs.start(HubAccount(account.id, account.api_url, token))
 
     async def link_operator_account(self) -> None:

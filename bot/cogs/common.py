@@ -67,8 +67,9 @@ def seconds_to_ms(seconds: float, *, option: str, minimum_ms: int, maximum_ms: i
     """A duration option in seconds, re-checked at run time (Discord's bounds are a convenience)."""
     if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN, infinities
         raise UserError(f"`{option}` must be a number of seconds.")
-    ms = round(seconds * 1000)
-    if not minimum_ms <= ms <= maximum_ms:
+    scaled = seconds * 1000  # a forged 1e308 becomes inf here: out of range, not an error
+    ms = round(scaled) if scaled not in (float("inf"), float("-inf")) else None
+    if ms is None or not minimum_ms <= ms <= maximum_ms:
         raise UserError(
             f"`{option}` must be between {format_duration(minimum_ms)} and "
             f"{format_duration(maximum_ms)}."

@@ -146,6 +146,7 @@ class PermissionsCog(
             target_kind=kind,
             target_id=target_id,
             shocker_id=share.shocker_id if share else None,
+            share=share,  # required to still exist when the grant is written
             max_intensity=max_intensity,
             max_duration_ms=duration_ms,
             cooldown_ms=cooldown_ms or None,

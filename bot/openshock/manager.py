@@ -14,7 +14,7 @@ import aiohttp
 from bot.openshock.event_bus import DEFAULT_EVENT_BACKLOG
 from bot.openshock.hub import HubConnection, HubTimings
 from bot.openshock.models import HubEvent
-from bot.openshock.rest import USER_AGENT
+from bot.openshock.rest import USER_AGENT, client_session
 
 __all__ = ["AccountEventCallback", "AccountInvalidCallback", "HubAccount", "HubManager"]
 
@@ -69,7 +69,7 @@ class HubManager:
         """Connect an account, replacing its existing connection (e.g. after a new token)."""
         await self.stop(account.account_id)
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = client_session()  # keeps no cookies: shared by every account
         account_id = account.account_id
 
         async def on_invalid(reason: str) -> None:

@@ -48,6 +48,7 @@ from bot.domain.feed_render import (
     render_device_change,
     render_ota,
 )
+from bot.logs import describe_network_error
 from bot.openshock.hub import HubConnection
 from bot.openshock.models import (
     ControlLogEvent,
@@ -688,7 +689,7 @@ class FeedPublisher:
             await self.storage.events.drop(ids)
             return None
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise _RetryLater(f"network error: {error!r}") from error
+            raise _RetryLater(f"network error: {describe_network_error(error)}") from error
 
     async def _edit(self, channel_id: int, message_id: int, embed: discord.Embed) -> None:
         message = self.bot.get_partial_messageable(channel_id).get_partial_message(message_id)
@@ -702,7 +703,7 @@ class FeedPublisher:
             self._classify(error)
             log.error("Discord refused a feed edit in channel %d (%s)", channel_id, error)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise _RetryLater(f"network error: {error!r}") from error
+            raise _RetryLater(f"network error: {describe_network_error(error)}") from error
 
     @staticmethod
     def _classify(error: discord.HTTPException) -> None:
