@@ -337,3 +337,37 @@ async def test_an_allowed_stop_and_a_panic_announce_a_halt_before_their_frames(
     await p.control.panic(wearer_id=ALICE, account=p.account, display_name="alice")
     assert heard[1] == (Halt("panic", wearer_id=ALICE), 1)
     assert len(p.control_frames()) == 2
+
+
+async def test_a_control_no_longer_wanted_at_the_frame_sends_nothing_and_keeps_no_cooldown(
+    pipeline: Pipeline,
+) -> None:
+    """A control that waited to fire (random mode, an approval, a vote) carries a guard; a Stop
+    announced between its decision and its frame ends it: nothing goes out."""
+    p = pipeline
+    await p.grant_everyone(cooldown_ms=60_000)
+    halted: list[Halt] = []
+    p.control.halts.subscribe(halted.append)
+    ticket = await p.control.submit(p.order(still_wanted=lambda: not halted))
+    assert isinstance(ticket.decision, Allowed)  # decided; its frame is not written yet
+    # What an allowed Stop announces before its own frame (no await since the submit).
+    p.control.halts.announce(Halt("stop", shocker_id=p.collar_id))
+    report = await ticket.outcome()
+    assert report.outcome is ControlOutcome.REFUSED
+    assert report.reason is not None and "called off" in report.reason
+    assert p.control_frames() == []
+    assert report.audit_id is not None
+    entry = await p.storage.audit.get(report.audit_id)
+    assert entry is not None and entry.outcome is AuditOutcome.REFUSED
+    # Nothing went out, so the member's cooldown was given back.
+    again = await p.control.submit(p.order())
+    assert isinstance(again.decision, Allowed)
+    await again.outcome()
+
+
+async def test_a_control_still_wanted_is_sent(pipeline: Pipeline) -> None:
+    p = pipeline
+    await p.grant_everyone()
+    ticket = await p.control.submit(p.order(still_wanted=lambda: True))
+    assert (await ticket.outcome()).outcome is ControlOutcome.CONFIRMED
+    assert len(p.control_frames()) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.domain.decision import Allowed
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 CONFIRMATION_CLOSED = "the connection to OpenShock closed before it confirmed"
 CONFIRMATION_MISSING = "no Log event from OpenShock in time"
+WITHDRAWN = "It was called off (a Stop, a pause or /panic) before it was sent; nothing was sent."
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,7 @@ class Dispatcher:
         *,
         generation: int,
         display_name: str,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> Dispatched | None:
         """Send, or return None when the decision must be made again: something that can
         restrict controls was written since the facts were read (`generation`). Never raises
@@ -87,7 +90,11 @@ class Dispatcher:
             if confirmation is not None:
                 confirmation.cancel()
             return None
-        # No await between the check above and the frame being written by hub.control.
+        if still_wanted is not None and not still_wanted():
+            if confirmation is not None:
+                confirmation.cancel()
+            return Dispatched(await self._withdrawn(entry, allowed))
+        # No await between the checks above and the frame being written by hub.control.
         try:
             await hub.control(
                 [control], custom_name_for(display_name, MAX_CUSTOM_NAME), timeout=self.send_timeout
@@ -126,6 +133,12 @@ class Dispatcher:
         return Dispatched(
             ControlReport(ControlOutcome.CONFIRMING, allowed, audit_id=audit_id), confirmation
         )
+
+    async def _withdrawn(self, entry: NewAuditEntry, allowed: Allowed) -> ControlReport:
+        audit_id = await self.storage.audit.record(
+            entry.model_copy(update={"outcome": AuditOutcome.REFUSED, "reason": WITHDRAWN})
+        )
+        return ControlReport(ControlOutcome.REFUSED, allowed, WITHDRAWN, audit_id)
 
     async def _failed(self, entry: NewAuditEntry, allowed: Allowed, reason: str) -> ControlReport:
         audit_id = await self.storage.audit.record(

@@ -254,6 +254,7 @@ class ControlService:
                 prepared.entry,
                 generation=prepared.generation,
                 display_name=order.sender.display_name,
+                still_wanted=order.still_wanted,
             )
             if dispatched is not None:
                 break
@@ -271,7 +272,7 @@ class ControlService:
             if prepared.share is None:
                 prepared = replace(prepared, entry=previous_entry, reason=UNSHARED_MEANWHILE)
         if order.kind is not ControlKind.STOP:
-            if dispatched.report.outcome is ControlOutcome.FAILED:
+            if dispatched.report.outcome in (ControlOutcome.FAILED, ControlOutcome.REFUSED):
                 self._release(prepared)  # nothing went out: give the cooldown back
             elif prepared.reserved_at is not None:
                 member, shocker = prepared.reservation_key

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bot.domain.controls import ControlKind
@@ -62,6 +63,10 @@ class ControlOrder:
     intensity: int
     duration_ms: int
     origin: Origin = Origin.COMMAND
+    # Checked with no await before the frame is written: a control that waited to fire (random
+    # mode, an approval, a vote) returns False once a Stop, a pause or /panic ended it, and
+    # then nothing is sent.
+    still_wanted: Callable[[], bool] | None = field(default=None, compare=False)
 
     @property
     def request(self) -> ControlRequest:
