@@ -21,6 +21,7 @@ _COLUMNS = (
     "effective_duration_ms",
     "outcome",
     "reason",
+    "origin",
 )
 
 

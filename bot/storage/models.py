@@ -138,6 +138,7 @@ class AuditEntry(Row):
     effective_duration_ms: int | None
     outcome: AuditOutcome
     reason: str | None
+    origin: str = "command"
 
 
 class NewAuditEntry(BaseModel):
@@ -156,6 +157,7 @@ class NewAuditEntry(BaseModel):
     effective_duration_ms: int | None = None
     outcome: AuditOutcome
     reason: str | None = None
+    origin: str = "command"  # services.control.Origin: which way the control came in
 
 
 class HubEvent(Row):

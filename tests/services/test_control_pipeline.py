@@ -159,6 +159,7 @@ async def test_an_allowed_control_is_decided_at_once_then_confirmed_and_audited(
     assert report.audit_id is not None
     entry = await p.storage.audit.get(report.audit_id)
     assert entry is not None and entry.outcome is AuditOutcome.CONFIRMED
+    assert entry.origin == "random"
     assert await p.storage.cooldowns.last_control(GUILD, BOB, p.collar_id)
 
 

@@ -183,6 +183,7 @@ class ControlService:
             requested_intensity=order.intensity,
             requested_duration_ms=order.duration_ms,
             outcome=AuditOutcome.REFUSED,
+            origin=order.origin,
         )
         prepared = PreparedControl(
             order, decision, share, entry, generation, None, None, reserved_at, previous
