@@ -20,6 +20,7 @@ from bot.openshock.models import HubEvent
 from bot.openshock.rest import OpenShockRest
 from bot.services.control import ControlService
 from bot.services.feeds import FeedService
+from bot.services.scheduler import Scheduler
 from bot.storage import AccountLinkedElsewhere, Storage
 from bot.storage.models import Account
 from bot.tree import BotTree
@@ -65,6 +66,9 @@ class OpenShockBot(commands.AutoShardedBot):
             on_event=self._on_hub_event, on_invalid=self._on_account_invalid, timings=hub_timings
         )
         self.control = ControlService(storage, self.hubs, settings, confirm_timeout=confirm_timeout)
+        # Timers of what happens later (approvals, votes, random mode); each feature re-arms its
+        # own from its table when its cog loads.
+        self.scheduler = Scheduler()
         # Services that want every hub event of every account (the feeds) add themselves here.
         self.hub_listeners: list[HubListener] = []
         self.feeds = FeedService(self)
@@ -89,6 +93,7 @@ class OpenShockBot(commands.AutoShardedBot):
         gc.freeze()
 
     async def close(self) -> None:
+        await self.scheduler.close()  # nothing scheduled starts while the rest shuts down
         await self.feeds.stop()
         await self.control.close()
         await self.hubs.stop_all()
