@@ -6,7 +6,7 @@ import discord
 import pytest
 
 from bot.cogs.feed import compute_permissions
-from bot.services import feeds
+from bot.services import feed_service as feeds
 from bot.storage.models import FeedKind
 from tests.fakes.discord_api import FakeChannel, overwrite
 from tests.fakes.interactions import load_guild

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.services.feeds import FeedTimings
+from bot.services.feed_timings import FeedTimings
 from bot.storage.models import Account, FeedKind
 from tests.fakes.discord_api import FakeUser as DiscordUser
 from tests.fakes.discord_api import message_text
