@@ -19,8 +19,8 @@ from bot.openshock.manager import HubAccount, HubManager
 from bot.openshock.models import HubEvent
 from bot.openshock.rest import OpenShockRest
 from bot.services.control import ControlService
+from bot.services.feed_discord import DiscordPort
 from bot.services.feed_service import FeedService
-from bot.services.feeds import DiscordPort
 from bot.storage import AccountLinkedElsewhere, Storage
 from bot.storage.models import Account
 from bot.tree import BotTree

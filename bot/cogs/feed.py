@@ -155,7 +155,7 @@ class FeedCog(commands.GroupCog, group_name="feed", description="Where the feeds
             )
             note += f" It moved from <#{result.previous_channel_id}>.{carried}"
         if feed_kind is FeedKind.CONTROLS:
-            note = (
+            note += (
                 " Every control of a shocker shared here, from any app, will be shown there "
                 "(sharing a shocker here is the wearer's consent to that)."
             )

@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 
 from bot.openshock.models import HubEvent
+from bot.services.feed_discord import DiscordPort
 from bot.services.feed_recorder import FeedRecorder, HubLookup
 from bot.services.feed_timings import FeedTimings
-from bot.services.feeds import DiscordPort, FeedPublisher
+from bot.services.feeds import FeedPublisher
 from bot.storage import Storage
 from bot.storage.models import Feed, FeedKind, FeedSet
 

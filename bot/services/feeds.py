@@ -25,9 +25,8 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import discord
@@ -40,45 +39,25 @@ from bot.domain.feed_render import (
     OtaEvent,
     Post,
     fold_ota,
-    inert,
     pack_lines,
     render_controls,
     render_device_change,
     render_ota,
 )
 from bot.logs import describe_network_error
+from bot.services.feed_discord import ALLOWED_MENTIONS, DiscordPort, tell_admins
 from bot.services.feed_timings import FeedTimings
 from bot.storage import Storage
 from bot.storage.feed_payloads import StoredOtaV1, UnreadablePayload, read_payload
 from bot.storage.models import FeedDelivery, FeedKind, StoredHubEvent
 
-__all__ = ["ALLOWED_MENTIONS", "DiscordPort", "FeedPublisher"]
+__all__ = ["FeedPublisher"]
 
 log = logging.getLogger(__name__)
-
-ALLOWED_MENTIONS = discord.AllowedMentions.none()
 
 
 def _new_nonce() -> str:
     return secrets.token_hex(10)  # Discord allows 25 characters
-
-
-@dataclass(frozen=True)
-class DiscordPort:
-    """What the feeds need from Discord: a channel to post in, a guild's raw data (its name,
-    owner and system channel), a user to DM. `of(client)` takes them from a discord.py client."""
-
-    channel: Callable[[int], discord.PartialMessageable]
-    guild: Callable[[int], Awaitable[Mapping[str, Any]]]
-    user: Callable[[int], Awaitable[discord.abc.Messageable]]
-
-    @classmethod
-    def of(cls, client: discord.Client) -> DiscordPort:
-        return cls(
-            channel=client.get_partial_messageable,
-            guild=client.http.get_guild,
-            user=client.fetch_user,
-        )
 
 
 # --- Publishing --------------------------------------------------------------------------------
@@ -481,40 +460,7 @@ class FeedPublisher:
         for feed in feeds:
             by_guild.setdefault(feed.guild_id, []).append(feed.kind)
         for guild_id, kinds in by_guild.items():
-            await self._tell_admins(guild_id, channel_id, kinds, reason)
-
-    async def _tell_admins(
-        self, guild_id: int, channel_id: int, kinds: list[FeedKind], reason: str
-    ) -> None:
-        """One notice per disabled feed channel: a DM to the guild owner, or the server's system
-        channel when the owner takes no DMs."""
-        names = " and ".join(f"`{kind.value}`" for kind in kinds)
-        feeds = "feed" if len(kinds) == 1 else "feeds"
-        try:
-            guild = await self.discord.guild(guild_id)
-        except discord.HTTPException as error:
-            log.warning("Cannot tell guild %d about its lost feed channel: %s", guild_id, error)
-            return
-        text = (
-            f"I can no longer post in <#{channel_id}> on **{inert(guild['name'])}** "
-            f"({inert(reason, 500)}), so I stopped the {names} {feeds} there. "
-            "Give me View Channel, Send Messages and Embed Links in a channel and run "
-            "`/feed set` again to turn it back on."
-        )
-        try:
-            owner = await self.discord.user(int(guild["owner_id"]))
-            await owner.send(text, allowed_mentions=ALLOWED_MENTIONS)
-            return
-        except discord.HTTPException as error:
-            log.info("Could not DM the owner of guild %d: %s", guild_id, error)
-        system = guild.get("system_channel_id")
-        if system is not None and int(system) != channel_id:
-            try:
-                await self.discord.channel(int(system)).send(
-                    text, allowed_mentions=ALLOWED_MENTIONS
-                )
-            except discord.HTTPException as error:
-                log.warning("Could not tell guild %d about its feed channel: %s", guild_id, error)
+            await tell_admins(self.discord, guild_id, channel_id, kinds, reason)
 
 
 def _read_ota(event: StoredHubEvent) -> OtaEvent | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import discord
 import pytest
 
@@ -11,7 +13,16 @@ from bot.storage.models import FeedKind
 from tests.fakes.discord_api import FakeChannel, overwrite
 from tests.fakes.interactions import load_guild
 from tests.harness import Harness
-from tests.services.feed_helpers import FAST_FEEDS
+from tests.services.feed_helpers import (
+    FAST_FEEDS,
+    all_posted,
+    eventually,
+    joined,
+    linked_wearer,
+    log_event,
+    pending_count,
+    texts,
+)
 
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
@@ -186,3 +197,48 @@ def test_permissions_follow_discords_overwrite_order() -> None:
     )
     roles[role] |= 1 << 3  # administrator
     assert perms(overwrite(bot, deny=everything, member=True)) == discord.Permissions.all().value
+
+
+async def test_moving_a_feed_carries_its_pending_events_to_the_new_channel(
+    harness: Harness,
+) -> None:
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    old = h.discord.add_channel("old-controls")
+    new = h.discord.add_channel("new-controls")
+    await set_feed(h, "controls", old)
+    h.discord.fail_channel(old, 429, count=None, retry_after=0.01)  # Discord keeps refusing
+    for i in range(3):
+        await h.openshock.push(
+            alice.os_user, "Log", *log_event(alice.shocker, custom_name=f"u{i:03d}x")
+        )
+
+    async def three_pending() -> bool:
+        return await pending_count(h) == 3
+
+    await eventually(three_pending, "the three events to wait for the old channel")
+
+    text = await set_feed(h, "controls", new)
+
+    assert f"It moved from <#{old.id}>. 3 events not yet posted there" in text
+    await h.discord.wait_for(lambda: joined(h, new.id).count("by **") == 3)
+    await all_posted(h)
+    assert sorted(re.findall(r"u(\d{3})x", joined(h, new.id))) == ["000", "001", "002"]
+    assert texts(h, old.id) == []
+
+    async def old_released() -> bool:
+        channels, locked, _ = h.bot.feeds.publisher.in_memory()
+        return old.id not in channels | locked
+
+    await eventually(old_released, "the old channel's worker to be released")
+
+
+async def test_setting_a_feed_in_its_own_channel_again_moves_nothing(harness: Harness) -> None:
+    h = harness
+    channel = h.discord.add_channel("controls")
+    await set_feed(h, "controls", channel)
+
+    text = await set_feed(h, "controls", channel)
+
+    assert "moved" not in text
