@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import re
+from typing import Any
 
 import discord
 import pytest
@@ -242,3 +245,52 @@ async def test_setting_a_feed_in_its_own_channel_again_moves_nothing(harness: Ha
     text = await set_feed(h, "controls", channel)
 
     assert "moved" not in text
+
+
+async def test_a_move_waits_for_the_post_the_old_channel_is_making(harness: Harness) -> None:
+    """The old channel's worker has sent a post Discord has not answered yet: the move waits for
+    it, so that event is posted there once and not carried to the new channel too."""
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    old = h.discord.add_channel("old-controls")
+    new = h.discord.add_channel("new-controls")
+    await set_feed(h, "controls", old)
+    sending, answer = asyncio.Event(), asyncio.Event()
+    publisher = h.bot.feeds.publisher
+    real_channel = publisher.discord.channel
+
+    class Slow:
+        def __init__(self, channel: discord.PartialMessageable) -> None:
+            self.channel = channel
+
+        async def send(self, *args: Any, **kwargs: Any) -> discord.Message:
+            sending.set()
+            await answer.wait()
+            return await self.channel.send(*args, **kwargs)
+
+    publisher.discord = dataclasses.replace(
+        publisher.discord,
+        channel=lambda cid: Slow(real_channel(cid)) if cid == old.id else real_channel(cid),
+    )
+    await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker, custom_name="u000x"))
+    await asyncio.wait_for(sending.wait(), 10)
+
+    read_feed = h.storage.feeds.get
+    moving = asyncio.Event()
+
+    async def get_then_signal(guild_id: int, kind: FeedKind) -> Any:
+        feed = await read_feed(guild_id, kind)
+        moving.set()  # set_feed goes on to wait for the old channel without yielding before
+        return feed
+
+    h.storage.feeds.get = get_then_signal  # type: ignore[method-assign]
+    move = asyncio.create_task(set_feed(h, "controls", new))
+    await asyncio.wait_for(moving.wait(), 10)
+    answer.set()
+    text = await asyncio.wait_for(move, 10)
+
+    assert "It moved from" in text and "not yet posted" not in text
+    await all_posted(h)
+    assert joined(h, old.id).count("u000x") == 1
+    assert texts(h, new.id) == []
