@@ -19,7 +19,8 @@ from bot.openshock.manager import HubAccount, HubManager
 from bot.openshock.models import HubEvent
 from bot.openshock.rest import OpenShockRest
 from bot.services.control import ControlService
-from bot.services.feeds import FeedService
+from bot.services.feed_discord import DiscordPort
+from bot.services.feed_service import FeedService
 from bot.services.scheduler import Scheduler
 from bot.storage import AccountLinkedElsewhere, Storage
 from bot.storage.models import Account
@@ -71,7 +72,12 @@ class OpenShockBot(commands.AutoShardedBot):
         self.scheduler = Scheduler()
         # Services that want every hub event of every account (the feeds) add themselves here.
         self.hub_listeners: list[HubListener] = []
-        self.feeds = FeedService(self)
+        self.feeds = FeedService(
+            storage,
+            self.hubs.get,
+            DiscordPort.of(self),
+            retention_days=settings.feed_retention_days,
+        )
         self.hub_listeners.append(self.feeds.on_hub_event)
         # `python -m bot sync` only registers commands and turns this off.
         self.connect_hubs = True

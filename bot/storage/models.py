@@ -160,7 +160,9 @@ class NewAuditEntry(BaseModel):
     origin: str = "command"  # services.control.Origin: which way the control came in
 
 
-class HubEvent(Row):
+class StoredHubEvent(Row):
+    """A hub event as stored for the feeds; `payload` is read with `bot.storage.feed_payloads`."""
+
     id: int
     account_id: int
     kind: str
@@ -185,6 +187,23 @@ class FeedDelivery(Row):
     message_id: int | None
     created_at: float
     posted_at: float | None
+
+
+class FeedSet(BaseModel):
+    """What `/feed set` changed: the feed, the channel it moved from, and how many pending
+    deliveries came along."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feed: Feed
+    previous_channel_id: int | None
+    carried: int
+
+    @property
+    def moved(self) -> bool:
+        return self.previous_channel_id is not None and self.previous_channel_id != (
+            self.feed.channel_id
+        )
 
 
 class DeviceState(Row):
