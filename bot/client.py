@@ -21,6 +21,7 @@ from bot.openshock.rest import OpenShockRest
 from bot.services.control import ControlService
 from bot.services.feed_discord import DiscordPort
 from bot.services.feed_service import FeedService
+from bot.services.halts import Halt
 from bot.services.scheduler import Scheduler
 from bot.storage import AccountLinkedElsewhere, Storage
 from bot.storage.models import Account
@@ -113,6 +114,12 @@ class OpenShockBot(commands.AutoShardedBot):
         # Keyed by account: a re-link replaces the old token, an unlink forgets it.
         redactor.remember(account_key(account.id), token, OPENSHOCK_TOKEN)
         await self.hubs.start(HubAccount(account.id, account.api_url, token))
+
+    def account_unlinked(self, account: Account) -> None:
+        """An account and its shares are gone: whatever waited to fire on its shockers ends,
+        and the feeds let go of what they kept for it."""
+        self.control.halts.announce(Halt("unlink", wearer_id=account.discord_user_id))
+        self.feeds.forget_account(account.id)
 
     async def link_operator_account(self) -> None:
         """OPENSHOCK_TOKEN, when set, is linked to the application's owner at every start."""

@@ -208,6 +208,7 @@ class AccountCog(commands.GroupCog, group_name="account", description="Your Open
             stop=bot.hubs.stop,
             default_api_url=bot.settings.api_url,
             servers=bot.settings.server_policy,
+            on_unlinked=bot.account_unlinked,
         )
         # How long the link reply waits to say whether the live connection came up.
         self.connect_wait = 5.0

@@ -36,6 +36,7 @@ _TOKEN_SHAPE = re.compile(r"^[\x21-\x7e]{8,256}$")
 
 ConnectAccount = Callable[[Account], Awaitable[None]]
 StopAccount = Callable[[int], Awaitable[None]]
+AccountGone = Callable[[Account], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +116,14 @@ class AccountService:
         default_api_url: str,
         servers: ServerPolicy | None = None,
         rest_timeout: float = 10.0,
+        on_unlinked: AccountGone | None = None,
     ) -> None:
         self.storage = storage
         self._connect = connect
         self._stop = stop
+        # Told once an account and its shares are deleted (halts what waited to fire, releases
+        # what the feeds held for it).
+        self._on_unlinked = on_unlinked
         self.default_api_url = default_api_url
         # Which servers may be linked (OPENSHOCK_ALLOWED_SERVERS); by default only the default.
         self.servers = servers or ServerPolicy.parse(default_api_url, "")
@@ -255,6 +260,8 @@ class AccountService:
         if summary is None:  # unlinked concurrently
             raise UserError("You have no linked OpenShock account.")
         log.info("Discord user %d unlinked OpenShock account id %d", discord_user_id, account.id)
+        if self._on_unlinked is not None:
+            self._on_unlinked(account)
         return account, summary
 
 

@@ -15,6 +15,7 @@ from bot.errors import UserError
 from bot.logs import REDACTED, redactor
 from bot.openshock.hub import HubState
 from bot.services.accounts import AccountService
+from bot.services.halts import Halt
 from bot.storage.models import AccountState
 from tests.fakes.discord_api import FakeUser as DiscordUser
 from tests.fakes.discord_api import InteractionRecord
@@ -292,9 +293,13 @@ async def test_unlink_removes_the_token_shares_blocks_and_connection(
     await harness.share(alice, str(collar.id), guild_id=harness.discord.guild_id + 1)
     await harness.storage.shares.block(harness.discord.guild_id, alice.id, bob.id)
     await harness.storage.shares.pause_wearer(harness.discord.guild_id, alice.id)
+    halts: list[Halt] = []
+    harness.bot.control.halts.subscribe(halts.append)
 
     unlink = harness.ix.slash("account unlink", user=alice)
     await harness.run(unlink)
+    # What waited to fire on her shockers (approvals, votes, random mode) ends with the unlink.
+    assert halts == [Halt("unlink", wearer_id=alice.id)]
     reply = harness.discord.replies_for(unlink)
     assert reply.ephemeral
     assert "Unlinked the OpenShock account **Alice**" in reply.text
