@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.domain.decision import (
     Allowed,
     ControlFacts,
+    ControlKind,
     ControlRequest,
-    ControlType,
-    Grant,
     GrantIndex,
+    GrantRule,
     GrantTarget,
     GuildShare,
     Limits,
@@ -58,7 +58,7 @@ def build(rng: random.Random) -> tuple[GrantIndex, dict[str, GuildShare], list[C
         kind = rng.choice(list(GrantTarget))
         target = rng.randrange(MEMBERS) if kind is GrantTarget.MEMBER else rng.choice(role_ids)
         grants.append(
-            Grant(
+            GrantRule(
                 target_kind=kind,
                 target_id=target,
                 shocker_id=rng.choice(shocker_ids) if rng.random() < 0.7 else None,
@@ -68,13 +68,13 @@ def build(rng: random.Random) -> tuple[GrantIndex, dict[str, GuildShare], list[C
                 allow_shock=rng.random() < 0.8,
             )
         )
-    grants.append(Grant(GrantTarget.ROLE, GUILD, max_intensity=10))  # @everyone
+    grants.append(GrantRule(GrantTarget.ROLE, GUILD, max_intensity=10))  # @everyone
     requests = [
         ControlRequest(
             member_id=rng.randrange(MEMBERS),
             member_role_ids=frozenset(rng.sample(role_ids, ROLES_PER_MEMBER)),
             guild_id=GUILD,
-            type=rng.choice(list(ControlType)),
+            type=rng.choice(list(ControlKind)),
             intensity=rng.randint(1, 100),
             duration_ms=rng.randint(300, 10_000),
         )

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, remember_secrets
 from bot.crypto import EncryptionKeyError, TokenCipher, load_or_create_key
-from bot.logs import redactor, setup_logging
+from bot.logs import setup_logging
 from bot.storage import Database, MigrationError, Storage
 
 log = logging.getLogger("bot")
@@ -99,11 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings.log_level)
-    redactor.register(settings.discord_token.get_secret_value())
-    if settings.openshock_token is not None:
-        redactor.register(settings.openshock_token.get_secret_value())
-    if settings.secret_key is not None:
-        redactor.register(settings.secret_key.get_secret_value())
+    remember_secrets(settings)
     try:
         return asyncio.run(COMMANDS[args.command](settings))
     except (StartupError, EncryptionKeyError, MigrationError) as error:

@@ -21,7 +21,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from bot.domain.decision import ControlType
+from bot.domain.controls import ControlKind
 from bot.domain.render import type_name
 from bot.domain.stats import CHART_TYPES, GuildStats
 
@@ -31,10 +31,10 @@ WIDTH_PX, HEIGHT_PX, DPI = 1000, 450, 100
 WORKER_NICENESS = 10
 
 COLOURS = {
-    ControlType.SHOCK: "#e4572e",
-    ControlType.VIBRATE: "#4c9bd6",
-    ControlType.SOUND: "#76b041",
-    ControlType.STOP: "#8d8d8d",
+    ControlKind.SHOCK: "#e4572e",
+    ControlKind.VIBRATE: "#4c9bd6",
+    ControlKind.SOUND: "#76b041",
+    ControlKind.STOP: "#8d8d8d",
 }
 OTHER_COLOUR = "#b07aa1"
 
@@ -96,7 +96,7 @@ def _ready() -> None:
 
 def _colour(control_type: int) -> str:
     try:
-        return COLOURS[ControlType(control_type)]
+        return COLOURS[ControlKind(control_type)]
     except ValueError:
         return OTHER_COLOUR
 

@@ -7,18 +7,22 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
-from bot.config import Settings
+from bot.config import Settings, remember_secrets
 from bot.domain.text import inert
-from bot.logs import redactor
+from bot.logs import OPENSHOCK_TOKEN, account_key, redactor
 from bot.openshock.errors import OpenShockError
 from bot.openshock.hub import HubTimings
 from bot.openshock.manager import HubAccount, HubManager
 from bot.openshock.models import HubEvent
 from bot.openshock.rest import OpenShockRest
 from bot.services.control import ControlService
-from bot.services.feeds import FeedService
+from bot.services.feed_discord import DiscordPort
+from bot.services.feed_service import FeedService
+from bot.services.halts import Halt
+from bot.services.scheduler import Scheduler
 from bot.storage import AccountLinkedElsewhere, Storage
 from bot.storage.models import Account
 from bot.tree import BotTree
@@ -49,18 +53,32 @@ class OpenShockBot(commands.AutoShardedBot):
             command_prefix=commands.when_mentioned,
             intents=intents,
             tree_cls=BotTree,
+            # Installed to servers only, whatever the developer portal allows: enabling user
+            # installs there must not make the commands usable where no admin set limits.
+            # (No tree-wide contexts: discord.py merges them into each command's, so a bot-DM
+            # default would reach the guild_only commands too.)
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
         self.storage = storage
+        remember_secrets(settings)  # the Discord token among them, before any request is made
         self.hubs = HubManager(
             on_event=self._on_hub_event, on_invalid=self._on_account_invalid, timings=hub_timings
         )
         self.control = ControlService(storage, self.hubs, settings, confirm_timeout=confirm_timeout)
+        # Timers of what happens later (approvals, votes, random mode); each feature re-arms its
+        # own from its table when its cog loads.
+        self.scheduler = Scheduler()
         # Services that want every hub event of every account (the feeds) add themselves here.
         self.hub_listeners: list[HubListener] = []
-        self.feeds = FeedService(self)
+        self.feeds = FeedService(
+            storage,
+            self.hubs.get,
+            DiscordPort.of(self),
+            retention_days=settings.feed_retention_days,
+        )
         self.hub_listeners.append(self.feeds.on_hub_event)
         # `python -m bot sync` only registers commands and turns this off.
         self.connect_hubs = True
@@ -82,6 +100,7 @@ class OpenShockBot(commands.AutoShardedBot):
         gc.freeze()
 
     async def close(self) -> None:
+        await self.scheduler.close()  # nothing scheduled starts while the rest shuts down
         await self.feeds.stop()
         await self.control.close()
         await self.hubs.stop_all()
@@ -92,8 +111,15 @@ class OpenShockBot(commands.AutoShardedBot):
     async def connect_account(self, account: Account) -> None:
         """Open (or re-open) the hub connection of a linked account."""
         token = self.storage.accounts.token_of(account)
-        redactor.register(token)
+        # Keyed by account: a re-link replaces the old token, an unlink forgets it.
+        redactor.remember(account_key(account.id), token, OPENSHOCK_TOKEN)
         await self.hubs.start(HubAccount(account.id, account.api_url, token))
+
+    def account_unlinked(self, account: Account) -> None:
+        """An account and its shares are gone: whatever waited to fire on its shockers ends,
+        and the feeds let go of what they kept for it."""
+        self.control.halts.announce(Halt("unlink", wearer_id=account.discord_user_id))
+        self.feeds.forget_account(account.id)
 
     async def link_operator_account(self) -> None:
         """OPENSHOCK_TOKEN, when set, is linked to the application's owner at every start."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from bot.errors import UserError
 from bot.openshock.errors import OpenShockError
+
+if TYPE_CHECKING:
+    from bot.client import OpenShockBot
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +23,10 @@ def describe_error(error: BaseException) -> tuple[str, bool]:
     """The sentence for the user, and whether the error was expected (no traceback needed)."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
+    if isinstance(error, app_commands.TransformerError) and isinstance(
+        error.__cause__, UserError | OpenShockError
+    ):
+        error = error.__cause__  # an option's own refusal (a Transformer raising UserError)
     if isinstance(error, UserError):
         return error.message, True
     if isinstance(error, OpenShockError):
@@ -39,7 +46,7 @@ def describe_error(error: BaseException) -> tuple[str, bool]:
 
 
 async def reply(
-    interaction: discord.Interaction[Any],
+    interaction: discord.Interaction[OpenShockBot],
     content: str | None = None,
     *,
     embed: discord.Embed | None = None,
@@ -62,9 +69,9 @@ async def reply(
         await interaction.response.send_message(**kwargs)
 
 
-class BotTree(app_commands.CommandTree[Any]):
+class BotTree(app_commands.CommandTree["OpenShockBot"]):
     async def on_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+        self, interaction: discord.Interaction[OpenShockBot], error: app_commands.AppCommandError
     ) -> None:
         message, expected = describe_error(error)
         name = interaction.command.qualified_name if interaction.command else "?"

@@ -83,7 +83,7 @@ class Harness:
         self.bot = create_bot(
             settings, self.storage, hub_timings=FAST_HUB, confirm_timeout=self.confirm_timeout
         )
-        await self.bot.login("test-token")
+        await self.bot.login(settings.discord_token.get_secret_value())
         self.ix = Interactions(
             self.discord.app_id,
             self.discord.guild_id,

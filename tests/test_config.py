@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_settings
+from bot.openshock.servers import Reach
 
 ENV_NAMES = [
     "DISCORD_TOKEN",
@@ -18,6 +19,7 @@ ENV_NAMES = [
     "SYNC_GUILD_ID",
     "LOG_LEVEL",
     "FEED_RETENTION_DAYS",
+    "OPENSHOCK_ALLOWED_SERVERS",
 ]
 
 
@@ -90,3 +92,26 @@ def test_a_secret_value_is_never_echoed_in_errors(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ConfigError) as caught:
         load_settings()
     assert "secret-looking-value" not in str(caught.value)
+
+
+def test_allowed_servers_default_to_the_default_server_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "abc.def.ghi")
+    policy = load_settings().server_policy
+    assert policy.reach("https://api.openshock.app/") is Reach.ANY_ADDRESS
+    assert policy.reach("https://openshock.example.org") is None
+
+
+def test_allowed_servers_are_base_urls_or_a_star(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "abc.def.ghi")
+    monkeypatch.setenv("OPENSHOCK_ALLOWED_SERVERS", " https://OS.example.org:443/api/ ,*")
+    policy = load_settings().server_policy
+    assert policy.reach("https://os.example.org/api") is Reach.ANY_ADDRESS
+    assert policy.reach("https://os.example.org/other") is Reach.PUBLIC_ONLY
+
+    monkeypatch.setenv("OPENSHOCK_ALLOWED_SERVERS", "https://ok.example.org, ftp://files")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert str(error.value).startswith("OPENSHOCK_ALLOWED_SERVERS is invalid:")
+    assert "'ftp://files' is not a base URL" in str(error.value)

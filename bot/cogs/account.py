@@ -197,6 +197,7 @@ class LinkModal(discord.ui.Modal, title="Link your OpenShock account"):
         await report_component_error(interaction, error, "/account link")
 
 
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
 class AccountCog(commands.GroupCog, group_name="account", description="Your OpenShock account"):
     def __init__(self, bot: OpenShockBot) -> None:
         self.bot = bot
@@ -206,6 +207,8 @@ class AccountCog(commands.GroupCog, group_name="account", description="Your Open
             connect=bot.connect_account,
             stop=bot.hubs.stop,
             default_api_url=bot.settings.api_url,
+            servers=bot.settings.server_policy,
+            on_unlinked=bot.account_unlinked,
         )
         # How long the link reply waits to say whether the live connection came up.
         self.connect_wait = 5.0

@@ -5,16 +5,20 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import discord
 from discord import app_commands
 
-from bot.domain.decision import format_duration
+from bot.domain.controls import MAX_INTENSITY, MIN_INTENSITY, format_duration
 from bot.errors import UserError
+from bot.services.control import Sender
 from bot.storage import Storage
 from bot.storage.models import Share
 from bot.tree import describe_error, reply
+
+if TYPE_CHECKING:
+    from bot.client import OpenShockBot
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +49,12 @@ def safe_autocomplete(
     return wrapper
 
 
-def is_admin(interaction: Any) -> bool:
+def is_admin(interaction: discord.Interaction[OpenShockBot]) -> bool:
     """Manage Server in this guild, from the permissions Discord sent with the interaction."""
     return interaction.guild_id is not None and bool(interaction.permissions.manage_guild)
 
 
-def require_manage_guild(interaction: Any) -> None:
+def require_manage_guild(interaction: discord.Interaction[OpenShockBot]) -> None:
     """The run-time half of an admin group (use in the GroupCog's `interaction_check`, with
     `default_permissions=discord.Permissions(manage_guild=True)` on the class)."""
     if interaction.guild_id is None:
@@ -63,8 +67,9 @@ def seconds_to_ms(seconds: float, *, option: str, minimum_ms: int, maximum_ms: i
     """A duration option in seconds, re-checked at run time (Discord's bounds are a convenience)."""
     if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN, infinities
         raise UserError(f"`{option}` must be a number of seconds.")
-    ms = round(seconds * 1000)
-    if not minimum_ms <= ms <= maximum_ms:
+    scaled = seconds * 1000  # a forged 1e308 becomes inf here: out of range, not an error
+    ms = round(scaled) if scaled not in (float("inf"), float("-inf")) else None
+    if ms is None or not minimum_ms <= ms <= maximum_ms:
         raise UserError(
             f"`{option}` must be between {format_duration(minimum_ms)} and "
             f"{format_duration(maximum_ms)}."
@@ -89,10 +94,20 @@ def types_text(shock: bool, vibrate: bool, sound: bool) -> str:
     return ", ".join(allowed) or "stop only"
 
 
-def check_percent(value: int, *, option: str, maximum: int = 100) -> int:
-    if not 1 <= value <= maximum:
-        raise UserError(f"`{option}` must be between 1 and {maximum} %.")
+def check_percent(value: int, *, option: str, maximum: int = MAX_INTENSITY) -> int:
+    if not MIN_INTENSITY <= value <= maximum:
+        raise UserError(f"`{option}` must be between {MIN_INTENSITY} and {maximum} %.")
     return value
+
+
+def sender_of(interaction: discord.Interaction[OpenShockBot]) -> Sender:
+    """The member who used the interaction, as the control pipeline sees them."""
+    user = interaction.user
+    return Sender(
+        member_id=user.id,
+        role_ids=frozenset(member_role_ids(user)),
+        display_name=user.display_name,
+    )
 
 
 def member_role_ids(member: object) -> list[int]:
@@ -131,7 +146,9 @@ async def resolve_shared_shocker(storage: Storage, guild_id: int, value: str) ->
     raise UserError("That is not a shocker shared in this server; pick one from the list.")
 
 
-async def report_component_error(interaction: Any, error: Exception, what: str) -> None:
+async def report_component_error(
+    interaction: discord.Interaction[OpenShockBot], error: Exception, what: str
+) -> None:
     """Modals and buttons bypass the tree's error handler: answer their errors the same way (one
     ephemeral sentence for the expected, an apology and a logged traceback for the rest)."""
     message, expected = describe_error(error)

@@ -115,6 +115,7 @@ class FeedCog(commands.GroupCog, group_name="feed", description="Where the feeds
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        # (the overridden signatures take any client; the commands below take this bot's)
         # default_permissions only hides the commands; admins can change that, so check here too.
         require_manage_guild(interaction)
         return True
@@ -127,7 +128,7 @@ class FeedCog(commands.GroupCog, group_name="feed", description="Where the feeds
     )
     async def set_(
         self,
-        interaction: discord.Interaction[Any],
+        interaction: discord.Interaction[OpenShockBot],
         kind: FeedChoice,
         channel: app_commands.Transform[app_commands.AppCommandChannel, FeedChannel],
     ) -> None:
@@ -144,10 +145,17 @@ class FeedCog(commands.GroupCog, group_name="feed", description="Where the feeds
                 f"I can't post the {kind} feed in {channel.mention}: I need the "
                 f"{' and '.join(missing)} permission there."
             )
-        await self.storage.feeds.set(guild_id, feed_kind, channel.id)
+        result = await self.bot.feeds.set_feed(guild_id, feed_kind, channel.id)
         note = ""
+        if result.moved and result.previous_channel_id is not None:
+            carried = (
+                f" {_count(result.carried, 'event')} not yet posted there will be posted here."
+                if result.carried
+                else ""
+            )
+            note += f" It moved from <#{result.previous_channel_id}>.{carried}"
         if feed_kind is FeedKind.CONTROLS:
-            note = (
+            note += (
                 " Every control of a shocker shared here, from any app, will be shown there "
                 "(sharing a shocker here is the wearer's consent to that)."
             )
@@ -159,14 +167,16 @@ class FeedCog(commands.GroupCog, group_name="feed", description="Where the feeds
 
     @app_commands.command(name="remove", description="Stop posting a feed")
     @app_commands.describe(kind="The feed to stop")
-    async def remove(self, interaction: discord.Interaction[Any], kind: FeedChoice) -> None:
+    async def remove(
+        self, interaction: discord.Interaction[OpenShockBot], kind: FeedChoice
+    ) -> None:
         assert interaction.guild_id is not None
-        if not await self.storage.feeds.remove(interaction.guild_id, FeedKind(kind)):
+        if await self.bot.feeds.remove_feed(interaction.guild_id, FeedKind(kind)) is None:
             raise UserError(f"The {kind} feed is not set in this server.")
         await reply(interaction, f"The **{kind}** feed is stopped.")
 
     @app_commands.command(name="list", description="Show where each feed is posted")
-    async def list_(self, interaction: discord.Interaction[Any]) -> None:
+    async def list_(self, interaction: discord.Interaction[OpenShockBot]) -> None:
         assert interaction.guild_id is not None
         feeds = {
             feed.kind: feed for feed in await self.storage.feeds.in_guild(interaction.guild_id)
@@ -177,6 +187,10 @@ class FeedCog(commands.GroupCog, group_name="feed", description="Where the feeds
                 name=kind.value, value=describe_feed(feeds.get(kind), kind), inline=False
             )
         await reply(interaction, embed=embed)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self.bot.feeds.forget_guild(guild.id)
 
     # -- the bot's permissions in a channel ----------------------------------------------------
 
@@ -210,6 +224,10 @@ class FeedCog(commands.GroupCog, group_name="feed", description="Where the feeds
             },
             overwrites=list(channel.get("permission_overwrites", [])),
         )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def describe_feed(feed: Feed | None, kind: FeedKind) -> str:

@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import (
+    Choices,
     check_percent,
     optional_seconds_to_ms,
     require_manage_guild,
@@ -17,7 +18,9 @@ from bot.cogs.common import (
     shared_shocker_choices,
     types_text,
 )
-from bot.domain.decision import MAX_DURATION_MS, MIN_DURATION_MS, GrantTarget, format_duration
+from bot.cogs.options import Percent, Seconds, SharedShocker
+from bot.domain.controls import MAX_DURATION_MS, MIN_DURATION_MS, format_duration
+from bot.domain.grants import GrantTarget
 from bot.domain.text import inert
 from bot.errors import UserError
 from bot.storage.models import Grant
@@ -61,6 +64,30 @@ def _target(who: Who) -> tuple[GrantTarget, int]:
     return GrantTarget.MEMBER, who.id
 
 
+class GrantShockerTransformer(app_commands.Transformer["OpenShockBot"]):
+    """The shocker of a grant (→ its id): a shocker shared here, by id or unique name, or the id
+    of one a grant still names after its share ended."""
+
+    async def transform(self, interaction: discord.Interaction[OpenShockBot], value: Any, /) -> str:
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        storage = interaction.client.storage
+        grants = await storage.grants.in_guild(interaction.guild_id)
+        if any(g.shocker_id == value for g in grants):
+            return str(value)
+        return (await resolve_shared_shocker(storage, interaction.guild_id, str(value))).shocker_id
+
+    @safe_autocomplete
+    async def autocomplete(  # type: ignore[override]
+        self, interaction: discord.Interaction[OpenShockBot], value: Any, /
+    ) -> Choices:
+        storage = interaction.client.storage
+        return await shared_shocker_choices(storage, interaction.guild_id, str(value))
+
+
+GrantShocker = app_commands.Transform[str, GrantShockerTransformer]
+
+
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class PermissionsCog(
@@ -76,11 +103,6 @@ class PermissionsCog(
         require_manage_guild(interaction)
         return True
 
-    async def _shocker_autocomplete(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> list[app_commands.Choice[str]]:
-        return await shared_shocker_choices(self.storage, interaction.guild_id, current)
-
     @app_commands.command(name="grant", description="Allow a role or member to control shockers")
     @app_commands.describe(
         who="A role (including @everyone) or a member",
@@ -94,11 +116,11 @@ class PermissionsCog(
     )
     async def grant(
         self,
-        interaction: discord.Interaction[Any],
+        interaction: discord.Interaction[OpenShockBot],
         who: Who,
-        shocker: str | None = None,
-        max_intensity: app_commands.Range[int, 1, 100] | None = None,
-        max_duration: app_commands.Range[float, 0.3, 65.535] | None = None,
+        shocker: SharedShocker | None = None,
+        max_intensity: Percent | None = None,
+        max_duration: Seconds | None = None,
         cooldown: app_commands.Range[float, 0.0, MAX_COOLDOWN_S] | None = None,
         shock: bool = True,
         vibrate: bool = True,
@@ -106,7 +128,7 @@ class PermissionsCog(
     ) -> None:
         assert interaction.guild_id is not None
         guild_id = interaction.guild_id
-        share = await resolve_shared_shocker(self.storage, guild_id, shocker) if shocker else None
+        share = shocker
         if max_intensity is not None:
             check_percent(max_intensity, option="max_intensity")
         duration_ms = optional_seconds_to_ms(
@@ -124,6 +146,7 @@ class PermissionsCog(
             target_kind=kind,
             target_id=target_id,
             shocker_id=share.shocker_id if share else None,
+            share=share,  # required to still exist when the grant is written
             max_intensity=max_intensity,
             max_duration_ms=duration_ms,
             cooldown_ms=cooldown_ms or None,
@@ -135,48 +158,28 @@ class PermissionsCog(
         names = {share.shocker_id: share.shocker_name} if share else {}
         await reply(interaction, f"Granted: {describe_grant(grant, names, guild_id)}.")
 
-    @grant.autocomplete("shocker")
-    @safe_autocomplete
-    async def _grant_shocker(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> list[app_commands.Choice[str]]:
-        return await self._shocker_autocomplete(interaction, current)
-
     @app_commands.command(name="revoke", description="Withdraw a role's or member's grant")
     @app_commands.describe(
         who="The role or member", shocker="The shocker of the grant (empty: the all-shockers one)"
     )
     async def revoke(
-        self, interaction: discord.Interaction[Any], who: Who, shocker: str | None = None
+        self,
+        interaction: discord.Interaction[OpenShockBot],
+        who: Who,
+        shocker: GrantShocker | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         guild_id = interaction.guild_id
         kind, target_id = _target(who)
-        shocker_id = None
-        if shocker:
-            # A grant may outlive the share it named; accept the raw id as well as a shared name.
-            grants = await self.storage.grants.in_guild(guild_id)
-            if any(g.shocker_id == shocker for g in grants):
-                shocker_id = shocker
-            else:
-                shocker_id = (
-                    await resolve_shared_shocker(self.storage, guild_id, shocker)
-                ).shocker_id
+        shocker_id = shocker
         if not await self.storage.grants.revoke(guild_id, kind, target_id, shocker_id):
             raise UserError("There is no such grant; `/permissions list` shows them all.")
         target = "@everyone" if target_id == guild_id and kind is GrantTarget.ROLE else who.mention
         where = "all shockers" if shocker_id is None else "that shocker"
         await reply(interaction, f"Revoked the grant of {target} for {where}.")
 
-    @revoke.autocomplete("shocker")
-    @safe_autocomplete
-    async def _revoke_shocker(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> list[app_commands.Choice[str]]:
-        return await self._shocker_autocomplete(interaction, current)
-
     @app_commands.command(name="list", description="Show every grant and the server's caps")
-    async def list_(self, interaction: discord.Interaction[Any]) -> None:
+    async def list_(self, interaction: discord.Interaction[OpenShockBot]) -> None:
         assert interaction.guild_id is not None
         guild_id = interaction.guild_id
         grants = await self.storage.grants.in_guild(guild_id)
@@ -212,9 +215,9 @@ class PermissionsCog(
     )
     async def limits(
         self,
-        interaction: discord.Interaction[Any],
-        max_intensity: app_commands.Range[int, 1, 100] | None = None,
-        max_duration: app_commands.Range[float, 0.3, 65.535] | None = None,
+        interaction: discord.Interaction[OpenShockBot],
+        max_intensity: Percent | None = None,
+        max_duration: Seconds | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         if max_intensity is not None:

@@ -4,30 +4,26 @@ block members; anyone can list what is usable here and what they may do with it.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.common import (
-    Choices,
-    member_role_ids,
-    safe_autocomplete,
-    seconds_to_ms,
-    types_text,
-)
-from bot.domain.decision import (
+from bot.cogs.common import member_role_ids, seconds_to_ms, types_text
+from bot.cogs.options import OwnShare, OwnShocker, Percent, Seconds
+from bot.domain.controls import (
     MAX_DURATION_MS,
+    MAX_INTENSITY,
     MIN_DURATION_MS,
-    ControlType,
-    ShockerAccess,
+    MIN_INTENSITY,
+    ControlKind,
     format_duration,
 )
+from bot.domain.decision import ShockerAccess
 from bot.domain.text import inert
 from bot.errors import UserError
-from bot.openshock.models import KnownShocker, ShockerDirectory
-from bot.services.accounts import require_account, require_usable, shocker_directory
+from bot.services.accounts import require_account
+from bot.services.halts import Halt
 from bot.storage import ShockerSharedByOther
 from bot.storage.models import FeedKind, Share
 from bot.tree import reply
@@ -40,21 +36,21 @@ DEFAULT_INTENSITY = 25
 DEFAULT_DURATION_MS = 3000
 DESCRIPTION_LIMIT = 4096  # Discord's limit for an embed description
 
-_TYPE_ORDER = (ControlType.SHOCK, ControlType.VIBRATE, ControlType.SOUND, ControlType.STOP)
+_TYPE_ORDER = (ControlKind.SHOCK, ControlKind.VIBRATE, ControlKind.SOUND, ControlKind.STOP)
 
 
 def share_types(share: Share) -> str:
     return types_text(share.allow_shock, share.allow_vibrate, share.allow_sound)
 
 
-def describe_access(access: ShockerAccess) -> str:
+def access_text(access: ShockerAccess) -> str:
     """What the caller may do with one shocker, in a few words."""
     if access.refusal is not None:
         return access.refusal.reason
     types = ", ".join(t.verb for t in _TYPE_ORDER if t in access.types) or "nothing"
     who = "You are the wearer: " if access.is_wearer else "You may: "
     parts = [f"{who}{types}"]
-    if access.types - {ControlType.STOP}:
+    if access.types - {ControlKind.STOP}:
         parts.append(f"up to {access.max_intensity} %, {format_duration(access.max_duration_ms)}")
     if access.cooldown_ms:
         parts.append(f"cooldown {format_duration(access.cooldown_ms)}")
@@ -74,47 +70,6 @@ def _online_text(online: bool | None) -> str:
     return "🟢 online" if online else "⚫ offline"
 
 
-def _choice_name(known: KnownShocker) -> str:
-    if known.is_own:
-        return f"{known.name} · {known.device_name}"
-    return f"{known.name} · {known.device_name} (shared with you by {known.owner_name or '?'})"
-
-
-def find_known_shocker(directory: ShockerDirectory, value: str) -> KnownShocker:
-    """One of the caller's shockers, by id (what autocomplete sends) or exact unique name.
-    Anything else is refused: typed values are never trusted."""
-    value = value.strip()
-    try:
-        known = directory.get(UUID(value))
-    except ValueError:
-        known = None
-    if known is not None:
-        return known
-    named = [s for s in directory.all() if s.name.casefold() == value.casefold()]
-    if len(named) == 1:
-        return named[0]
-    if len(named) > 1:
-        raise UserError("Several of your shockers have that name; pick one from the list.")
-    raise UserError(
-        "That is not one of your shockers (or one shared with your OpenShock account); "
-        "pick one from the list."
-    )
-
-
-def find_own_share(shares: list[Share], value: str) -> Share:
-    """One of the caller's shares in this guild, by id or exact unique name."""
-    value = value.strip()
-    for share in shares:
-        if share.shocker_id == value:
-            return share
-    named = [s for s in shares if s.shocker_name.casefold() == value.casefold()]
-    if len(named) == 1:
-        return named[0]
-    if len(named) > 1:
-        raise UserError("Several of your shockers here have that name; pick one from the list.")
-    raise UserError("You have not shared that shocker in this server; pick one from the list.")
-
-
 @app_commands.guild_only()
 class ShockersCog(
     commands.GroupCog, group_name="shockers", description="Your shockers in this server"
@@ -130,38 +85,6 @@ class ShockersCog(
             raise app_commands.NoPrivateMessage()
         return True
 
-    # -- autocomplete ---------------------------------------------------------------------------
-
-    async def _own_shocker_choices(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> Choices:
-        account = await self.storage.accounts.by_discord_user(interaction.user.id)
-        if account is None:
-            return []
-        directory = await shocker_directory(self.bot.hubs.get(account.id))
-        if directory is None:
-            return []
-        needle = current.strip().casefold()
-        return [
-            app_commands.Choice(name=_choice_name(known), value=str(known.id))
-            for known in directory.all()
-            if needle in known.name.casefold() or needle == str(known.id)
-        ]
-
-    async def _shared_here_choices(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> Choices:
-        if interaction.guild_id is None:
-            return []
-        needle = current.strip().casefold()
-        return [
-            app_commands.Choice(name=share.shocker_name, value=share.shocker_id)
-            for share in await self.storage.shares.of_wearer(
-                interaction.user.id, interaction.guild_id
-            )
-            if needle in share.shocker_name.casefold() or needle == share.shocker_id
-        ]
-
     # -- share / unshare ------------------------------------------------------------------------
 
     @app_commands.command(name="share", description="Make one of your shockers usable here")
@@ -175,17 +98,18 @@ class ShockersCog(
     )
     async def share(
         self,
-        interaction: discord.Interaction[Any],
-        shocker: str,
-        max_intensity: app_commands.Range[int, 1, 100] | None = None,
-        max_duration: app_commands.Range[float, 0.3, 65.535] | None = None,
+        interaction: discord.Interaction[OpenShockBot],
+        shocker: OwnShocker,
+        max_intensity: Percent | None = None,
+        max_duration: Seconds | None = None,
         shock: bool = True,
         vibrate: bool = True,
         sound: bool = True,
     ) -> None:
         assert interaction.guild_id is not None
-        # Reading the shocker lists may wait on OpenShock: answer Discord within its 3 s first.
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        # The shocker option read the lists from OpenShock (answering Discord first).
+        if not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = interaction.guild_id
         operator = self.bot.settings
         intensity = self._intensity(max_intensity, operator.max_intensity)
@@ -196,14 +120,7 @@ class ShockersCog(
                 "`/shockers pause` or `/shockers unshare`."
             )
         account = await require_account(self.storage, interaction.user.id)
-        require_usable(account)
-        directory = await shocker_directory(self.bot.hubs.get(account.id))
-        if directory is None:
-            raise UserError(
-                "Your shockers could not be read from OpenShock right now; "
-                "`/account status` shows the connection. Try again in a moment."
-            )
-        known = find_known_shocker(directory, shocker)
+        known = shocker
         existing = await self.storage.shares.get(guild_id, str(known.id))
         try:
             share = await self.storage.shares.share(
@@ -255,19 +172,14 @@ class ShockersCog(
             )
         await reply(interaction, "\n".join(lines))
 
-    @share.autocomplete("shocker")
-    @safe_autocomplete
-    async def _share_shocker(self, interaction: discord.Interaction[Any], current: str) -> Choices:
-        return await self._own_shocker_choices(interaction, current)
-
     @staticmethod
     def _intensity(value: int | None, cap: int) -> int:
         if value is None:
             return min(DEFAULT_INTENSITY, cap)
-        if not 1 <= value <= cap:
+        if not MIN_INTENSITY <= value <= cap:
             raise UserError(
-                f"`max_intensity` must be between 1 and {cap} %"
-                + (" (this bot's limit)." if cap < 100 else ".")
+                f"`max_intensity` must be between {MIN_INTENSITY} and {cap} %"
+                + (" (this bot's limit)." if cap < MAX_INTENSITY else ".")
             )
         return value
 
@@ -287,11 +199,16 @@ class ShockersCog(
 
     @app_commands.command(name="unshare", description="Withdraw one of your shockers from here")
     @app_commands.describe(shocker="A shocker you shared here")
-    async def unshare(self, interaction: discord.Interaction[Any], shocker: str) -> None:
+    async def unshare(
+        self, interaction: discord.Interaction[OpenShockBot], shocker: OwnShare
+    ) -> None:
         assert interaction.guild_id is not None
-        share = await self._own_share(interaction, shocker)
+        share = shocker
         await self.storage.shares.unshare(
             interaction.guild_id, interaction.user.id, share.shocker_id
+        )
+        self.bot.control.halts.announce(
+            Halt("unshare", guild_id=interaction.guild_id, shocker_id=share.shocker_id)
         )
         await reply(
             interaction,
@@ -299,56 +216,43 @@ class ShockersCog(
             "the admins' permissions for it no longer do anything.",
         )
 
-    @unshare.autocomplete("shocker")
-    @safe_autocomplete
-    async def _unshare_shocker(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> Choices:
-        return await self._shared_here_choices(interaction, current)
-
-    async def _own_share(self, interaction: discord.Interaction[Any], value: str) -> Share:
-        assert interaction.guild_id is not None
-        shares = await self.storage.shares.of_wearer(interaction.user.id, interaction.guild_id)
-        return find_own_share(shares, value)
-
     # -- pause / resume -------------------------------------------------------------------------
 
     @app_commands.command(name="pause", description="Pause your shockers here: only Stop works")
     @app_commands.describe(shocker="One shocker (leave empty for all of yours here)")
     async def pause(
-        self, interaction: discord.Interaction[Any], shocker: str | None = None
+        self, interaction: discord.Interaction[OpenShockBot], shocker: OwnShare | None = None
     ) -> None:
         assert interaction.guild_id is not None
         guild_id, wearer_id = interaction.guild_id, interaction.user.id
         if shocker:
-            share = await self._own_share(interaction, shocker)
+            share = shocker
             await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, True)
+            self.bot.control.halts.announce(
+                Halt("pause", guild_id=guild_id, shocker_id=share.shocker_id)
+            )
             text = (
                 f"Paused **{inert(share.shocker_name)}** here: only Stop works until "
                 "`/shockers resume`."
             )
         else:
             await self.storage.shares.pause_wearer(guild_id, wearer_id)
+            self.bot.control.halts.announce(Halt("pause", guild_id=guild_id, wearer_id=wearer_id))
             text = (
                 "Paused all your shockers here, including any you share later: only Stop works "
                 "until `/shockers resume`."
             )
         await reply(interaction, text)
 
-    @pause.autocomplete("shocker")
-    @safe_autocomplete
-    async def _pause_shocker(self, interaction: discord.Interaction[Any], current: str) -> Choices:
-        return await self._shared_here_choices(interaction, current)
-
     @app_commands.command(name="resume", description="Lift a pause of yours here")
     @app_commands.describe(shocker="One shocker (leave empty for all of yours here)")
     async def resume(
-        self, interaction: discord.Interaction[Any], shocker: str | None = None
+        self, interaction: discord.Interaction[OpenShockBot], shocker: OwnShare | None = None
     ) -> None:
         assert interaction.guild_id is not None
         guild_id, wearer_id = interaction.guild_id, interaction.user.id
         if shocker:
-            share = await self._own_share(interaction, shocker)
+            share = shocker
             await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, False)
             text = f"Resumed **{inert(share.shocker_name)}** here."
             if await self.storage.shares.is_wearer_paused(guild_id, wearer_id):
@@ -363,18 +267,15 @@ class ShockersCog(
             )
         await reply(interaction, text)
 
-    @resume.autocomplete("shocker")
-    @safe_autocomplete
-    async def _resume_shocker(self, interaction: discord.Interaction[Any], current: str) -> Choices:
-        return await self._shared_here_choices(interaction, current)
-
     # -- block / unblock ------------------------------------------------------------------------
 
     @app_commands.command(
         name="block", description="Stop a member from controlling your shockers here"
     )
     @app_commands.describe(member="The member")
-    async def block(self, interaction: discord.Interaction[Any], member: discord.Member) -> None:
+    async def block(
+        self, interaction: discord.Interaction[OpenShockBot], member: discord.Member
+    ) -> None:
         assert interaction.guild_id is not None
         if member.id == interaction.user.id:
             raise UserError("You cannot block yourself; `/shockers pause` pauses your shockers.")
@@ -389,7 +290,9 @@ class ShockersCog(
 
     @app_commands.command(name="unblock", description="Let a blocked member control you again")
     @app_commands.describe(member="The member")
-    async def unblock(self, interaction: discord.Interaction[Any], member: discord.Member) -> None:
+    async def unblock(
+        self, interaction: discord.Interaction[OpenShockBot], member: discord.Member
+    ) -> None:
         assert interaction.guild_id is not None
         if await self.storage.shares.unblock(interaction.guild_id, interaction.user.id, member.id):
             text = f"Unblocked {member.mention}: the admins' permissions apply to them again."
@@ -400,7 +303,7 @@ class ShockersCog(
     # -- list -----------------------------------------------------------------------------------
 
     @app_commands.command(name="list", description="Shockers usable here, and what you may do")
-    async def list_(self, interaction: discord.Interaction[Any]) -> None:
+    async def list_(self, interaction: discord.Interaction[OpenShockBot]) -> None:
         assert interaction.guild_id is not None
         guild_id = interaction.guild_id
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -418,9 +321,7 @@ class ShockersCog(
                 wearer_paused[share.wearer_id] = await self.storage.shares.is_wearer_paused(
                     guild_id, share.wearer_id
                 )
-            hub = self.bot.control.hub_for(share.account_id)
-            known = self.bot.control.known_shocker(hub, share.shocker_id)
-            online = self.bot.control.device_online(hub, known)
+            online = self.bot.control.facts.share_online(share)
             state = [f"<@{share.wearer_id}>", _online_text(online)]
             if share.paused or wearer_paused[share.wearer_id]:
                 state.append("⏸️ paused")
@@ -429,8 +330,7 @@ class ShockersCog(
                 f"{share_types(share)}"
             )
             entries.append(
-                f"**{inert(share.shocker_name)}** · {' · '.join(state)}"
-                f"\n↳ {describe_access(access)}"
+                f"**{inert(share.shocker_name)}** · {' · '.join(state)}\n↳ {access_text(access)}"
             )
         embed = discord.Embed(
             title="Shockers usable here",

@@ -52,8 +52,35 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum, IntEnum, StrEnum
+from enum import Enum, StrEnum
 from typing import Final
+
+from bot.domain.controls import (
+    MAX_DURATION_MS,
+    MAX_INTENSITY,
+    MIN_DURATION_MS,
+    MIN_INTENSITY,
+    STOP_DURATION_MS,
+    ControlKind,
+    Limits,
+    format_duration,
+)
+from bot.domain.facts import (
+    ControlFacts,
+    ControlRequest,
+    GuildShare,
+    OpenShockAccess,
+    OpenShockShare,
+)
+from bot.domain.grants import (
+    WEARER,
+    Authority,
+    GrantIndex,
+    GrantRule,
+    GrantTarget,
+    GrantTier,
+    merge_grants,
+)
 
 __all__ = [
     "MAX_DURATION_MS",
@@ -65,10 +92,10 @@ __all__ = [
     "CapSource",
     "ControlDecision",
     "ControlFacts",
+    "ControlKind",
     "ControlRequest",
-    "ControlType",
-    "Grant",
     "GrantIndex",
+    "GrantRule",
     "GrantTarget",
     "GrantTier",
     "GuildShare",
@@ -82,48 +109,6 @@ __all__ = [
     "describe_access",
     "format_duration",
 ]
-
-MIN_INTENSITY: Final = 1
-MAX_INTENSITY: Final = 100
-MIN_DURATION_MS: Final = 300
-MAX_DURATION_MS: Final = 65535
-STOP_DURATION_MS: Final = MIN_DURATION_MS
-"""OpenShock requires a duration on every control; a Stop carries the shortest it accepts."""
-
-
-class ControlType(IntEnum):
-    """OpenShock's control types, with the integers the hub expects."""
-
-    STOP = 0
-    SHOCK = 1
-    VIBRATE = 2
-    SOUND = 3
-
-    @property
-    def verb(self) -> str:
-        return _VERBS[self]
-
-
-_VERBS: Final = {
-    ControlType.STOP: "stop",
-    ControlType.SHOCK: "shock",
-    ControlType.VIBRATE: "vibrate",
-    ControlType.SOUND: "sound",
-}
-
-
-class GrantTarget(StrEnum):
-    MEMBER = "member"
-    ROLE = "role"
-
-
-class GrantTier(IntEnum):
-    """How specific a grant is; a lower value wins over every higher one."""
-
-    MEMBER_SHOCKER = 0
-    MEMBER_ALL = 1
-    ROLE_SHOCKER = 2
-    ROLE_ALL = 3
 
 
 class CapSource(Enum):
@@ -151,114 +136,6 @@ class RefusalCode(StrEnum):
     DEVICE_UNKNOWN = "device_unknown"
 
 
-# --- Facts ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ControlRequest:
-    """What a member asked for. Intensity in percent, duration in milliseconds, as requested."""
-
-    member_id: int
-    member_role_ids: frozenset[int]
-    guild_id: int
-    type: ControlType
-    intensity: int = 0
-    duration_ms: int = STOP_DURATION_MS
-
-
-@dataclass(frozen=True, slots=True)
-class GuildShare:
-    """A wearer's shocker made usable in one guild, with the wearer's caps and types there."""
-
-    shocker_id: str
-    wearer_id: int
-    max_intensity: int
-    max_duration_ms: int
-    allow_shock: bool = True
-    allow_vibrate: bool = True
-    allow_sound: bool = True
-    paused: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """An admin's permission for a member or a role (the @everyone role id is the guild id), on
-    one shocker or, with ``shocker_id`` None, on all shockers shared in the guild."""
-
-    target_kind: GrantTarget
-    target_id: int
-    shocker_id: str | None = None
-    max_intensity: int | None = None
-    max_duration_ms: int | None = None
-    cooldown_ms: int | None = None
-    allow_shock: bool = True
-    allow_vibrate: bool = True
-    allow_sound: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Caps set by the guild's admins or by the operator; None means no cap."""
-
-    max_intensity: int | None = None
-    max_duration_ms: int | None = None
-
-
-NO_LIMITS: Final = Limits()
-
-
-@dataclass(frozen=True, slots=True)
-class OpenShockShare:
-    """The OpenShock user-share through which the wearer's account reaches a shocker it does not
-    own. OpenShock enforces it: a type it does not permit, or a pause, drops the whole batch
-    silently; values above its limits are clamped (None = no limit)."""
-
-    allow_shock: bool = True
-    allow_vibrate: bool = True
-    allow_sound: bool = True
-    max_intensity: int | None = None
-    max_duration_ms: int | None = None
-    paused: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class OpenShockAccess:
-    """How the wearer's OpenShock account reaches the shocker: as its owner (``share`` None) or
-    through a user-share. ``shocker_paused`` is the shocker's own ``isPaused`` on OpenShock."""
-
-    shocker_paused: bool = False
-    share: OpenShockShare | None = None
-
-    @property
-    def is_own(self) -> bool:
-        return self.share is None
-
-
-OWN_SHOCKER: Final = OpenShockAccess()
-
-
-@dataclass(frozen=True, slots=True)
-class ControlFacts:
-    """Everything known about one shocker in one guild, for one member, at one moment.
-
-    ``share`` is the shocker's share in the guild (None: not shared here). ``blocked`` says the
-    wearer blocked this member in the guild. ``last_control_at`` is when this member last
-    controlled this shocker (anything but Stop), and ``now`` the current time, both in seconds
-    since the epoch. ``device_online`` None means the device's state is not known.
-    """
-
-    share: GuildShare | None
-    grants: GrantIndex
-    operator_limits: Limits
-    guild_limits: Limits = NO_LIMITS
-    wearer_paused: bool = False
-    blocked: bool = False
-    openshock: OpenShockAccess = OWN_SHOCKER
-    device_online: bool | None = None
-    last_control_at: float | None = None
-    now: float = 0.0
-
-
 # --- Results ----------------------------------------------------------------------------------
 
 
@@ -267,13 +144,13 @@ class Allowed:
     """Send this. ``via_grants`` are the grants that allowed it and ``via_tier`` their precedence
     tier (empty and None for the wearer's own control)."""
 
-    type: ControlType
+    type: ControlKind
     intensity: int
     duration_ms: int
     capped_notes: tuple[str, ...] = ()
     intensity_capped_by: tuple[CapSource, ...] = ()
     duration_capped_by: tuple[CapSource, ...] = ()
-    via_grants: tuple[Grant, ...] = ()
+    via_grants: tuple[GrantRule, ...] = ()
     via_tier: GrantTier | None = None
 
     @property
@@ -308,17 +185,17 @@ class ShockerAccess:
 
     refusal: Refused | None
     is_wearer: bool = False
-    types: frozenset[ControlType] = frozenset()
+    types: frozenset[ControlKind] = frozenset()
     max_intensity: int = 0
     max_duration_ms: int = 0
     cooldown_ms: int = 0
     hold: Refused | None = None
     undeliverable: Refused | None = None
     cooldown_remaining_ms: int = 0
-    via_grants: tuple[Grant, ...] = ()
+    via_grants: tuple[GrantRule, ...] = ()
 
     @property
-    def usable_now(self) -> frozenset[ControlType]:
+    def usable_now(self) -> frozenset[ControlKind]:
         """The types `decide_control` would allow right now (for in-range requests)."""
         if self.refusal is not None or self.undeliverable is not None:
             return frozenset()
@@ -327,136 +204,7 @@ class ShockerAccess:
         return self.types
 
 
-_STOP_ONLY: Final = frozenset({ControlType.STOP})
-
-
-# --- Grant resolution -------------------------------------------------------------------------
-
-_ByTarget = dict[int, tuple[Grant, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Authority:
-    """Who is allowing a control: the wearer themselves, or the merged winning grants."""
-
-    is_wearer: bool
-    allow_shock: bool = True
-    allow_vibrate: bool = True
-    allow_sound: bool = True
-    max_intensity: int | None = None
-    max_duration_ms: int | None = None
-    cooldown_ms: int = 0
-    grants: tuple[Grant, ...] = ()
-    tier: GrantTier | None = None
-
-
-_WEARER: Final = _Authority(is_wearer=True)
-
-
-class GrantIndex:
-    """A guild's grants, indexed by shocker and target so a decision costs O(member's roles).
-
-    Build it once per guild (``GrantIndex(grants)``) and rebuild it when the grants change; it is
-    immutable once built.
-    """
-
-    __slots__ = ("_by_member", "_by_role", "_count")
-
-    def __init__(self, grants: Iterable[Grant] = ()) -> None:
-        by_member: dict[str | None, dict[int, list[Grant]]] = {}
-        by_role: dict[str | None, dict[int, list[Grant]]] = {}
-        count = 0
-        for grant in grants:
-            index = by_member if grant.target_kind is GrantTarget.MEMBER else by_role
-            index.setdefault(grant.shocker_id, {}).setdefault(grant.target_id, []).append(grant)
-            count += 1
-        self._by_member: dict[str | None, _ByTarget] = _freeze(by_member)
-        self._by_role: dict[str | None, _ByTarget] = _freeze(by_role)
-        self._count = count
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __repr__(self) -> str:
-        return f"GrantIndex({self._count} grants)"
-
-    def resolve(
-        self, member_id: int, role_ids: Iterable[int], guild_id: int, shocker_id: str
-    ) -> tuple[GrantTier, tuple[Grant, ...]] | None:
-        """The grants that decide what this member may do with this shocker, or None.
-
-        Precedence, first non-empty tier wins outright (lower tiers are ignored, even when they
-        would allow more): the member's own grant for this shocker; the member's own grant for all
-        shockers; grants for this shocker to any role the member has; grants for all shockers to
-        any role the member has. The guild id counts as a role every member has (@everyone).
-        """
-        by_member = self._by_member.get(shocker_id)
-        if by_member is not None:
-            found = by_member.get(member_id)
-            if found is not None:
-                return GrantTier.MEMBER_SHOCKER, found
-        by_member = self._by_member.get(None)
-        if by_member is not None:
-            found = by_member.get(member_id)
-            if found is not None:
-                return GrantTier.MEMBER_ALL, found
-        for tier, key in ((GrantTier.ROLE_SHOCKER, shocker_id), (GrantTier.ROLE_ALL, None)):
-            by_role = self._by_role.get(key)
-            if by_role is None:
-                continue
-            collected: tuple[Grant, ...] = by_role.get(guild_id, ())
-            for role_id in role_ids:
-                role_grants = by_role.get(role_id)
-                if role_grants is not None and role_id != guild_id:
-                    collected += role_grants
-            if collected:
-                return tier, collected
-        return None
-
-
-def _freeze(index: dict[str | None, dict[int, list[Grant]]]) -> dict[str | None, _ByTarget]:
-    return {
-        shocker: {target: tuple(grants) for target, grants in by_target.items()}
-        for shocker, by_target in index.items()
-    }
-
-
-def _merge(tier: GrantTier, grants: tuple[Grant, ...]) -> _Authority:
-    """Combine grants of one tier into the most permissive: any type one allows, the highest cap
-    of each kind (no cap beats every cap), the shortest cooldown (none beats every cooldown)."""
-    first = grants[0]
-    if len(grants) == 1:
-        return _Authority(
-            is_wearer=False,
-            allow_shock=first.allow_shock,
-            allow_vibrate=first.allow_vibrate,
-            allow_sound=first.allow_sound,
-            max_intensity=first.max_intensity,
-            max_duration_ms=first.max_duration_ms,
-            cooldown_ms=first.cooldown_ms or 0,
-            grants=grants,
-            tier=tier,
-        )
-    return _Authority(
-        is_wearer=False,
-        allow_shock=any(g.allow_shock for g in grants),
-        allow_vibrate=any(g.allow_vibrate for g in grants),
-        allow_sound=any(g.allow_sound for g in grants),
-        max_intensity=_loosest(g.max_intensity for g in grants),
-        max_duration_ms=_loosest(g.max_duration_ms for g in grants),
-        cooldown_ms=min((g.cooldown_ms or 0) for g in grants),
-        grants=grants,
-        tier=tier,
-    )
-
-
-def _loosest(caps: Iterable[int | None]) -> int | None:
-    highest = 0
-    for cap in caps:
-        if cap is None:
-            return None
-        highest = max(highest, cap)
-    return highest
+_STOP_ONLY: Final = frozenset({ControlKind.STOP})
 
 
 # --- The stages, shared by decide_control and describe_access ---------------------------------
@@ -464,16 +212,16 @@ def _loosest(caps: Iterable[int | None]) -> int | None:
 
 def _authorize(
     member_id: int, role_ids: Iterable[int], guild_id: int, facts: ControlFacts
-) -> _Authority | Refused:
+) -> Authority | Refused:
     share = facts.share
     if share is None:
         return _NOT_SHARED
     if member_id == share.wearer_id:
-        return _WEARER
+        return WEARER
     resolved = facts.grants.resolve(member_id, role_ids, guild_id, share.shocker_id)
     if resolved is None:
         return _NO_GRANT
-    return _merge(*resolved)
+    return merge_grants(*resolved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,7 +232,7 @@ class _Caps:
     duration_by: tuple[tuple[int, CapSource], ...]
 
 
-def _caps(authority: _Authority, facts: ControlFacts) -> _Caps:
+def _caps(authority: Authority, facts: ControlFacts) -> _Caps:
     share = facts.share
     assert share is not None  # _authorize refused otherwise
     os_share = facts.openshock.share
@@ -511,24 +259,24 @@ def _caps(authority: _Authority, facts: ControlFacts) -> _Caps:
 
 
 def _allows(
-    holder: _Authority | GuildShare | OpenShockShare | Grant, control_type: ControlType
+    holder: Authority | GuildShare | OpenShockShare | GrantRule, control_type: ControlKind
 ) -> bool:
-    if control_type is ControlType.SHOCK:
+    if control_type is ControlKind.SHOCK:
         return holder.allow_shock
-    if control_type is ControlType.VIBRATE:
+    if control_type is ControlKind.VIBRATE:
         return holder.allow_vibrate
-    if control_type is ControlType.SOUND:
+    if control_type is ControlKind.SOUND:
         return holder.allow_sound
     # Stop: OpenShock carries it when the share permits any type at all.
     return holder.allow_shock or holder.allow_vibrate or holder.allow_sound
 
 
 def _permission_refusal(
-    authority: _Authority, facts: ControlFacts, control_type: ControlType
+    authority: Authority, facts: ControlFacts, control_type: ControlKind
 ) -> Refused | None:
     """Does what the member is allowed to do (not the current state) permit this type?"""
     os_share = facts.openshock.share
-    if control_type is ControlType.STOP:
+    if control_type is ControlKind.STOP:
         if os_share is not None and not _allows(os_share, control_type):
             return _OPENSHOCK_NO_TYPES
         return None
@@ -562,7 +310,7 @@ def _zero_limit_refusal(caps: _Caps) -> Refused | None:
     return None
 
 
-def _hold_refusal(authority: _Authority, facts: ControlFacts) -> Refused | None:
+def _hold_refusal(authority: Authority, facts: ControlFacts) -> Refused | None:
     """A state that lets nothing but Stop through: blocked, paused here, wearer paused."""
     if facts.blocked:
         return _BLOCKED
@@ -575,7 +323,7 @@ def _hold_refusal(authority: _Authority, facts: ControlFacts) -> Refused | None:
     return None
 
 
-def _cooldown_remaining_ms(authority: _Authority, facts: ControlFacts) -> int:
+def _cooldown_remaining_ms(authority: Authority, facts: ControlFacts) -> int:
     cooldown_ms = authority.cooldown_ms
     last = facts.last_control_at
     if cooldown_ms <= 0 or last is None:
@@ -612,12 +360,12 @@ def decide_control(request: ControlRequest, facts: ControlFacts) -> ControlDecis
         return authority
     control_type = request.type
 
-    if control_type is ControlType.STOP:
+    if control_type is ControlKind.STOP:
         refusal = _permission_refusal(authority, facts, control_type) or _delivery_refusal(facts)
         if refusal is not None:
             return refusal
         return Allowed(
-            type=ControlType.STOP,
+            type=ControlKind.STOP,
             intensity=0,
             duration_ms=STOP_DURATION_MS,
             via_grants=authority.grants,
@@ -684,7 +432,7 @@ def describe_access(
     if isinstance(authority, Refused):
         return ShockerAccess(refusal=authority)
     caps = _caps(authority, facts)
-    types = frozenset(t for t in ControlType if _permission_refusal(authority, facts, t) is None)
+    types = frozenset(t for t in ControlKind if _permission_refusal(authority, facts, t) is None)
     if _zero_limit_refusal(caps) is not None:
         types &= _STOP_ONLY
     return ShockerAccess(
@@ -699,11 +447,6 @@ def describe_access(
         cooldown_remaining_ms=_cooldown_remaining_ms(authority, facts),
         via_grants=authority.grants,
     )
-
-
-def format_duration(duration_ms: int) -> str:
-    """Milliseconds as the seconds a member types: 1500 → "1.5 s", 3000 → "3 s"."""
-    return f"{duration_ms / 1000:.3f}".rstrip("0").rstrip(".") + " s"
 
 
 def _range_refusal(intensity: int, duration_ms: int) -> Refused | None:

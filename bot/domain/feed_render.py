@@ -1,8 +1,9 @@
-"""What the feeds say: the stored form of each feed event and the text posted for it.
+"""What the feeds say: the renderer's inputs for each feed event and the text posted for it.
 
-Plain data and functions, testable without Discord or a database. The feed service stores these
-models as JSON when a hub event arrives and renders them when it posts, so a post made after a
-restart reads exactly like one made at once.
+Plain data and functions, testable without Discord or a database. These models are not what is
+stored: the feed service stores versioned payloads (`bot.storage.feed_payloads`) when a hub event
+arrives and makes these inputs from them when it posts, so fields here can be renamed freely and a
+post made after a restart reads exactly like one made at once.
 
 Every name that comes from outside the bot (OpenShock account, custom and shocker names, device
 names, error messages) goes through `inert()`: markdown is escaped and mentions are broken, so a
@@ -61,7 +62,7 @@ COLOUR_UPDATE_FAILED = 0xE74C3C
 COLOUR_UPDATE_ROLLBACK = 0xE67E22
 
 
-class _Stored(BaseModel):
+class _Input(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
@@ -77,7 +78,7 @@ def _seconds(ms: int) -> str:
 # --- Controls --------------------------------------------------------------------------------
 
 
-class LoggedControl(_Stored):
+class LoggedControl(_Input):
     """One control from a ``Log`` event, with the values OpenShock executed."""
 
     shocker_id: str
@@ -88,8 +89,8 @@ class LoggedControl(_Stored):
     executed_at: float  # unix seconds
 
 
-class ControlsEntry(_Stored):
-    """One ``Log`` event as stored: who sent it, whose shockers, and which guild may see which.
+class ControlsEntry(_Input):
+    """One ``Log`` event: who sent it, whose shockers, and which guild may see which.
 
     ``shockers_by_guild`` is decided when the event arrives (the shares at that moment), so a
     guild only ever sees controls of shockers shared there.
@@ -145,7 +146,7 @@ def render_controls(entry: ControlsEntry, guild_id: int) -> list[str]:
 # --- Devices ---------------------------------------------------------------------------------
 
 
-class DeviceChange(_Stored):
+class DeviceChange(_Input):
     """A real change of a device: online state and/or firmware."""
 
     device_id: str
@@ -198,8 +199,8 @@ class OtaPhase(StrEnum):
     SUCCEEDED = "succeeded"
 
 
-class OtaEvent(_Stored):
-    """One OTA hub event as stored (the fields its phase has; the others stay empty)."""
+class OtaEvent(_Input):
+    """One OTA hub event (the fields its phase has; the others stay empty)."""
 
     phase: OtaPhase
     device_id: str

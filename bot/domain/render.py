@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.domain.decision import ControlType, format_duration
+from bot.domain.controls import ControlKind, format_duration
 
 # What the bot puts after a member's display name in OpenShock's customName (the sender its
 # logs show); the controls feed strips it again to name the member.
@@ -15,23 +15,23 @@ def custom_name_for(display_name: str, limit: int) -> str:
 
 
 ICONS = {
-    ControlType.STOP: "⏹️",
-    ControlType.SHOCK: "⚡",
-    ControlType.VIBRATE: "〰️",
-    ControlType.SOUND: "🔊",
+    ControlKind.STOP: "⏹️",
+    ControlKind.SHOCK: "⚡",
+    ControlKind.VIBRATE: "〰️",
+    ControlKind.SOUND: "🔊",
 }
 
 
 def type_name(control_type: int) -> str:
     try:
-        return ControlType(control_type).name.capitalize()
+        return ControlKind(control_type).name.capitalize()
     except ValueError:
         return f"Type {control_type}"
 
 
 def control_icon(control_type: int) -> str:
     try:
-        return ICONS[ControlType(control_type)]
+        return ICONS[ControlKind(control_type)]
     except (ValueError, KeyError):
         return "•"
 
@@ -41,7 +41,7 @@ def control_summary(
 ) -> str:
     """`⚡ Shock 25 % · 1.5 s → Collar (Alice)`; Stop reads `⏹️ Stop → Collar (Alice)`."""
     head = f"{control_icon(control_type)} {type_name(control_type)}"
-    if control_type != ControlType.STOP:
+    if control_type != ControlKind.STOP:
         values = []
         if intensity is not None:
             values.append(f"{intensity} %")

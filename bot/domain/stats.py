@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from bot.domain.decision import ControlType
+from bot.domain.controls import ControlKind
 
 SECONDS_PER_DAY = 86_400
 EPOCH = date(1970, 1, 1)
@@ -35,7 +35,7 @@ DELIVERED_OUTCOMES = frozenset({"sent", "confirmed"})
 OUTCOMES = ("confirmed", "sent", "not_confirmed", "refused", "failed")
 
 # The order of the types in the chart's stack and legend.
-CHART_TYPES = (ControlType.SHOCK, ControlType.VIBRATE, ControlType.SOUND, ControlType.STOP)
+CHART_TYPES = (ControlKind.SHOCK, ControlKind.VIBRATE, ControlKind.SOUND, ControlKind.STOP)
 
 
 def day_number(timestamp: float) -> int:

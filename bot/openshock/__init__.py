@@ -1,5 +1,11 @@
 """The OpenShock client: REST (``rest``), the supervised user-hub connection (``hub``), one
-connection per linked account (``manager``), and the wire models (``models``)."""
+connection per linked account (``manager``), and the wire models (``models``).
+
+``hub`` builds on one module per concern: ``transport`` (pysignalr, one WebSocket per attempt),
+``event_parsing`` (hub invocations → models), ``device_state`` (online state across
+reconnects), ``shocker_cache`` (the REST shocker lists and their refresh), ``event_bus``
+(waiters and subscribers, with a bound on what may queue up), ``status`` (the connection's
+state) and ``timings`` (every delay it uses)."""
 
 from bot.openshock.errors import (
     HubConnectionLost,

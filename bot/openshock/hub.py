@@ -1,77 +1,63 @@
 """One supervised connection to the OpenShock user hub (SignalR) for one account.
 
-pysignalr is used for the protocol (framing, message types, completion routing), but not for
-connection management, because of what it does on its own (shared/testing.md §2): it puts
-``headers=`` (our token) into every invocation body, its retry budget is never reset, and
-``run()`` ends for good on many ordinary failures. So each attempt builds a fresh client whose
-transport makes exactly one connection, and ``HubConnection`` supervises the attempts: jittered
-exponential backoff forever, except after a 401, which means the token is dead.
+``HubConnection`` supervises connection attempts (``transport``: one pysignalr client and one
+WebSocket per attempt): jittered exponential backoff forever, except after a 401, which means
+the token is dead. It turns what the server sends into events (``event_parsing``), keeps the
+devices' online state (``device_state``) and the account's shocker lists (``shocker_cache``),
+and hands events to waiters and subscribers (``event_bus``, which bounds what may queue up).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
-from pysignalr.client import SignalRClient
-from pysignalr.messages import (
-    CloseMessage,
-    CompletionMessage,
-    InvocationMessage,
-    Message,
-    PingMessage,
-)
-from pysignalr.protocol.json import JSONProtocol
-from pysignalr.transport.websocket import WebsocketTransport
-from pysignalr.utils import replace_scheme
-from websockets.asyncio.client import ClientConnection, connect
+from pysignalr.messages import CompletionMessage, Message
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from bot.openshock.device_state import DeviceTracker
 from bot.openshock.errors import (
     HubConnectionLost,
     HubInvocationFailed,
     HubInvocationTimeout,
     HubNotConnected,
-    OpenShockError,
     TokenRejected,
+)
+from bot.openshock.event_bus import DEFAULT_EVENT_BACKLOG, EventBus, EventCallback
+from bot.openshock.event_parsing import (
+    PASS_THROUGH_EVENTS,
+    parse_device_status,
+    parse_device_update,
+    parse_welcome,
 )
 from bot.openshock.models import (
     Control,
-    ControlLogEvent,
     DeviceOnlineState,
     DeviceSnapshotApplied,
     DeviceState,
-    DeviceStatusChanged,
     DeviceUpdate,
     HubConnected,
     HubDisconnected,
     HubEvent,
-    OtaInstallFailed,
-    OtaInstallProgress,
-    OtaInstallStarted,
-    OtaInstallSucceeded,
-    OtaRollback,
     ShockerDirectory,
-    ShockersRefreshed,
     Welcome,
 )
-from bot.openshock.rest import TOKEN_HEADER, USER_AGENT, OpenShockRest, join_url
+from bot.openshock.rest import USER_AGENT, OpenShockRest, join_url
+from bot.openshock.shocker_cache import ShockerCache
+from bot.openshock.status import HubState, HubStatus
+from bot.openshock.timings import HubTimings
+from bot.openshock.transport import HubClient, describe_failure
 
 __all__ = [
     "HUB_PATH",
     "MAX_CUSTOM_NAME",
-    "DeviceTracker",
     "EventCallback",
     "HubConnection",
     "HubState",
@@ -84,366 +70,9 @@ HUB_PATH = "/1/hubs/user"
 MAX_CUSTOM_NAME = 64  # the server stores it in a varchar(64); longer fails the whole call
 
 _log = logging.getLogger(__name__)
-# websockets logs the upgrade request's headers, our token among them, at DEBUG: never go there.
-_websockets_log = logging.getLogger(f"{__name__}.websockets")
-_websockets_log.setLevel(logging.INFO)
 _E = TypeVar("_E", bound=BaseModel)
 
-EventCallback = Callable[[HubEvent], Awaitable[None]]
 InvalidCallback = Callable[[str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class HubTimings:
-    """Every delay the connection uses, so tests can shrink them."""
-
-    backoff_initial: float = 1.0
-    backoff_factor: float = 2.0
-    backoff_max: float = 30.0
-    # A connection that lasted this long resets the backoff; a server that accepts and then
-    # drops us at once keeps backing off instead of being hammered.
-    stable_after: float = 30.0
-    ping_interval: float = 15.0  # the server drops clients it has not heard from for 30 s
-    server_timeout: float = 30.0  # silence from the server (it pings every 15 s) means dead
-    connect_timeout: float = 10.0
-    invoke_timeout: float = 10.0
-
-    def backoff(self, failures: int) -> float:
-        """Delay before the next attempt: exponential, capped, with "equal jitter"."""
-        ceiling = min(self.backoff_max, self.backoff_initial * self.backoff_factor**failures)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-class HubState(Enum):
-    STOPPED = "stopped"  # not started yet, or stopped
-    CONNECTING = "connecting"  # connecting, or waiting to retry
-    CONNECTED = "connected"
-    INVALID = "invalid"  # the server rejected the token; no more attempts
-
-
-@dataclass(frozen=True)
-class HubStatus:
-    state: HubState
-    since: datetime  # when the current state began
-    connection_id: str | None
-    last_error: str | None
-
-    @property
-    def connected(self) -> bool:
-        return self.state is HubState.CONNECTED
-
-
-# --- pysignalr, adapted --------------------------------------------------------------------------
-
-
-class _ServerClosed(Exception):
-    """The server sent a SignalR Close message."""
-
-    def __init__(self, error: str | None, allow_reconnect: bool | None) -> None:
-        super().__init__(error or "closed without error")
-        self.error = error
-        self.allow_reconnect = allow_reconnect
-
-
-class _ServerSilent(Exception):
-    """Nothing arrived from the server within the server timeout."""
-
-
-# Validation errors never echo their input: a payload may hold what the logs should not.
-_NO_INPUT_IN_ERRORS = ConfigDict(hide_input_in_errors=True)
-_JSON_OBJECT = TypeAdapter(dict[str, Any], config=_NO_INPUT_IN_ERRORS)
-
-
-class _TolerantJSONProtocol(JSONProtocol):
-    """The JSON hub protocol, skipping a malformed record instead of dropping the connection."""
-
-    def decode(self, raw_message: str | bytes) -> list[Message]:
-        text = raw_message.decode() if isinstance(raw_message, bytes) else raw_message
-        messages: list[Message] = []
-        for record in text.split(self.record_separator):
-            if not record:
-                continue
-            try:
-                data = _JSON_OBJECT.validate_json(record)
-                if data:
-                    messages.append(self.parse_message(data))
-            except Exception as error:  # any shape pysignalr cannot parse
-                _log.warning("Skipping a malformed hub message (%s): %.200s", error, record)
-        return messages
-
-
-class _OneAttemptTransport(WebsocketTransport):
-    """Exactly one WebSocket connection per ``run()``, which returns or raises when it ends."""
-
-    def __init__(
-        self,
-        url: str,
-        headers: dict[str, str],
-        callback: Callable[[Message], Awaitable[None]],
-        timings: HubTimings,
-        user_agent: str,
-    ) -> None:
-        super().__init__(
-            url=url,
-            protocol=_TolerantJSONProtocol(),
-            callback=callback,
-            headers=headers,
-            skip_negotiation=True,  # the official clients skip it; the token goes on the upgrade
-        )
-        self._timings = timings
-        self._user_agent = user_agent
-
-    async def run(self) -> None:
-        async with connect(
-            replace_scheme(self._url, ws=True),
-            additional_headers=self._headers,
-            user_agent_header=self._user_agent,
-            open_timeout=self._timings.connect_timeout,
-            close_timeout=self._timings.connect_timeout,
-            ping_interval=None,  # SignalR pings and the server timeout cover liveness
-            max_size=self._max_size,
-            proxy=None,
-            logger=_websockets_log,
-        ) as conn:
-            async with asyncio.timeout(self._timings.connect_timeout):
-                await self._handshake(conn)
-            self._ws = conn
-            keepalive = asyncio.create_task(self._keepalive(conn))
-            try:
-                await self._process(conn)
-            finally:
-                self._ws = None
-                keepalive.cancel()
-                await asyncio.gather(keepalive, return_exceptions=True)
-
-    async def send(self, message: Message) -> None:
-        conn = self._ws
-        if conn is None:
-            raise HubNotConnected()
-        await conn.send(self._protocol.encode(message))
-
-    async def _process(self, conn: ClientConnection) -> None:
-        while True:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # arrives just as recv() completes, and then stop() would wait forever.
-            try:
-                async with asyncio.timeout(self._timings.server_timeout):
-                    raw = await conn.recv()
-            except TimeoutError:
-                raise _ServerSilent(
-                    f"no message from the server for {self._timings.server_timeout:g} s"
-                ) from None
-            await self._on_raw_message(raw)
-
-    async def _keepalive(self, conn: ClientConnection) -> None:
-        while True:
-            await asyncio.sleep(self._timings.ping_interval)
-            await conn.send(self._protocol.encode(PingMessage()))
-
-
-class _HubClient(SignalRClient):
-    """A pysignalr client for one connection attempt, that keeps the token out of messages."""
-
-    def __init__(self, url: str, token: str, timings: HubTimings, user_agent: str) -> None:
-        headers = {TOKEN_HEADER: token}
-        super().__init__(url, headers=headers)
-        self._transport = _OneAttemptTransport(url, headers, self._on_message, timings, user_agent)
-
-    async def send(
-        self,
-        method: str,
-        arguments: list[Any],
-        on_invocation: Callable[[Message], Awaitable[Any | None]] | None = None,
-    ) -> None:
-        # SignalRClient.send copies the connection headers, i.e. the token, into the message
-        # body of every invocation. Build the message here without them.
-        invocation_id: str | None = None
-        if on_invocation is not None:
-            invocation_id = str(uuid.uuid4())
-            self._invocation_handlers[invocation_id] = on_invocation
-        await self._transport.send(InvocationMessage(invocation_id, method, arguments, None))
-
-    async def _on_close_message(self, message: CloseMessage) -> None:
-        # pysignalr ignores a Close without error; either way this connection is over.
-        raise _ServerClosed(message.error, message.allow_reconnect)
-
-
-# --- Event parsing -------------------------------------------------------------------------------
-
-
-def _positional(model: type[_E], *names: str) -> Callable[[Any], _E]:
-    """Parse a hub event's positional arguments into ``model`` (names are the wire names)."""
-
-    def parse(arguments: Any) -> _E:
-        if not isinstance(arguments, list) or len(arguments) != len(names):
-            raise ValueError(f"expected {len(names)} arguments, got {arguments!r:.100}")
-        return model.model_validate(dict(zip(names, arguments, strict=True)))
-
-    return parse
-
-
-_DEVICE_STATES = TypeAdapter(list[DeviceOnlineState], config=_NO_INPUT_IN_ERRORS)
-
-
-def _parse_device_status(arguments: Any) -> list[DeviceOnlineState]:
-    if not isinstance(arguments, list) or len(arguments) != 1:
-        raise ValueError(f"expected 1 argument, got {arguments!r:.100}")
-    return _DEVICE_STATES.validate_python(arguments[0])
-
-
-_parse_welcome = _positional(Welcome, "connectionId")
-# Events that only need to be validated and handed on, by target name.
-_PASS_THROUGH_EVENTS: dict[str, Callable[[Any], HubEvent]] = {
-    "Log": _positional(ControlLogEvent, "sender", "logs"),
-    "OtaInstallStarted": _positional(OtaInstallStarted, "deviceId", "updateId", "version"),
-    "OtaInstallProgress": _positional(
-        OtaInstallProgress, "deviceId", "updateId", "task", "progress"
-    ),
-    "OtaInstallFailed": _positional(OtaInstallFailed, "deviceId", "updateId", "fatal", "message"),
-    "OtaRollback": _positional(OtaRollback, "deviceId", "updateId"),
-    "OtaInstallSucceeded": _positional(OtaInstallSucceeded, "deviceId", "updateId"),
-}
-_parse_device_update = _positional(DeviceUpdate, "deviceId", "type")
-
-
-# --- State kept from events ----------------------------------------------------------------------
-
-
-class DeviceTracker:
-    """Per-device online state, following the server's reconnect rule.
-
-    After a reconnect the server sends a snapshot of the devices online *now* and never replays
-    what was missed. So on ``Welcome`` every device is marked offline, the snapshot is applied,
-    and the changes reported compare with the state known before the connection was lost. It
-    knows only devices seen by this process: the hub publishes ``DeviceSnapshotApplied`` after
-    each snapshot for subscribers that keep state longer (the feeds, across restarts).
-    """
-
-    def __init__(self) -> None:
-        self._states: dict[UUID, DeviceState] = {}
-        self._before_snapshot: dict[UUID, DeviceState] | None = None
-
-    def get(self, device_id: UUID) -> DeviceState:
-        return self._states.get(device_id, DeviceState(online=False))
-
-    @property
-    def awaiting_snapshot(self) -> bool:
-        """A connection opened and its snapshot has not been applied yet."""
-        return self._before_snapshot is not None
-
-    def all(self) -> dict[UUID, DeviceState]:
-        return dict(self._states)
-
-    def expect_snapshot(self) -> None:
-        """A new connection: mark everything offline until the snapshot says otherwise."""
-        if self._before_snapshot is None:
-            self._before_snapshot = dict(self._states)
-        self._states = {
-            device_id: state.model_copy(update={"online": False})
-            for device_id, state in self._states.items()
-        }
-
-    def apply(self, reported: Sequence[DeviceOnlineState]) -> list[DeviceStatusChanged]:
-        before, self._before_snapshot = self._before_snapshot, None
-        if before is None:
-            return [self._set(s, previous=self._states.get(s.device)) for s in reported]
-
-        reported_ids = {s.device for s in reported}
-        vanished = [
-            DeviceStatusChanged(
-                device_id=device_id,
-                previous=state,
-                current=self._states[device_id],
-                from_snapshot=True,
-            )
-            for device_id, state in before.items()
-            if state.online and device_id not in reported_ids
-        ]
-        return vanished + [
-            self._set(s, previous=before.get(s.device), from_snapshot=True) for s in reported
-        ]
-
-    def _set(
-        self, state: DeviceOnlineState, previous: DeviceState | None, from_snapshot: bool = False
-    ) -> DeviceStatusChanged:
-        current = DeviceState(online=state.online, firmware_version=state.firmware_version)
-        self._states[state.device] = current
-        return DeviceStatusChanged(
-            device_id=state.device, previous=previous, current=current, from_snapshot=from_snapshot
-        )
-
-
-class _Subscriber:
-    """Delivers events to one callback, in order, on its own task: a slow or failing
-    subscriber never holds up the connection or the other subscribers."""
-
-    def __init__(self, callback: EventCallback) -> None:
-        self._callback = callback
-        self._queue: asyncio.Queue[HubEvent] = asyncio.Queue()
-        self._task = asyncio.create_task(self._deliver(), name="openshock-hub-subscriber")
-
-    def put(self, event: HubEvent) -> None:
-        self._queue.put_nowait(event)
-
-    async def close(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _deliver(self) -> None:
-        while True:
-            event = await self._queue.get()
-            try:
-                await self._callback(event)
-            except Exception:
-                _log.exception("An OpenShock event subscriber failed on %s", type(event).__name__)
-
-
-class _EventBus:
-    def __init__(self) -> None:
-        self._subscribers: list[_Subscriber] = []
-        self._waiters: list[tuple[Callable[[HubEvent], bool], asyncio.Future[Any]]] = []
-
-    def subscribe(self, callback: EventCallback) -> Callable[[], Awaitable[None]]:
-        subscriber = _Subscriber(callback)
-        self._subscribers.append(subscriber)
-
-        async def unsubscribe() -> None:
-            if subscriber in self._subscribers:
-                self._subscribers.remove(subscriber)
-                await subscriber.close()
-
-        return unsubscribe
-
-    def expect(self, matches: Callable[[HubEvent], bool]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        entry = (matches, future)
-        self._waiters.append(entry)
-        future.add_done_callback(lambda _: self._waiters.remove(entry))
-        return future
-
-    def publish(self, event: HubEvent) -> None:
-        for matches, future in list(self._waiters):
-            if not future.done() and _safely(matches, event):
-                future.set_result(event)
-        for subscriber in self._subscribers:
-            subscriber.put(event)
-
-    async def close(self) -> None:
-        subscribers, self._subscribers = self._subscribers, []
-        await asyncio.gather(*(s.close() for s in subscribers))
-        for _, future in list(self._waiters):
-            future.cancel()
-
-
-def _safely(matches: Callable[[HubEvent], bool], event: HubEvent) -> bool:
-    try:
-        return matches(event)
-    except Exception:
-        _log.exception("An OpenShock event predicate failed")
-        return False
-
-
-# --- The connection ------------------------------------------------------------------------------
 
 
 class HubConnection:
@@ -452,7 +81,8 @@ class HubConnection:
     Readable state: ``status``, ``connection_id``, ``devices``/``device_state()`` and
     ``shockers`` (the account's own and shared shockers, re-read over REST after every
     (re)connect and on ``DeviceUpdate``). Events are handed to ``subscribe()``rs and
-    ``expect()``/``next_event()`` waiters.
+    ``expect()``/``next_event()`` waiters; each subscriber may fall ``event_backlog`` events
+    behind before reading from the server waits for it (see ``event_bus``).
 
     One-shot: after ``stop()`` make a new one.
     """
@@ -468,6 +98,7 @@ class HubConnection:
         on_invalid: InvalidCallback | None = None,
         user_agent: str = USER_AGENT,
         name: str = "",
+        event_backlog: int = DEFAULT_EVENT_BACKLOG,
     ) -> None:
         self.hub_url = join_url(base_url, HUB_PATH)
         self.name = name or base_url
@@ -486,13 +117,23 @@ class HubConnection:
         self._connected_at: float | None = None  # loop time, for the backoff reset
 
         self._devices = DeviceTracker()
-        self._shockers: ShockerDirectory | None = None
-        self._events = _EventBus()
-        self._client: _HubClient | None = None
+        self._events = EventBus(
+            self.name,
+            backlog=event_backlog,
+            report_interval=self._timings.backlog_report_interval,
+        )
+        self._shockers = ShockerCache(
+            self.rest,
+            name=self.name,
+            timings=self._timings,
+            publish=self._events.publish,
+            connected=lambda: self.connected,
+            alive=lambda: not self._stopped and self._state is not HubState.INVALID,
+            on_token_revoked=self._token_revoked_while_open,
+        )
+        self._client: HubClient | None = None
         self._pending: set[asyncio.Future[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
-        self._refresh_task: asyncio.Task[None] | None = None
-        self._refresh_again = False
         self._stopped = False
 
     def __repr__(self) -> str:
@@ -528,7 +169,12 @@ class HubConnection:
     @property
     def shockers(self) -> ShockerDirectory | None:
         """The shocker lists from the last successful REST refresh (None before the first)."""
-        return self._shockers
+        return self._shockers.directory
+
+    @property
+    def event_backlog(self) -> int:
+        """The most events waiting for any one subscriber right now."""
+        return self._events.backlog
 
     # --- Lifecycle -----------------------------------------------------------------------------
 
@@ -544,13 +190,11 @@ class HubConnection:
         self._stopped = True
         # stop() may be called from the supervisor itself (an on_invalid callback that stops the
         # account): it ends on its own after that, and awaiting it here would wait forever.
-        current = asyncio.current_task()
-        tasks = [
-            t for t in (self._supervisor, self._refresh_task) if t is not None and t is not current
-        ]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not asyncio.current_task():
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
+        await self._shockers.stop()
         await self._events.close()
         if self._owns_rest:
             await self.rest.close()
@@ -581,7 +225,11 @@ class HubConnection:
 
     def subscribe(self, callback: EventCallback) -> Callable[[], Awaitable[None]]:
         """Call ``callback`` with every event, in order, on its own task. Returns an async
-        ``unsubscribe``."""
+        ``unsubscribe``.
+
+        A callback that falls ``event_backlog`` events behind pauses reading from the server
+        until it catches up, so it must not wait for this connection's own traffic (an
+        invocation's completion, a server event) while that far behind."""
         return self._events.subscribe(callback)
 
     def expect(
@@ -687,72 +335,7 @@ class HubConnection:
 
     async def refresh_shockers(self) -> ShockerDirectory:
         """Re-read the own and shared shocker lists now (raises the REST client's errors)."""
-        try:
-            own, shared = await asyncio.gather(
-                self.rest.get_own_shockers(), self.rest.get_shared_shockers()
-            )
-        except TokenRejected:
-            if (
-                asyncio.current_task() is not self._refresh_task
-                and not self._stopped
-                and self._state is not HubState.INVALID
-            ):
-                # Let the background refresh see it too: it ends the connection.
-                self._request_shocker_refresh()
-            raise
-        self._shockers = ShockerDirectory(own=own, shared=shared)
-        self._events.publish(ShockersRefreshed(shockers=self._shockers))
-        return self._shockers
-
-    def _request_shocker_refresh(self) -> None:
-        """Refresh in the background; requests made during a refresh coalesce into one more."""
-        if self._refresh_task is not None and not self._refresh_task.done():
-            self._refresh_again = True
-            return
-        self._refresh_task = asyncio.create_task(
-            self._refresh_in_background(), name=f"openshock-refresh {self.name}"
-        )
-
-    async def _refresh_in_background(self) -> None:
-        """Refresh until it succeeds: a failed refresh (429, 5xx, unreachable) is retried with
-        backoff for as long as the hub is connected, or the lists (None after a start) would
-        stay stale or missing, and with them everything that needs them (/stop, /panic). When
-        the connection drops meanwhile, the next ``Welcome`` asks for a refresh again. A 401
-        means the token was revoked: the connection ends as after a 401 on the upgrade."""
-        failures = 0
-        while True:
-            self._refresh_again = False
-            try:
-                await self.refresh_shockers()
-            except TokenRejected:
-                await self._token_revoked_while_open()
-                return
-            except Exception as error:
-                failures += 1
-                if not self.connected:
-                    _log.info("Could not refresh the shockers of %s: %s", self.name, error)
-                    return
-                delay = self._timings.backoff(failures - 1)
-                if isinstance(error, OpenShockError):
-                    _log.warning(
-                        "Could not refresh the shockers of %s: %s; retrying in %.1f s",
-                        self.name,
-                        error,
-                        delay,
-                    )
-                else:
-                    _log.exception(
-                        "Unexpected error refreshing the shockers of %s; retrying in %.1f s",
-                        self.name,
-                        delay,
-                    )
-                await asyncio.sleep(delay)
-                if not self.connected:
-                    return
-                continue
-            failures = 0
-            if not self._refresh_again:
-                return
+        return await self._shockers.refresh()
 
     async def _token_revoked_while_open(self) -> None:
         """REST answered 401 while the hub was open (the hub checks the token only when a
@@ -782,7 +365,7 @@ class HubConnection:
                 if isinstance(error, InvalidStatus) and error.response.status_code == 401:
                     await self._become_invalid()
                     return
-                reason = _describe_failure(error)
+                reason = describe_failure(error)
             lasted = self._connection_lost(reason)
             if lasted is not None and lasted >= self._timings.stable_after:
                 failures = 0
@@ -793,14 +376,14 @@ class HubConnection:
             await asyncio.sleep(delay)
 
     async def _run_one_connection(self) -> None:
-        client = _HubClient(self.hub_url, self._token, self._timings, self._user_agent)
+        client = HubClient(self.hub_url, self._token, self._timings, self._user_agent)
         handlers = {
-            "Welcome": self._handler("Welcome", _parse_welcome, self._on_welcome),
-            "DeviceStatus": self._handler("DeviceStatus", _parse_device_status, self._on_status),
-            "DeviceUpdate": self._handler("DeviceUpdate", _parse_device_update, self._on_update),
+            "Welcome": self._handler("Welcome", parse_welcome, self._on_welcome),
+            "DeviceStatus": self._handler("DeviceStatus", parse_device_status, self._on_status),
+            "DeviceUpdate": self._handler("DeviceUpdate", parse_device_update, self._on_update),
         }
-        for target, parse in _PASS_THROUGH_EVENTS.items():
-            handlers[target] = self._handler(target, parse, self._publish)
+        for target, parse in PASS_THROUGH_EVENTS.items():
+            handlers[target] = self._handler(target, parse, self._events.publish)
         for target, handler in handlers.items():
             client.on(target, handler)
         # Completion errors reach the invoking future via on_invocation; without an on_error
@@ -841,25 +424,22 @@ class HubConnection:
         self._devices.expect_snapshot()
         self._set_state(HubState.CONNECTED)
         _log.info("OpenShock hub %s connected", self.name)
-        self._events.publish(welcome)
-        self._events.publish(HubConnected(connection_id=welcome.connection_id))
-        self._request_shocker_refresh()  # DeviceUpdates may have been missed while away
+        self._shockers.request_refresh()  # DeviceUpdates may have been missed while away
+        await self._events.publish(welcome)
+        await self._events.publish(HubConnected(connection_id=welcome.connection_id))
 
     async def _on_status(self, states: list[DeviceOnlineState]) -> None:
         snapshot = self._devices.awaiting_snapshot
         for change in self._devices.apply(states):
-            self._events.publish(change)
+            await self._events.publish(change)
         if snapshot:
             # Devices this process never knew (e.g. online before a restart) got no event above.
             online = frozenset(s.device for s in states if s.online)
-            self._events.publish(DeviceSnapshotApplied(online=online))
+            await self._events.publish(DeviceSnapshotApplied(online=online))
 
     async def _on_update(self, update: DeviceUpdate) -> None:
-        self._events.publish(update)
-        self._request_shocker_refresh()
-
-    async def _publish(self, event: HubEvent) -> None:
-        self._events.publish(event)
+        self._shockers.request_refresh()
+        await self._events.publish(update)
 
     def _connection_lost(self, reason: str) -> float | None:
         """Record the failure; returns how long the connection had been up, if it was."""
@@ -870,7 +450,7 @@ class HubConnection:
         self._connected_at = None
         self._connection_id = None
         self._set_state(HubState.CONNECTING)
-        self._events.publish(HubDisconnected(reason=reason))
+        self._events.publish_nowait(HubDisconnected(reason=reason))
         return lasted
 
     async def _become_invalid(self) -> None:
@@ -898,20 +478,3 @@ class HubConnection:
 
 async def _ignore_completion_error(message: CompletionMessage) -> None:
     _log.debug("Hub invocation %s failed: %s", message.invocation_id, message.error)
-
-
-def _describe_failure(error: Exception) -> str:
-    """A short, token-free description of why a connection attempt ended."""
-    if isinstance(error, InvalidStatus):
-        return f"the server answered HTTP {error.response.status_code} to the connection request"
-    if isinstance(error, _ServerClosed):
-        return f"the server closed the connection ({error})"
-    if isinstance(error, _ServerSilent):
-        return str(error)
-    if isinstance(error, ConnectionClosed):
-        return "the connection was lost"
-    if isinstance(error, TimeoutError):
-        return "timed out while connecting"
-    if isinstance(error, OSError):
-        return f"cannot connect to the server ({error.strerror or type(error).__name__})"
-    return f"unexpected error: {type(error).__name__}: {error}"

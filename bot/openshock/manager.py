@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from bot.openshock.event_bus import DEFAULT_EVENT_BACKLOG
 from bot.openshock.hub import HubConnection, HubTimings
 from bot.openshock.models import HubEvent
-from bot.openshock.rest import USER_AGENT
+from bot.openshock.rest import USER_AGENT, client_session
 
 __all__ = ["AccountEventCallback", "AccountInvalidCallback", "HubAccount", "HubManager"]
 
@@ -29,7 +30,14 @@ class HubAccount:
 
 
 class HubManager:
-    """Owns one ``HubConnection`` per account and the HTTP session their REST clients share."""
+    """Owns one ``HubConnection`` per account and the HTTP session their REST clients share.
+
+    ``on_event`` gets every event of every account, in order per account. While it is
+    ``event_backlog`` events behind on an account, that account's connection drops the oldest
+    superseded events (OTA progress, device updates) and waits for it before reading more
+    (``event_bus``), so a flood cannot exhaust memory and no ``Log`` is lost: store what must
+    be kept in ``on_event`` before doing anything slow with it.
+    """
 
     def __init__(
         self,
@@ -38,11 +46,13 @@ class HubManager:
         on_invalid: AccountInvalidCallback | None = None,
         timings: HubTimings | None = None,
         user_agent: str = USER_AGENT,
+        event_backlog: int = DEFAULT_EVENT_BACKLOG,
     ) -> None:
         self._on_event = on_event
         self._on_invalid = on_invalid
         self._timings = timings
         self._user_agent = user_agent
+        self._event_backlog = event_backlog
         self._connections: dict[int, HubConnection] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -59,7 +69,7 @@ class HubManager:
         """Connect an account, replacing its existing connection (e.g. after a new token)."""
         await self.stop(account.account_id)
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = client_session()  # keeps no cookies: shared by every account
         account_id = account.account_id
 
         async def on_invalid(reason: str) -> None:
@@ -74,6 +84,7 @@ class HubManager:
             on_invalid=on_invalid,
             user_agent=self._user_agent,
             name=f"account {account_id}",
+            event_backlog=self._event_backlog,
         )
         if self._on_event is not None:
             on_event = self._on_event

@@ -21,8 +21,9 @@ from bot.openshock.errors import (
     TokenRejected,
 )
 from bot.openshock.models import OwnDevice, SelfUser, SharedOwner, TokenInfo
+from bot.openshock.servers import PublicOnlyResolver, is_public_address, literal_address
 
-__all__ = ["USER_AGENT", "OpenShockRest", "join_url"]
+__all__ = ["USER_AGENT", "OpenShockRest", "client_session", "join_url"]
 
 USER_AGENT = "openshock-discord-bot/0.1 (+https://github.com/openshock-discord-bot)"
 TOKEN_HEADER = "OpenShockToken"  # noqa: S105 - a header name, not a secret
@@ -53,11 +54,21 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def client_session(*, public_only: bool = False) -> aiohttp.ClientSession:
+    """An HTTP session for OpenShock requests. It keeps no cookies, so a session shared by many
+    accounts never carries one account's cookies into another's requests. With
+    ``public_only``, it connects only to hosts whose every address is public."""
+    connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver()) if public_only else None
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
 class OpenShockRest:
     """REST client for one account (one token).
 
-    Pass a shared ``session`` when many accounts are served (the caller then closes it);
-    without one, the client makes its own on first use and closes it in ``close()``.
+    Pass a shared ``session`` (from ``client_session``) when many accounts are served (the
+    caller then closes it); without one, the client makes its own on first use and closes it in
+    ``close()``. ``public_only`` (own session only) refuses hosts on non-public addresses, as
+    for a server allowed through OPENSHOCK_ALLOWED_SERVERS=*. Redirects are never followed.
     """
 
     def __init__(
@@ -70,8 +81,12 @@ class OpenShockRest:
         max_rate_limit_waits: int = 3,
         max_retry_after: float = 60.0,
         user_agent: str = USER_AGENT,
+        public_only: bool = False,
     ) -> None:
+        if public_only and session is not None:
+            raise ValueError("public_only needs the client's own session")
         self.base_url = base_url.rstrip("/")
+        self._public_only = public_only
         self._headers = {
             TOKEN_HEADER: token,
             "User-Agent": user_agent,
@@ -146,7 +161,7 @@ class OpenShockRest:
 
     def _session_for_request(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = client_session(public_only=self._public_only)
         return self._session
 
     async def _request(self, method: str, path: str, *, json: Any = None) -> Any:
@@ -165,10 +180,19 @@ class OpenShockRest:
 
     async def _send(self, method: str, url: str, json: Any) -> tuple[int, float | None, Any]:
         """One HTTP exchange: (status, Retry-After seconds, decoded body or None)."""
+        address = literal_address(url)
+        if self._public_only and address is not None and not is_public_address(address):
+            # aiohttp asks no resolver for an IP address: check it here, before connecting.
+            raise OpenShockUnreachable(f"{address} is not a public address")
         session = self._session_for_request()
         try:
             async with session.request(
-                method, url, headers=self._headers, json=json, timeout=self._timeout
+                method,
+                url,
+                headers=self._headers,
+                json=json,
+                timeout=self._timeout,
+                allow_redirects=False,  # the token must not follow a redirect anywhere else
             ) as response:
                 retry_after = _parse_retry_after(response.headers.get("Retry-After"))
                 body: Any = None
@@ -188,6 +212,8 @@ class OpenShockRest:
     def _interpret(self, status: int, body: Any) -> Any:
         if 200 <= status < 300:
             return body
+        if 300 <= status < 400:
+            raise OpenShockApiError(status, title="The server answered with a redirect")
         if status == 401:
             raise TokenRejected()
         raise self._api_error(status, body)

@@ -2,8 +2,8 @@
 encrypted, open (or close) the account's hub connection.
 
 The token never appears in a reply, a log line or an error message. It is registered with the
-log redactor (the second line of defence) once OpenShock has accepted it: a rejected token is no
-secret worth keeping, and registering every attempt would grow the redactor without bound.
+log redactor (the second line of defence) once OpenShock has accepted it, and only when it has the
+shape of a real OpenShock token; it is forgotten again when the account is unlinked or re-linked.
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bot.errors import UserError
-from bot.logs import redactor
+from bot.logs import OPENSHOCK_TOKEN, account_key, redactor
 from bot.openshock.errors import OpenShockError, OpenShockUnreachable, TokenRejected
 from bot.openshock.hub import HubConnection
 from bot.openshock.models import OwnDevice, SelfUser, SharedOwner, ShockerDirectory, TokenInfo
 from bot.openshock.rest import OpenShockRest
+from bot.openshock.servers import Reach, ServerPolicy
 from bot.storage import AccountLinkedElsewhere, Storage, UnlinkSummary
 from bot.storage.models import Account, AccountState
 
@@ -35,6 +36,7 @@ _TOKEN_SHAPE = re.compile(r"^[\x21-\x7e]{8,256}$")
 
 ConnectAccount = Callable[[Account], Awaitable[None]]
 StopAccount = Callable[[int], Awaitable[None]]
+AccountGone = Callable[[Account], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +114,19 @@ class AccountService:
         connect: ConnectAccount,
         stop: StopAccount,
         default_api_url: str,
+        servers: ServerPolicy | None = None,
         rest_timeout: float = 10.0,
+        on_unlinked: AccountGone | None = None,
     ) -> None:
         self.storage = storage
         self._connect = connect
         self._stop = stop
+        # Told once an account and its shares are deleted (halts what waited to fire, releases
+        # what the feeds held for it).
+        self._on_unlinked = on_unlinked
         self.default_api_url = default_api_url
+        # Which servers may be linked (OPENSHOCK_ALLOWED_SERVERS); by default only the default.
+        self.servers = servers or ServerPolicy.parse(default_api_url, "")
         self.rest_timeout = rest_timeout
         # One link at a time per Discord user: two quick submits must not race each other.
         # An entry lives only while someone holds or waits for it.
@@ -143,25 +152,28 @@ class AccountService:
         token = check_token_shape(token)
         url = normalize_api_url(api_url, self.default_api_url)
         async with self._one_at_a_time(discord_user_id):
-            user, own, shared, info, problem = await self._validate(token, url)
-            previous = await self.storage.accounts.by_discord_user(discord_user_id)
-            try:
-                account = await self.storage.accounts.link(
-                    discord_user_id=discord_user_id,
-                    openshock_user_id=str(user.id),
-                    openshock_name=user.name,
-                    api_url=url,
-                    token=token,
-                )
-            except AccountLinkedElsewhere:
-                raise UserError(
-                    f"The OpenShock account {user.name} is already linked by another Discord "
-                    "user; they have to run `/account unlink` before you can link it."
-                ) from None
-            if previous is not None and previous.id != account.id:
-                # Re-linked to a different OpenShock account: the old row (and connection) is gone.
-                await self._stop(previous.id)
-            await self._connect(account)
+            with self._redacted_while_linking(discord_user_id, token) as accepted:
+                user, own, shared, info, problem = await self._validate(token, url, accepted)
+                previous = await self.storage.accounts.by_discord_user(discord_user_id)
+                try:
+                    account = await self.storage.accounts.link(
+                        discord_user_id=discord_user_id,
+                        openshock_user_id=str(user.id),
+                        openshock_name=user.name,
+                        api_url=url,
+                        token=token,
+                    )
+                except AccountLinkedElsewhere:
+                    raise UserError(
+                        f"The OpenShock account {user.name} is already linked by another Discord "
+                        "user; they have to run `/account unlink` before you can link it."
+                    ) from None
+                if previous is not None and previous.id != account.id:
+                    # Re-linked to a different OpenShock account: its old row and connection
+                    # are gone.
+                    await self._stop(previous.id)
+                    redactor.forget(account_key(previous.id))
+                await self._connect(account)
         log.info(
             "Discord user %d linked OpenShock account %s (account id %d)",
             discord_user_id,
@@ -170,40 +182,70 @@ class AccountService:
         )
         return LinkResult(account, user, own, shared, info, problem, previous is not None)
 
+    @contextlib.contextmanager
+    def _redacted_while_linking(
+        self, discord_user_id: int, token: str
+    ) -> Iterator[Callable[[], None]]:
+        """While a link runs, the token is redacted once OpenShock accepted it (call the
+        yielded function then); afterwards the account's own registration (made when its hub
+        connection starts) is what keeps it redacted."""
+        key = f"link by {discord_user_id}"
+
+        def accepted() -> None:
+            redactor.remember(key, token, OPENSHOCK_TOKEN)
+
+        try:
+            yield accepted
+        finally:
+            redactor.forget(key)
+
     async def _validate(
-        self, token: str, url: str
+        self, token: str, url: str, accepted: Callable[[], None]
     ) -> tuple[SelfUser, list[OwnDevice], list[SharedOwner], TokenInfo | None, str | None]:
-        async with OpenShockRest(url, token, timeout=self.rest_timeout) as rest:
+        reach = self.servers.reach(url)
+        if reach is None:
+            log.info("Link to %s refused: not an allowed OpenShock server", url)
+            raise UserError(
+                "This bot does not link accounts on that server: leave the server URL empty "
+                f"for {self.default_api_url}, or ask the bot's operator which servers it accepts."
+            )
+        public_only = reach is Reach.PUBLIC_ONLY
+        async with OpenShockRest(
+            url, token, timeout=self.rest_timeout, public_only=public_only
+        ) as rest:
             try:
                 user = await rest.get_self()
-                redactor.register(token)  # accepted: from now on a secret worth redacting
+                accepted()  # from now on a secret worth redacting
             except TokenRejected:
                 raise UserError(
                     "OpenShock rejected that API token: check that you copied all of it, and "
                     "that it has not expired or been revoked."
                 ) from None
             except OpenShockUnreachable as error:
-                raise UserError(
-                    f"The OpenShock server at {url} could not be reached ({error.reason}); "
-                    "check the server URL, or try again later."
-                ) from None
+                # One sentence whatever the cause (closed port, refused address, timeout):
+                # the reply must not tell a prober which hosts and ports exist.
+                log.info("Link to %s: server unreachable (%s)", url, error.reason)
+                raise UserError(_unreachable(url)) from None
             except OpenShockError as error:
+                # The server's own words (problem title and detail) go to the log only.
+                log.info("Link to %s: the token check failed: %r", url, str(error))
                 raise UserError(
-                    f"The server at {url} did not accept the token check ({error}); "
-                    "is it an OpenShock API server?"
+                    f"The server at {url} did not answer like an OpenShock API server; check "
+                    "the server URL."
                 ) from None
             info: TokenInfo | None = None
             problem: str | None = None
             try:
                 info = await rest.get_token_info()
             except OpenShockError as error:
-                problem = str(error)
+                log.info("Link to %s: the token's permissions were not read: %r", url, str(error))
+                problem = "the server did not say."
             try:
                 own, shared = await asyncio.gather(
                     rest.get_own_shockers(), rest.get_shared_shockers()
                 )
             except OpenShockError as error:
-                log.warning("Could not read the shockers of a newly linked account: %s", error)
+                log.warning("Could not read the shockers of a newly linked account: %r", str(error))
                 own, shared = [], []
         return user, own, shared, info, problem
 
@@ -213,11 +255,21 @@ class AccountService:
         if account is None:
             raise UserError("You have no linked OpenShock account.")
         await self._stop(account.id)
+        redactor.forget(account_key(account.id))
         summary = await self.storage.accounts.unlink(discord_user_id)
         if summary is None:  # unlinked concurrently
             raise UserError("You have no linked OpenShock account.")
         log.info("Discord user %d unlinked OpenShock account id %d", discord_user_id, account.id)
+        if self._on_unlinked is not None:
+            self._on_unlinked(account)
         return account, summary
+
+
+def _unreachable(url: str) -> str:
+    return (
+        f"The OpenShock server at {url} could not be reached; check the server URL, or try "
+        "again later."
+    )
 
 
 async def require_account(storage: Storage, discord_user_id: int) -> Account:

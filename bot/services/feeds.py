@@ -1,9 +1,9 @@
-"""Feeds: hub events are written to SQLite on receipt and posted to feed channels from there.
+"""Feeds, publishing: pending deliveries are posted to feed channels from the store.
 
-`FeedRecorder` turns each hub event into a stored event with one delivery per feed channel that
-should see it (one transaction), then wakes the publisher. `FeedPublisher` posts pending
-deliveries channel by channel and marks them posted, so a Discord outage or a restart delays
-posts and never drops them:
+`FeedService` (`feed_service.py`) ties the feeds together; `FeedRecorder` (`feed_recorder.py`)
+stores each hub event with one delivery per feed channel that should see it, then wakes the
+publisher. `FeedPublisher` (here) posts pending deliveries channel by channel and marks them
+posted, so a Discord outage or a restart delays posts and never drops them:
 
 - each channel has its own worker, so a slow or broken channel never holds up the others;
 - a worker waits a short batching window, then combines consecutive events of one kind into one
@@ -20,14 +20,13 @@ posts and never drops them:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from uuid import UUID
 
 import aiohttp
 import discord
@@ -37,369 +36,28 @@ from bot.domain.feed_render import (
     COLOUR_DEVICES,
     ControlsEntry,
     DeviceChange,
-    LoggedControl,
     OtaEvent,
-    OtaPhase,
     Post,
     fold_ota,
-    inert,
     pack_lines,
     render_controls,
     render_device_change,
     render_ota,
 )
-from bot.openshock.hub import HubConnection
-from bot.openshock.models import (
-    ControlLogEvent,
-    DeviceSnapshotApplied,
-    DeviceState,
-    DeviceStatusChanged,
-    HubEvent,
-    OtaInstallFailed,
-    OtaInstallProgress,
-    OtaInstallStarted,
-    OtaInstallSucceeded,
-    OtaRollback,
-    ShockerDirectory,
-    ShockersRefreshed,
-)
+from bot.logs import describe_network_error
+from bot.services.feed_discord import ALLOWED_MENTIONS, DiscordPort, tell_admins
+from bot.services.feed_timings import FeedTimings
 from bot.storage import Storage
-from bot.storage.feeds import Delivery
-from bot.storage.models import FeedDelivery, FeedKind
-from bot.storage.models import HubEvent as StoredEvent
+from bot.storage.feed_payloads import StoredOtaV1, UnreadablePayload, read_payload
+from bot.storage.models import FeedDelivery, FeedKind, StoredHubEvent
 
-if TYPE_CHECKING:
-    from bot.client import OpenShockBot
-
-__all__ = ["DEFAULT_TIMINGS", "FeedPublisher", "FeedRecorder", "FeedService", "FeedTimings"]
+__all__ = ["FeedPublisher"]
 
 log = logging.getLogger(__name__)
-
-# Stored event kinds (hub_events.kind).
-KIND_CONTROLS = "controls"
-KIND_DEVICE = "device"
-KIND_OTA = "ota"
-
-OtaHubEvent = (
-    OtaInstallStarted | OtaInstallProgress | OtaInstallFailed | OtaRollback | OtaInstallSucceeded
-)
-
-
-@dataclass(frozen=True)
-class FeedTimings:
-    """Every delay the feeds use, so tests can shrink them."""
-
-    batch_window: float = 1.5  # wait this long for more events before a channel's next post
-    edit_interval: float = 2.0  # at most one edit of an update message per interval
-    retry_initial: float = 2.0  # backoff after a 5xx, a network error or a 429 that got through
-    retry_max: float = 60.0
-    poll_interval: float = 30.0  # look for pending deliveries even without a wake-up
-    prune_interval: float = 3600.0
-    directory_wait: float = 5.0  # how long to wait for an account's shocker list to load
-    device_dedupe: float = 60.0  # same device change seen through two accounts: post it once
-
-    def backoff(self, failures: int) -> float:
-        ceiling = min(self.retry_max, self.retry_initial * 2.0 ** max(0, failures - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-# Tests replace this (before the bot is built) to make the feeds fast.
-DEFAULT_TIMINGS = FeedTimings()
-
-ALLOWED_MENTIONS = discord.AllowedMentions.none()
 
 
 def _new_nonce() -> str:
     return secrets.token_hex(10)  # Discord allows 25 characters
-
-
-class FeedService:
-    """The feeds of one bot: `on_hub_event` is its hub listener; `start`/`stop` its lifecycle."""
-
-    def __init__(self, bot: OpenShockBot, timings: FeedTimings | None = None) -> None:
-        self.timings = timings or DEFAULT_TIMINGS
-        self.publisher = FeedPublisher(bot, bot.storage, self.timings, bot.settings)
-        self.recorder = FeedRecorder(
-            bot.storage, bot.hubs.get, self.timings, on_stored=self.publisher.wake
-        )
-
-    async def on_hub_event(self, account_id: int, event: HubEvent) -> None:
-        await self.recorder.record(account_id, event)
-
-    def start(self) -> None:
-        self.publisher.start()
-
-    async def stop(self) -> None:
-        await self.publisher.stop()
-
-
-# --- Recording ---------------------------------------------------------------------------------
-
-
-class FeedRecorder:
-    """Hub event → stored event with its deliveries, before anything is posted."""
-
-    def __init__(
-        self,
-        storage: Storage,
-        hub_of: _HubLookup,
-        timings: FeedTimings,
-        *,
-        on_stored: _Callback,
-    ) -> None:
-        self.storage = storage
-        self._hub_of = hub_of
-        self._timings = timings
-        self._on_stored = on_stored
-        # (guild, device) -> (state, when) of the last device change routed there.
-        self._recent_device_posts: dict[tuple[int, str], tuple[tuple[bool, str | None], float]] = {}
-
-    async def record(self, account_id: int, event: HubEvent) -> None:
-        if isinstance(event, ControlLogEvent):
-            await self._record_controls(account_id, event)
-        elif isinstance(event, DeviceStatusChanged):
-            await self._record_device(account_id, event)
-        elif isinstance(event, DeviceSnapshotApplied):
-            await self._record_absent_devices(account_id, event)
-        elif isinstance(
-            event,
-            OtaInstallStarted
-            | OtaInstallProgress
-            | OtaInstallFailed
-            | OtaRollback
-            | OtaInstallSucceeded,
-        ):
-            await self._record_ota(account_id, event)
-
-    async def _store(
-        self, account_id: int, kind: str, payload: str, deliveries: Sequence[Delivery]
-    ) -> None:
-        await self.storage.events.store(account_id, kind, payload, deliveries)
-        if deliveries:
-            self._on_stored({channel_id for _, _, channel_id in deliveries})
-
-    async def _feeds(self, kind: FeedKind, guild_ids: set[int]) -> list[Delivery]:
-        feeds = await self.storage.feeds.enabled_in(kind, guild_ids)
-        return [(feed.guild_id, feed.kind, feed.channel_id) for feed in feeds]
-
-    # -- controls -------------------------------------------------------------------------------
-
-    async def _record_controls(self, account_id: int, event: ControlLogEvent) -> None:
-        hub = self._hub_of(account_id)
-        # Our own controls come from this account's connection (the id changes on reconnect, so
-        # it is decided now, not when posting).
-        from_bot = (
-            hub is not None
-            and hub.connection_id is not None
-            and event.sender.connection_id == hub.connection_id
-        )
-        by_guild: dict[int, list[str]] = {}
-        for shocker_id in dict.fromkeys(str(log_.shocker.id) for log_ in event.logs):
-            for guild_id in await self._guilds_sharing(account_id, shocker_id):
-                by_guild.setdefault(guild_id, []).append(shocker_id)
-        deliveries = await self._feeds(FeedKind.CONTROLS, set(by_guild)) if by_guild else []
-        if not deliveries:
-            return  # no controls feed shows these shockers: nothing to post, nothing to keep
-        account = await self.storage.accounts.get(account_id)
-        entry = ControlsEntry(
-            sender_name=event.sender.name,
-            custom_name=event.sender.custom_name,
-            from_bot=from_bot,
-            wearer_id=account.discord_user_id if account is not None else None,
-            controls=[
-                LoggedControl(
-                    shocker_id=str(log_.shocker.id),
-                    shocker_name=log_.shocker.name,
-                    type=int(log_.type),
-                    intensity=log_.intensity,
-                    duration_ms=log_.duration,
-                    executed_at=log_.executed_at.timestamp(),
-                )
-                for log_ in event.logs
-            ],
-            shockers_by_guild=by_guild,
-        )
-        await self._store(account_id, KIND_CONTROLS, entry.model_dump_json(), deliveries)
-
-    # -- devices --------------------------------------------------------------------------------
-
-    async def _record_device(self, account_id: int, event: DeviceStatusChanged) -> None:
-        device_id = str(event.device_id)
-        known = (await self.storage.device_states.of_account(account_id)).get(device_id)
-        hub = self._hub_of(account_id)
-        directory = hub.shockers if hub is not None else None
-        name = _device_name(directory, event.device_id) or (known.device_name if known else None)
-
-        if known is not None:
-            online_before: bool | None = known.online
-            firmware_before = known.firmware_version
-        elif event.from_snapshot:
-            # First sighting (just linked): nothing to compare with, nothing to post.
-            online_before, firmware_before = None, None
-        elif event.previous is not None:
-            online_before = event.previous.online
-            firmware_before = event.previous.firmware_version
-        else:
-            # A live status for a device never seen: the server only sends those on a change.
-            online_before, firmware_before = not event.current.online, None
-        # Offline reports may carry no firmware: keep the one we know.
-        firmware = event.current.firmware_version or firmware_before
-        await self.storage.device_states.save(
-            account_id,
-            device_id,
-            online=event.current.online,
-            firmware_version=firmware,
-            device_name=name,
-        )
-        change = DeviceChange(
-            device_id=device_id,
-            device_name=name,
-            online_before=online_before,
-            online=event.current.online,
-            firmware_before=firmware_before,
-            firmware=firmware,
-            at=time.time(),
-        )
-        if not (change.online_changed or change.firmware_changed):
-            return
-        if directory is None:  # right after a start: the lists may still be loading
-            directory = await self._directory(account_id)
-            if name is None and (name := _device_name(directory, event.device_id)) is not None:
-                change = change.model_copy(update={"device_name": name})
-        guilds = await self._guilds_of_device(account_id, directory, event.device_id)
-        guilds = self._not_yet_posted(guilds, device_id, (change.online, change.firmware))
-        deliveries = await self._feeds(FeedKind.DEVICES, guilds)
-        await self._store(account_id, KIND_DEVICE, change.model_dump_json(), deliveries)
-
-    async def _record_absent_devices(self, account_id: int, event: DeviceSnapshotApplied) -> None:
-        """After a connection's snapshot: a device stored online that the snapshot left out went
-        offline while we were not listening. The hub reports that only for devices it saw online
-        on an earlier connection of this process; after a restart it knows none, so compare with
-        what is stored (those the hub did report are stored offline by now: nothing to do)."""
-        stored = await self.storage.device_states.of_account(account_id)
-        online = {str(device_id) for device_id in event.online}
-        for device_id, state in stored.items():
-            if state.online and device_id not in online:
-                await self._record_device(
-                    account_id,
-                    DeviceStatusChanged(
-                        device_id=UUID(device_id),
-                        previous=None,
-                        current=DeviceState(online=False),
-                        from_snapshot=True,
-                    ),
-                )
-
-    def _not_yet_posted(
-        self, guilds: set[int], device_id: str, state: tuple[bool, str | None]
-    ) -> set[int]:
-        """A device shared with two linked accounts reports each change to both; post once."""
-        now = time.monotonic()
-        fresh = set()
-        for guild_id in guilds:
-            seen = self._recent_device_posts.get((guild_id, device_id))
-            if (
-                seen is not None
-                and seen[0] == state
-                and now - seen[1] < self._timings.device_dedupe
-            ):
-                continue
-            self._recent_device_posts[(guild_id, device_id)] = (state, now)
-            fresh.add(guild_id)
-        return fresh
-
-    # -- firmware updates -----------------------------------------------------------------------
-
-    async def _record_ota(self, account_id: int, event: OtaHubEvent) -> None:
-        directory = await self._directory(account_id)
-        ota = OtaEvent(
-            phase=_ota_phase(event),
-            device_id=str(event.device_id),
-            device_name=_device_name(directory, event.device_id),
-            update_id=event.update_id,
-            version=event.version if isinstance(event, OtaInstallStarted) else None,
-            task=int(event.task) if isinstance(event, OtaInstallProgress) else None,
-            percent=event.percent if isinstance(event, OtaInstallProgress) else None,
-            fatal=event.fatal if isinstance(event, OtaInstallFailed) else None,
-            message=event.message if isinstance(event, OtaInstallFailed) else None,
-            at=time.time(),
-        )
-        guilds = await self._guilds_of_device(account_id, directory, event.device_id)
-        deliveries = await self._feeds(FeedKind.UPDATES, guilds)
-        await self._store(account_id, KIND_OTA, ota.model_dump_json(), deliveries)
-
-    # -- helpers --------------------------------------------------------------------------------
-
-    async def _directory(self, account_id: int) -> ShockerDirectory | None:
-        """The account's shocker lists; right after a (re)start wait briefly for the first load
-        (the device status snapshot arrives before the lists)."""
-        hub = self._hub_of(account_id)
-        if hub is None:
-            return None
-        if hub.shockers is not None:
-            return hub.shockers
-        waiter = hub.expect(ShockersRefreshed)
-        try:
-            if hub.shockers is not None:  # loaded meanwhile
-                return hub.shockers
-            refreshed = await asyncio.wait_for(waiter, self._timings.directory_wait)
-            return refreshed.shockers
-        except TimeoutError:
-            log.warning("Shocker list of account %d not loaded; feed routing skipped", account_id)
-            return None
-        finally:
-            waiter.cancel()
-
-    async def _guilds_sharing(self, account_id: int, shocker_id: str) -> set[int]:
-        """The guilds where the receiving account itself shared the shocker.
-
-        Sharing in a guild is its wearer's consent to that guild's feeds. A shocker can also be
-        shared in a guild by another linked account that it reached through an OpenShock share:
-        what this account receives about it must not appear there, as its owner never agreed.
-        """
-        return {
-            share.guild_id
-            for share in await self.storage.shares.of_shocker(shocker_id)
-            if share.account_id == account_id
-        }
-
-    async def _guilds_of_device(
-        self, account_id: int, directory: ShockerDirectory | None, device_id: UUID
-    ) -> set[int]:
-        """The guilds where the account shared a shocker of the device (see _guilds_sharing);
-        a guild where another account shared one gets that account's own reports."""
-        if directory is None:
-            return set()
-        guilds: set[int] = set()
-        for shocker in directory.all():
-            if shocker.device_id == device_id:
-                guilds |= await self._guilds_sharing(account_id, str(shocker.id))
-        return guilds
-
-
-def _device_name(directory: ShockerDirectory | None, device_id: UUID) -> str | None:
-    if directory is None:
-        return None
-    for device in directory.own:
-        if device.id == device_id:
-            return device.name
-    for owner in directory.shared:
-        for shared in owner.devices:
-            if shared.id == device_id:
-                return shared.name
-    return None
-
-
-def _ota_phase(event: OtaHubEvent) -> OtaPhase:
-    if isinstance(event, OtaInstallStarted):
-        return OtaPhase.STARTED
-    if isinstance(event, OtaInstallProgress):
-        return OtaPhase.PROGRESS
-    if isinstance(event, OtaInstallFailed):
-        return OtaPhase.FAILED
-    if isinstance(event, OtaRollback):
-        return OtaPhase.ROLLBACK
-    return OtaPhase.SUCCEEDED
 
 
 # --- Publishing --------------------------------------------------------------------------------
@@ -421,7 +79,16 @@ class _UnknownMessage(Exception):
     """The message to edit was deleted."""
 
 
-Pending = tuple[FeedDelivery, StoredEvent]
+Pending = tuple[FeedDelivery, StoredHubEvent]
+
+
+@dataclass(slots=True)
+class _Edit:
+    """The last write of an update's message: when (loop time), where, for which account."""
+
+    at: float
+    channel_id: int
+    account_id: int
 
 
 class FeedPublisher:
@@ -429,23 +96,29 @@ class FeedPublisher:
 
     def __init__(
         self,
-        bot: discord.Client,
+        discord_: DiscordPort,
         storage: Storage,
         timings: FeedTimings,
-        settings: _RetentionSettings,
+        *,
+        retention_days: int,
+        on_sweep: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.bot = bot
+        self.discord = discord_
         self.storage = storage
         self.timings = timings
-        self.retention_days = settings.feed_retention_days
+        self.retention_days = retention_days
+        self._on_sweep = on_sweep
         self._wakeup = asyncio.Event()
         # What the next round looks at: every channel with pending deliveries (a query), or
         # just the channels the recorder named (no query: it runs once per stored event).
         self._rescan = True
         self._woken: set[int] = set()
         self._task: asyncio.Task[None] | None = None
+        # One worker per channel with something pending, and the lock it holds while it reads
+        # and posts (a feed moving away waits for it); both leave when the worker ends.
         self._workers: dict[int, asyncio.Task[None]] = {}
-        self._last_edit: dict[int, float] = {}  # message id -> loop time of its last write
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._last_edit: dict[int, _Edit] = {}  # update message id -> its last write
         self._next_prune = 0.0
 
     def start(self) -> None:
@@ -478,6 +151,8 @@ class FeedPublisher:
                 if loop.time() >= self._next_prune:
                     self._next_prune = loop.time() + self.timings.prune_interval
                     await self.prune()
+                    if self._on_sweep is not None:
+                        await self._on_sweep()
                 # A running worker reads its channel again before it stops, and a stopping
                 # worker asks for a rescan, so a named channel only needs a worker if it has
                 # none; the query runs at start, on a poll and when a worker stops.
@@ -503,6 +178,51 @@ class FeedPublisher:
             log.info("Pruned %d feed events older than %d days", pruned, self.retention_days)
         return pruned
 
+    # -- what is kept in memory -------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def posting_in(self, channel_id: int) -> AsyncIterator[None]:
+        """Hold the channel's worker between two posts (it holds this while it reads and posts),
+        so its pending deliveries can be moved without one being posted here meanwhile."""
+        lock = self._locks.setdefault(channel_id, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if channel_id not in self._workers and not lock.locked():
+                self._locks.pop(channel_id, None)
+
+    def release(self, channel_ids: Iterable[int]) -> None:
+        """These channels carry no feed any more: end their workers and forget their update
+        messages. A worker between posts stops now; one posting stops after this post, as it
+        then finds nothing pending (what the feed had pending is dropped or moved first)."""
+        for channel_id in channel_ids:
+            worker = self._workers.get(channel_id)
+            lock = self._locks.get(channel_id)
+            if worker is not None and not (lock is not None and lock.locked()):
+                worker.cancel()
+            self.forget_edits(channel_id=channel_id)
+
+    def forget_edits(self, *, channel_id: int | None = None, account_id: int | None = None) -> None:
+        for message_id, edit in list(self._last_edit.items()):
+            if edit.channel_id == channel_id or edit.account_id == account_id:
+                del self._last_edit[message_id]
+
+    def forget_expired(self) -> None:
+        """An edit older than the edit interval throttles nothing: let it go (an update that
+        never finished, e.g. its device went away, would otherwise stay here)."""
+        now = asyncio.get_running_loop().time()
+        for message_id, edit in list(self._last_edit.items()):
+            if now - edit.at >= self.timings.edit_interval:
+                del self._last_edit[message_id]
+
+    def in_memory(self) -> tuple[set[int], set[int], set[int]]:
+        """Channels with a worker, channels with a lock, update messages with an edit time."""
+        return set(self._workers), set(self._locks), set(self._last_edit)
+
+    def accounts_in_memory(self) -> set[int]:
+        return {edit.account_id for edit in self._last_edit.values()}
+
     # -- one channel ----------------------------------------------------------------------------
 
     async def _work(self, channel_id: int) -> None:
@@ -516,7 +236,8 @@ class FeedPublisher:
                         return
                     failures = 0
                 except _ChannelGone as gone:
-                    await self._disable(channel_id, gone.reason)
+                    async with self.posting_in(channel_id):  # not released halfway through
+                        await self._disable(channel_id, gone.reason)
                     return
                 except _RetryLater as error:
                     failures += 1
@@ -532,17 +253,23 @@ class FeedPublisher:
             log.exception("Feed channel %d: unexpected failure; will retry", channel_id)
             await asyncio.sleep(self.timings.backoff(1))
         finally:
+            if self._workers.get(channel_id) is asyncio.current_task():
+                del self._workers[channel_id]
+                lock = self._locks.get(channel_id)
+                if lock is not None and not lock.locked():
+                    del self._locks[channel_id]
             # Whatever arrived while this worker was finishing gets a new worker.
             self.wake()
 
     async def _post_pending(self, channel_id: int) -> bool:
         """Post the channel's next message (False when nothing is pending). The page read is
         dropped on return, so the worker holds no rows while it waits for its next post."""
-        pending = await self.storage.events.pending_in(channel_id, _PENDING_PAGE)
-        if not pending:
-            return False
-        await self._post_next(channel_id, pending)
-        return True
+        async with self.posting_in(channel_id):
+            pending = await self.storage.events.pending_in(channel_id, _PENDING_PAGE)
+            if not pending:
+                return False
+            await self._post_next(channel_id, pending)
+            return True
 
     async def _post_next(self, channel_id: int, pending: list[Pending]) -> None:
         pending = await self._still_wanted(channel_id, pending)
@@ -560,7 +287,8 @@ class FeedPublisher:
             await self._create(channel_id, self._next_batch(pending), None)
 
     async def _still_wanted(self, channel_id: int, pending: list[Pending]) -> list[Pending]:
-        """Drop deliveries whose feed was removed, moved to another channel, or disabled."""
+        """Drop deliveries whose feed is no longer here (removed, or disabled since). A feed
+        moved to another channel took its pending deliveries along (`FeedRepository.set`)."""
         guilds = {d.guild_id for d, _ in pending}
         wanted: set[tuple[int, FeedKind]] = set()
         for guild_id in guilds:
@@ -588,16 +316,16 @@ class FeedPublisher:
             size += len(text) + 1
         return batch
 
-    def _lines(self, delivery: FeedDelivery, event: StoredEvent) -> str:
+    def _lines(self, delivery: FeedDelivery, event: StoredHubEvent) -> str:
         try:
-            if event.kind == KIND_CONTROLS:
-                entry = ControlsEntry.model_validate_json(event.payload)
-                return pack_lines(render_controls(entry, delivery.guild_id), _ENTRY_BUDGET)
-            if event.kind == KIND_DEVICE:
-                change = DeviceChange.model_validate_json(event.payload)
-                return pack_lines(render_device_change(change), _ENTRY_BUDGET)
-        except ValueError:
+            shown = read_payload(event.kind, event.payload).to_render()
+        except UnreadablePayload:
             log.exception("Stored feed event %d is unreadable; skipping it", event.id)
+            return ""
+        if isinstance(shown, ControlsEntry):
+            return pack_lines(render_controls(shown, delivery.guild_id), _ENTRY_BUDGET)
+        if isinstance(shown, DeviceChange):
+            return pack_lines(render_device_change(shown), _ENTRY_BUDGET)
         return ""
 
     def _embed_for(self, batch: list[Pending]) -> discord.Embed | None:
@@ -646,7 +374,8 @@ class FeedPublisher:
         message_id = await self.storage.events.posted_message(channel_id, [e.id for e in history])
         if message_id is not None:
             loop = asyncio.get_running_loop()
-            since = loop.time() - self._last_edit.get(message_id, float("-inf"))
+            last = self._last_edit.get(message_id)
+            since = loop.time() - last.at if last is not None else float("inf")
             if not view.finished and since < self.timings.edit_interval:
                 # Let more progress arrive; the next round folds it into one edit.
                 await asyncio.sleep(self.timings.edit_interval - since)
@@ -660,7 +389,7 @@ class FeedPublisher:
                 if view.finished:
                     self._last_edit.pop(message_id, None)
                 else:
-                    self._last_edit[message_id] = loop.time()
+                    self._last_edit[message_id] = _Edit(loop.time(), channel_id, account_id)
                 return
         nonce = next((d.nonce for d, _ in group if d.nonce is not None), None)
         if nonce is None:
@@ -668,7 +397,8 @@ class FeedPublisher:
             await self.storage.events.set_nonce(ids, nonce)
         message = await self._send(channel_id, embed, nonce, ids)
         if message is not None:
-            self._last_edit[message.id] = asyncio.get_running_loop().time()
+            now = asyncio.get_running_loop().time()
+            self._last_edit[message.id] = _Edit(now, channel_id, account_id)
             await self.storage.events.mark_posted(ids, message.id)
 
     # -- Discord --------------------------------------------------------------------------------
@@ -676,7 +406,7 @@ class FeedPublisher:
     async def _send(
         self, channel_id: int, embed: discord.Embed, nonce: str, ids: list[int]
     ) -> discord.Message | None:
-        channel = self.bot.get_partial_messageable(channel_id)
+        channel = self.discord.channel(channel_id)
         try:
             return await channel.send(embed=embed, nonce=nonce, allowed_mentions=ALLOWED_MENTIONS)
         except discord.HTTPException as error:
@@ -688,10 +418,10 @@ class FeedPublisher:
             await self.storage.events.drop(ids)
             return None
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise _RetryLater(f"network error: {error!r}") from error
+            raise _RetryLater(f"network error: {describe_network_error(error)}") from error
 
     async def _edit(self, channel_id: int, message_id: int, embed: discord.Embed) -> None:
-        message = self.bot.get_partial_messageable(channel_id).get_partial_message(message_id)
+        message = self.discord.channel(channel_id).get_partial_message(message_id)
         try:
             await message.edit(embed=embed, allowed_mentions=ALLOWED_MENTIONS)
         except discord.NotFound as error:
@@ -702,7 +432,7 @@ class FeedPublisher:
             self._classify(error)
             log.error("Discord refused a feed edit in channel %d (%s)", channel_id, error)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise _RetryLater(f"network error: {error!r}") from error
+            raise _RetryLater(f"network error: {describe_network_error(error)}") from error
 
     @staticmethod
     def _classify(error: discord.HTTPException) -> None:
@@ -730,48 +460,19 @@ class FeedPublisher:
         for feed in feeds:
             by_guild.setdefault(feed.guild_id, []).append(feed.kind)
         for guild_id, kinds in by_guild.items():
-            await self._tell_admins(guild_id, channel_id, kinds, reason)
-
-    async def _tell_admins(
-        self, guild_id: int, channel_id: int, kinds: list[FeedKind], reason: str
-    ) -> None:
-        """One notice per disabled feed channel: a DM to the guild owner, or the server's system
-        channel when the owner takes no DMs."""
-        names = " and ".join(f"`{kind.value}`" for kind in kinds)
-        feeds = "feed" if len(kinds) == 1 else "feeds"
-        try:
-            guild = await self.bot.http.get_guild(guild_id)
-        except discord.HTTPException as error:
-            log.warning("Cannot tell guild %d about its lost feed channel: %s", guild_id, error)
-            return
-        text = (
-            f"I can no longer post in <#{channel_id}> on **{inert(guild['name'])}** "
-            f"({inert(reason, 500)}), so I stopped the {names} {feeds} there. "
-            "Give me View Channel, Send Messages and Embed Links in a channel and run "
-            "`/feed set` again to turn it back on."
-        )
-        try:
-            owner = await self.bot.fetch_user(int(guild["owner_id"]))
-            await owner.send(text, allowed_mentions=ALLOWED_MENTIONS)
-            return
-        except discord.HTTPException as error:
-            log.info("Could not DM the owner of guild %d: %s", guild_id, error)
-        system = guild.get("system_channel_id")
-        if system is not None and int(system) != channel_id:
-            try:
-                await self.bot.get_partial_messageable(int(system)).send(
-                    text, allowed_mentions=ALLOWED_MENTIONS
-                )
-            except discord.HTTPException as error:
-                log.warning("Could not tell guild %d about its feed channel: %s", guild_id, error)
+            await tell_admins(self.discord, guild_id, channel_id, kinds, reason)
 
 
-def _read_ota(event: StoredEvent) -> OtaEvent | None:
+def _read_ota(event: StoredHubEvent) -> OtaEvent | None:
     try:
-        return OtaEvent.model_validate_json(event.payload)
-    except ValueError:
+        stored = read_payload(event.kind, event.payload)
+    except UnreadablePayload:
         log.exception("Stored update event %d is unreadable; skipping it", event.id)
         return None
+    if not isinstance(stored, StoredOtaV1):
+        log.error("Stored event %d is not an update (%s); skipping it", event.id, event.kind)
+        return None
+    return stored.to_render()
 
 
 def _embed(post: Post) -> discord.Embed:
@@ -784,14 +485,3 @@ _ENTRY_BUDGET = 1500
 # Pending deliveries read per post: one post holds at most ~100 entries (the shortest line is
 # about 40 characters); reading more only makes objects the garbage collector has to walk.
 _PENDING_PAGE = 100
-
-
-# Small protocol-like aliases, kept loose to avoid importing the bot at run time.
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from bot.config import Settings
-
-    _HubLookup = Callable[[int], HubConnection | None]
-    _Callback = Callable[[set[int]], None]
-    _RetentionSettings = Settings

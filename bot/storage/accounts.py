@@ -97,7 +97,7 @@ class AccountRepository:
             )
         assert row is not None
         self._restrictions.bump()
-        return Account.from_row(row)  # type: ignore[no-any-return]
+        return Account.from_row(row)
 
     async def get(self, account_id: int) -> Account | None:
         row = await self._db.fetch_one("SELECT * FROM accounts WHERE id = ?", (account_id,))

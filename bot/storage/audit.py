@@ -27,6 +27,7 @@ _COLUMNS = (
     "effective_duration_ms",
     "outcome",
     "reason",
+    "origin",
 )
 
 
@@ -144,7 +145,7 @@ class AuditRepository:
         )
 
     # -- aggregates for /stats ------------------------------------------------------------------
-    # Counted by SQLite (GROUP BY), each from an index of migration 0004 that is in its GROUP BY
+    # Counted by SQLite (GROUP BY), each from an index of migration 0003 that is in its GROUP BY
     # order (no sort of the rows). They run on the reports connection, so that a long count
     # never holds up the reads of a control.
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -65,6 +67,7 @@ class Database:
         file = Path(path) if str(path) != ":memory:" else None
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(file)
         connection = await _connect(str(path))
         reader = reports = None
         try:
@@ -201,6 +204,18 @@ class Transaction:
 
     async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
         return await _fetch_all(self._conn, sql, params)
+
+
+def _owner_only(file: Path) -> None:
+    """Make the database file (and any -wal/-shm left from before) readable by its owner only,
+    before SQLite opens it. SQLite creates the -wal and -shm files with the database file's
+    permissions, so they are 0600 too; the tokens in them are encrypted, but the rest (who
+    shares what with whom) is nobody else's business."""
+    fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for path in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path, 0o600)
 
 
 async def _connect(path: str) -> aiosqlite.Connection:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.storage.database import Database
-from bot.storage.models import DeviceState, Feed, FeedDelivery, FeedKind, HubEvent
+from bot.storage.models import DeviceState, Feed, FeedDelivery, FeedKind, FeedSet, StoredHubEvent
 
 
 class FeedRepository:
@@ -15,21 +15,59 @@ class FeedRepository:
         self._db = db
 
     async def set(self, guild_id: int, kind: FeedKind, channel_id: int) -> Feed:
-        await self._db.execute(
-            "INSERT INTO feeds (guild_id, kind, channel_id, enabled, created_at)"
-            " VALUES (?, ?, ?, 1, ?) ON CONFLICT (guild_id, kind) DO UPDATE SET"
-            " channel_id = excluded.channel_id, enabled = 1, disabled_reason = NULL",
-            (guild_id, kind.value, channel_id, time.time()),
-        )
-        feed = await self.get(guild_id, kind)
-        assert feed is not None
-        return feed
+        return (await self.place(guild_id, kind, channel_id)).feed
 
-    async def remove(self, guild_id: int, kind: FeedKind) -> bool:
-        changed = await self._db.execute(
-            "DELETE FROM feeds WHERE guild_id = ? AND kind = ?", (guild_id, kind.value)
-        )
-        return changed > 0
+    async def place(self, guild_id: int, kind: FeedKind, channel_id: int) -> FeedSet:
+        """Post the feed in this channel. A feed moved from another channel takes what it had
+        pending there along (in the same transaction, so the old channel's worker never sees
+        them as unwanted); their nonces are cleared, as the new channel has seen none of them."""
+        async with self._db.transaction() as tx:
+            before = await tx.fetch_one(
+                "SELECT channel_id FROM feeds WHERE guild_id = ? AND kind = ?",
+                (guild_id, kind.value),
+            )
+            await tx.execute(
+                "INSERT INTO feeds (guild_id, kind, channel_id, enabled, created_at)"
+                " VALUES (?, ?, ?, 1, ?) ON CONFLICT (guild_id, kind) DO UPDATE SET"
+                " channel_id = excluded.channel_id, enabled = 1, disabled_reason = NULL",
+                (guild_id, kind.value, channel_id, time.time()),
+            )
+            previous = int(before["channel_id"]) if before is not None else None
+            carried = 0
+            if previous is not None and previous != channel_id:
+                carried = await tx.execute(
+                    "UPDATE feed_deliveries SET channel_id = ?, nonce = NULL"
+                    " WHERE guild_id = ? AND kind = ? AND channel_id = ? AND state = 'pending'",
+                    (channel_id, guild_id, kind.value, previous),
+                )
+            row = await tx.fetch_one(
+                "SELECT * FROM feeds WHERE guild_id = ? AND kind = ?", (guild_id, kind.value)
+            )
+        assert row is not None
+        return FeedSet(feed=Feed.from_row(row), previous_channel_id=previous, carried=carried)
+
+    async def remove(self, guild_id: int, kind: FeedKind) -> Feed | None:
+        """Stop the feed and drop what it had pending; returns the feed that was removed."""
+        async with self._db.transaction() as tx:
+            row = await tx.fetch_one(
+                "SELECT * FROM feeds WHERE guild_id = ? AND kind = ?", (guild_id, kind.value)
+            )
+            if row is None:
+                return None
+            await tx.execute(
+                "DELETE FROM feeds WHERE guild_id = ? AND kind = ?", (guild_id, kind.value)
+            )
+            await tx.execute(
+                "UPDATE feed_deliveries SET state = 'dropped'"
+                " WHERE guild_id = ? AND kind = ? AND state = 'pending'",
+                (guild_id, kind.value),
+            )
+        return Feed.model_validate(dict(row))
+
+    async def channels(self) -> frozenset[int]:
+        """Every channel some feed posts in (enabled or not)."""
+        rows = await self._db.fetch_all("SELECT DISTINCT channel_id FROM feeds")
+        return frozenset(int(row["channel_id"]) for row in rows)
 
     async def get(self, guild_id: int, kind: FeedKind) -> Feed | None:
         row = await self._db.fetch_one(
@@ -68,7 +106,12 @@ class FeedRepository:
         return [Feed.from_row(row).model_copy(update={"enabled": False}) for row in rows]
 
 
-Delivery = tuple[int, FeedKind, int]  # (guild_id, kind, channel_id)
+class DeliveryTarget(NamedTuple):
+    """Where a stored event is to be posted: one feed of one guild."""
+
+    guild_id: int
+    kind: FeedKind
+    channel_id: int
 
 
 class EventRepository:
@@ -79,7 +122,7 @@ class EventRepository:
         self._db = db
 
     async def store(
-        self, account_id: int, kind: str, payload: str, deliveries: Sequence[Delivery]
+        self, account_id: int, kind: str, payload: str, deliveries: Sequence[DeliveryTarget]
     ) -> int:
         now = time.time()
         async with self._db.transaction() as tx:
@@ -98,7 +141,7 @@ class EventRepository:
             )
         return event_id
 
-    async def pending(self, limit: int = 500) -> list[tuple[FeedDelivery, HubEvent]]:
+    async def pending(self, limit: int = 500) -> list[tuple[FeedDelivery, StoredHubEvent]]:
         rows = await self._db.fetch_all(
             "SELECT d.*, e.account_id, e.kind AS event_kind, e.payload, e.received_at"
             " FROM feed_deliveries d JOIN hub_events e ON e.id = d.event_id"
@@ -109,7 +152,7 @@ class EventRepository:
 
     async def pending_in(
         self, channel_id: int, limit: int = 500
-    ) -> list[tuple[FeedDelivery, HubEvent]]:
+    ) -> list[tuple[FeedDelivery, StoredHubEvent]]:
         """One channel's pending deliveries, oldest first (a channel posts in order)."""
         rows = await self._db.fetch_all(
             "SELECT d.*, e.account_id, e.kind AS event_kind, e.payload, e.received_at"
@@ -134,7 +177,9 @@ class EventRepository:
                 [(delivery_id,) for delivery_id in delivery_ids],
             )
 
-    async def ota_history(self, account_id: int, device_id: str, update_id: int) -> list[HubEvent]:
+    async def ota_history(
+        self, account_id: int, device_id: str, update_id: int
+    ) -> list[StoredHubEvent]:
         """Every stored event of one firmware update (kind ``ota``), in the order received."""
         rows = await self._db.fetch_all(
             "SELECT * FROM hub_events WHERE account_id = ? AND kind = 'ota'"
@@ -142,7 +187,7 @@ class EventRepository:
             " AND json_extract(payload, '$.update_id') = ? ORDER BY id",
             (account_id, device_id, update_id),
         )
-        return [HubEvent.from_row(row) for row in rows]
+        return [StoredHubEvent.from_row(row) for row in rows]
 
     async def posted_message(self, channel_id: int, event_ids: Sequence[int]) -> int | None:
         """The latest message posted in the channel for any of these events."""
@@ -158,11 +203,11 @@ class EventRepository:
         return int(row["message_id"]) if row is not None else None
 
     @staticmethod
-    def _deliveries(rows: Iterable[Any]) -> list[tuple[FeedDelivery, HubEvent]]:
+    def _deliveries(rows: Iterable[Any]) -> list[tuple[FeedDelivery, StoredHubEvent]]:
         result = []
         for row in rows:
             data = dict(row)
-            event = HubEvent(
+            event = StoredHubEvent(
                 id=data["event_id"],
                 account_id=data.pop("account_id"),
                 kind=data.pop("event_kind"),
@@ -188,6 +233,13 @@ class EventRepository:
                 " WHERE id = ?",
                 [(message_id, now, delivery_id) for delivery_id in delivery_ids],
             )
+
+    async def drop_guild(self, guild_id: int) -> int:
+        """Give up on a guild's pending deliveries (the bot left it)."""
+        return await self._db.execute(
+            "UPDATE feed_deliveries SET state = 'dropped' WHERE guild_id = ? AND state = 'pending'",
+            (guild_id,),
+        )
 
     async def drop_channel(self, channel_id: int) -> int:
         """Give up on a channel's pending deliveries (the feed lost its channel)."""

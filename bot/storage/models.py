@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.domain.decision import GrantTarget
+from bot.domain.grants import GrantTarget
 
 
 class Row(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     @classmethod
-    def from_row(cls, row: Any) -> Any:
+    def from_row(cls, row: Any) -> Self:
         return cls.model_validate(dict(row))
 
 
@@ -66,6 +66,8 @@ class Share(Row):
 
 
 class Grant(Row):
+    """An admin's grant as stored (the decision reads it as a `domain.grants.GrantRule`)."""
+
     id: int
     guild_id: int
     target_kind: GrantTarget
@@ -136,6 +138,7 @@ class AuditEntry(Row):
     effective_duration_ms: int | None
     outcome: AuditOutcome
     reason: str | None
+    origin: str = "command"
 
 
 class NewAuditEntry(BaseModel):
@@ -154,9 +157,12 @@ class NewAuditEntry(BaseModel):
     effective_duration_ms: int | None = None
     outcome: AuditOutcome
     reason: str | None = None
+    origin: str = "command"  # services.control.Origin: which way the control came in
 
 
-class HubEvent(Row):
+class StoredHubEvent(Row):
+    """A hub event as stored for the feeds; `payload` is read with `bot.storage.feed_payloads`."""
+
     id: int
     account_id: int
     kind: str
@@ -181,6 +187,23 @@ class FeedDelivery(Row):
     message_id: int | None
     created_at: float
     posted_at: float | None
+
+
+class FeedSet(BaseModel):
+    """What `/feed set` changed: the feed, the channel it moved from, and how many pending
+    deliveries came along."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feed: Feed
+    previous_channel_id: int | None
+    carried: int
+
+    @property
+    def moved(self) -> bool:
+        return self.previous_channel_id is not None and self.previous_channel_id != (
+            self.feed.channel_id
+        )
 
 
 class DeviceState(Row):

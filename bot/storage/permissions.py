@@ -6,8 +6,20 @@ import time
 from collections.abc import Iterable
 
 from bot.domain.decision import GrantTarget
+from bot.errors import UserError
 from bot.storage.database import Database, RestrictionCounter
-from bot.storage.models import Grant, GuildSettings
+from bot.storage.models import Grant, GuildSettings, Share
+
+
+class ShockerNotShared(UserError):
+    """A grant for one shocker was asked for while that shocker is not (or no longer) shared in
+    the guild: an unshare got in between the admin's command and the write."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "That shocker is no longer shared in this server, so nothing was granted; "
+            "`/shockers list` shows what is."
+        )
 
 
 class GrantRepository:
@@ -29,9 +41,31 @@ class GrantRepository:
         allow_vibrate: bool,
         allow_sound: bool,
         created_by: int,
+        share: Share | None = None,
     ) -> Grant:
-        """Create the grant, or replace the one for the same target and shocker."""
+        """Create the grant, or replace the one for the same target and shocker.
+
+        A grant for one shocker is written only while the shocker is shared in the guild — by
+        ``share``, the very share the admin picked, when given — checked in the same transaction
+        as the write (raises ShockerNotShared otherwise). An unshare deletes the shocker's grants
+        in one transaction too, so no grant outlives its share to come back with the next one.
+        """
         async with self._db.transaction() as tx:
+            if shocker_id is not None or share is not None:
+                if share is not None:
+                    shocker_id = share.shocker_id
+                    found = await tx.fetch_one(
+                        "SELECT 1 FROM shares WHERE id = ? AND guild_id = ? AND shocker_id = ?"
+                        " AND wearer_id = ? AND created_at = ?",
+                        (share.id, guild_id, share.shocker_id, share.wearer_id, share.created_at),
+                    )
+                else:
+                    found = await tx.fetch_one(
+                        "SELECT 1 FROM shares WHERE guild_id = ? AND shocker_id = ?",
+                        (guild_id, shocker_id),
+                    )
+                if found is None:
+                    raise ShockerNotShared()
             await tx.execute(
                 "DELETE FROM grants WHERE guild_id = ? AND target_kind = ? AND target_id = ?"
                 " AND coalesce(shocker_id, '') = coalesce(?, '')",
@@ -59,7 +93,7 @@ class GrantRepository:
             row = await tx.fetch_one("SELECT * FROM grants WHERE id = ?", (grant_id,))
         assert row is not None
         self._restrictions.bump()
-        return Grant.from_row(row)  # type: ignore[no-any-return]
+        return Grant.from_row(row)
 
     async def revoke(
         self, guild_id: int, target_kind: GrantTarget, target_id: int, shocker_id: str | None

@@ -68,7 +68,7 @@ class ShareRepository:
             )
         assert row is not None
         self._restrictions.bump()
-        return Share.from_row(row)  # type: ignore[no-any-return]
+        return Share.from_row(row)
 
     async def control_context(
         self, guild_id: int, shocker_id: str, member_id: int

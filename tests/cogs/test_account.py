@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import socket
 from typing import Any
@@ -14,12 +15,16 @@ from bot.errors import UserError
 from bot.logs import REDACTED, redactor
 from bot.openshock.hub import HubState
 from bot.services.accounts import AccountService
+from bot.services.halts import Halt
 from bot.storage.models import AccountState
 from tests.fakes.discord_api import FakeUser as DiscordUser
 from tests.fakes.discord_api import InteractionRecord
 from tests.fakes.interactions import load_guild
 from tests.fakes.openshock_server import FakeUser as OpenShockUser
 from tests.harness import Harness
+from tests.production_log import ProductionLog, production_log
+
+__all__ = ["production_log"]
 
 
 @pytest.fixture
@@ -108,12 +113,98 @@ async def test_link_with_a_rejected_token_stores_nothing(harness: Harness) -> No
 async def test_link_to_an_unreachable_server_stores_nothing(
     harness: Harness, alice_os: OpenShockUser
 ) -> None:
-    alice = harness.discord_user("alice")
     url = f"http://127.0.0.1:{free_port()}"
+    await harness.restart(openshock_allowed_servers=url)  # listed exactly: may be loopback
+    alice = harness.discord_user("alice")
     reply = await link_via_modal(harness, alice, alice_os.token, server=url)
-    assert f"The OpenShock server at {url} could not be reached" in reply.text
+    assert reply.text == unreachable(url)
     assert await harness.storage.accounts.by_discord_user(alice.id) is None
     assert len(harness.bot.hubs) == 0
+
+
+def unreachable(url: str) -> str:
+    return (
+        f"The OpenShock server at {url} could not be reached; check the server URL, or try "
+        "again later."
+    )
+
+
+# -- which servers (OPENSHOCK_ALLOWED_SERVERS) ----------------------------------------------------
+
+
+async def test_a_server_that_is_not_allowed_is_refused_before_any_request(
+    harness: Harness, prefixed_openshock_server: Any
+) -> None:
+    other = prefixed_openshock_server
+    carol_os = other.add_user("Carol")
+    carol = harness.discord_user("carol")
+    reply = await link_via_modal(harness, carol, carol_os.token, server=other.base_url)
+    assert reply.text.startswith("This bot does not link accounts on that server")
+    assert harness.openshock.base_url in reply.text  # where to link instead
+    assert other.requests == [] and harness.openshock.requests == []
+    assert await harness.storage.accounts.by_discord_user(carol.id) is None
+
+
+async def test_with_star_a_server_on_a_loopback_address_is_never_reached(
+    harness: Harness, prefixed_openshock_server: Any
+) -> None:
+    other = prefixed_openshock_server
+    await harness.restart(openshock_allowed_servers="*")
+    carol_os = other.add_user("Carol")
+    carol = harness.discord_user("carol")
+    port = other.port
+    # The address itself, a name that resolves to it, and the address wrapped in IPv6.
+    for url in (
+        other.base_url,
+        f"http://localhost:{port}/api",
+        f"http://[::ffff:127.0.0.1]:{port}/api",
+    ):
+        reply = await link_via_modal(harness, carol, carol_os.token, server=url)
+        # The same sentence as for a closed port: the reply is no port scanner.
+        assert reply.text == unreachable(url)
+    assert other.requests == []
+    assert await harness.storage.accounts.by_discord_user(carol.id) is None
+
+
+async def test_a_listed_server_on_a_loopback_address_may_be_linked(
+    harness: Harness, prefixed_openshock_server: Any
+) -> None:
+    other = prefixed_openshock_server
+    await harness.restart(openshock_allowed_servers=f"*, {other.base_url}/")
+    carol_os = other.add_user("Carol")
+    reply = await link_via_modal(
+        harness, harness.discord_user("carol"), carol_os.token, server=other.base_url
+    )
+    assert "Linked to OpenShock as Carol" in reply.text
+
+
+async def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(
+    harness: Harness, alice_os: OpenShockUser, prefixed_openshock_server: Any
+) -> None:
+    elsewhere = prefixed_openshock_server.base_url + "/1/users/self"
+    harness.openshock.fail_rest("/1/users/self", 307, location=elsewhere)
+    alice = harness.discord_user("alice")
+    reply = await link_via_modal(harness, alice, alice_os.token)
+    assert "did not answer like an OpenShock API server" in reply.text
+    assert prefixed_openshock_server.requests == []
+    assert await harness.storage.accounts.by_discord_user(alice.id) is None
+
+
+async def test_the_servers_own_words_stay_in_the_log(
+    harness: Harness, alice_os: OpenShockUser, production_log: ProductionLog
+) -> None:
+    remote = "database at 10.1.2.3 refused"
+    harness.openshock.fail_rest("/1/users/self", 500, title=remote)
+    alice = harness.discord_user("alice")
+    reply = await link_via_modal(harness, alice, alice_os.token)
+    assert "did not answer like an OpenShock API server" in reply.text
+    assert remote not in reply.text and remote in production_log.text
+
+    harness.openshock.fail_rest("/1/tokens/self", 500, title=remote)
+    reply = await link_via_modal(harness, alice, alice_os.token)
+    assert "Linked to OpenShock as Alice" in reply.text
+    assert "Could not read the token's permissions: the server did not say." in reply.text
+    assert remote not in reply.text
 
 
 @pytest.mark.parametrize(
@@ -132,6 +223,7 @@ async def test_link_with_a_malformed_url_is_refused_before_any_request(
 async def test_link_to_a_server_under_a_path_prefix(
     harness: Harness, prefixed_openshock_server: Any
 ) -> None:
+    await harness.restart(openshock_allowed_servers=prefixed_openshock_server.base_url)
     carol_os = prefixed_openshock_server.add_user("Carol")
     carol = harness.discord_user("carol")
     reply = await link_via_modal(
@@ -201,9 +293,13 @@ async def test_unlink_removes_the_token_shares_blocks_and_connection(
     await harness.share(alice, str(collar.id), guild_id=harness.discord.guild_id + 1)
     await harness.storage.shares.block(harness.discord.guild_id, alice.id, bob.id)
     await harness.storage.shares.pause_wearer(harness.discord.guild_id, alice.id)
+    halts: list[Halt] = []
+    harness.bot.control.halts.subscribe(halts.append)
 
     unlink = harness.ix.slash("account unlink", user=alice)
     await harness.run(unlink)
+    # What waited to fire on her shockers (approvals, votes, random mode) ends with the unlink.
+    assert halts == [Halt("unlink", wearer_id=alice.id)]
     reply = harness.discord.replies_for(unlink)
     assert reply.ephemeral
     assert "Unlinked the OpenShock account **Alice**" in reply.text
@@ -327,6 +423,9 @@ async def test_account_commands_registration(harness: Harness) -> None:
         "dm_permission": True,
         "subcommands": {"link": [], "unlink": [], "status": []},
     }
+    payload = harness.bot.tree.get_command("account").to_dict(harness.bot.tree)  # type: ignore[union-attr]
+    assert payload["contexts"] == [0, 1]  # servers and DMs with the bot, never other DMs
+    assert payload["integration_types"] == [0]  # installed to servers only
 
 
 def account_service(h: Harness) -> AccountService:
@@ -364,3 +463,41 @@ async def test_the_per_user_link_lock_is_dropped_when_nobody_holds_or_waits_for_
     with pytest.raises(UserError):
         await accounts.link(alice.id, "y" * 64, None)
     assert accounts._locks == {}
+
+
+async def test_a_token_that_does_not_look_like_one_cannot_poison_the_redactor(
+    harness: Harness, production_log: ProductionLog
+) -> None:
+    # A self-hosted server may accept anything as a token; only real-looking ones are redacted.
+    for name, token in (("Mallory", "Traceback"), ("Eve", "123456789012345678")):
+        harness.openshock.add_user(name, token=token)
+        reply = await link_via_modal(harness, harness.discord_user(name.lower()), token)
+        assert f"Linked to OpenShock as {name}" in reply.text
+    logging.getLogger("tests").warning("Traceback from member 123456789012345678")
+    assert "Traceback from member 123456789012345678" in production_log.text
+    assert REDACTED not in production_log.text
+
+
+async def test_unlink_and_relink_forget_the_old_token(
+    harness: Harness, alice_os: OpenShockUser
+) -> None:
+    alice = harness.discord_user("alice")
+    await link_via_modal(harness, alice, alice_os.token)
+    first = alice_os.token
+    assert redactor.redact(first) == REDACTED
+
+    alice_os.token = "N" * 64  # a new token made on OpenShock
+    reply = await link_via_modal(harness, alice, alice_os.token)
+    assert "Re-linked to OpenShock as Alice" in reply.text
+    assert redactor.redact(first) == first
+    assert redactor.redact(alice_os.token) == REDACTED
+
+    other_os = harness.openshock.add_user("Alt")  # re-linked to another OpenShock account
+    await link_via_modal(harness, alice, other_os.token)
+    assert redactor.redact(alice_os.token) == alice_os.token
+    assert redactor.redact(other_os.token) == REDACTED
+
+    unlink = harness.ix.slash("account unlink", user=alice)
+    await harness.run(unlink)
+    assert "Unlinked" in harness.discord.replies_for(unlink).text
+    assert redactor.redact(other_os.token) == other_os.token

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from bot.cogs.activity import ActivityCog
-from bot.domain.decision import ControlType
+from bot.domain.controls import ControlKind
 from bot.domain.export import HEADER
 from bot.domain.stats import SECONDS_PER_DAY, day_number, window_start
 from bot.storage.models import AuditEntry, AuditOutcome, NewAuditEntry
@@ -32,7 +32,7 @@ async def seed(
     *,
     at: float,
     member: DiscordUser,
-    control_type: ControlType = ControlType.SHOCK,
+    control_type: ControlKind = ControlKind.SHOCK,
     outcome: AuditOutcome = AuditOutcome.CONFIRMED,
     guild_id: int | None = None,
     shocker_id: str | None = None,
@@ -110,8 +110,8 @@ async def test_history_shows_members_their_own_rows_and_admins_everything(scene:
 async def test_history_days_leaves_out_older_rows_and_no_days_works_as_before(
     scene: Scene,
 ) -> None:
-    await seed(scene, at=days_ago(10), member=scene.bob, control_type=ControlType.SOUND)
-    await seed(scene, at=days_ago(1), member=scene.bob, control_type=ControlType.VIBRATE)
+    await seed(scene, at=days_ago(10), member=scene.bob, control_type=ControlKind.SOUND)
+    await seed(scene, at=days_ago(1), member=scene.bob, control_type=ControlKind.VIBRATE)
     recent = await run(scene, "history", scene.admin, admin=True, days=3)
     assert "Vibrate" in recent.text and "Sound" not in recent.text
     assert "in the last 3 days" in recent.text and recent.ephemeral
@@ -202,7 +202,7 @@ async def test_export_gives_members_their_own_rows_and_admins_all(scene: Scene) 
     carol, dave = scene.h.discord_user("carol"), scene.h.discord_user("dave")
     dave_os = scene.h.openshock.add_user("Dave")
     await seed(scene, at=days_ago(1), member=scene.bob)
-    await seed(scene, at=days_ago(1), member=carol, control_type=ControlType.VIBRATE)
+    await seed(scene, at=days_ago(1), member=carol, control_type=ControlKind.VIBRATE)
     # A row where carol is the wearer (dave controls her shocker): hers to see too.
     await seed(
         scene,
@@ -265,14 +265,14 @@ async def test_stats_attaches_a_png_chart_and_its_numbers_match_the_audit_rows(
     await scene.command("shock", scene.bob, intensity=10, duration=1)  # confirmed by the Log
     await scene.command("vibrate", carol, intensity=10, duration=1)
     plan = [
-        (1, scene.bob, ControlType.SHOCK, AuditOutcome.CONFIRMED),
-        (1, scene.bob, ControlType.SHOCK, AuditOutcome.SENT),
-        (1, carol, ControlType.SOUND, AuditOutcome.REFUSED),
-        (3, scene.bob, ControlType.VIBRATE, AuditOutcome.NOT_CONFIRMED),
-        (6, scene.bob, ControlType.STOP, AuditOutcome.CONFIRMED),
-        (6, carol, ControlType.SHOCK, AuditOutcome.FAILED),
-        (7, carol, ControlType.SHOCK, AuditOutcome.CONFIRMED),  # before the 7-day window
-        (40, scene.bob, ControlType.SHOCK, AuditOutcome.CONFIRMED),  # long before
+        (1, scene.bob, ControlKind.SHOCK, AuditOutcome.CONFIRMED),
+        (1, scene.bob, ControlKind.SHOCK, AuditOutcome.SENT),
+        (1, carol, ControlKind.SOUND, AuditOutcome.REFUSED),
+        (3, scene.bob, ControlKind.VIBRATE, AuditOutcome.NOT_CONFIRMED),
+        (6, scene.bob, ControlKind.STOP, AuditOutcome.CONFIRMED),
+        (6, carol, ControlKind.SHOCK, AuditOutcome.FAILED),
+        (7, carol, ControlKind.SHOCK, AuditOutcome.CONFIRMED),  # before the 7-day window
+        (40, scene.bob, ControlKind.SHOCK, AuditOutcome.CONFIRMED),  # long before
     ]
     for ago, member, control_type, outcome in plan:
         await seed(
@@ -315,7 +315,7 @@ async def test_stats_attaches_a_png_chart_and_its_numbers_match_the_audit_rows(
     assert isinstance(cog, ActivityCog)
     stats = await cog.guild_stats(scene.h.discord.guild_id, 7, time.time())
     first_day = day_number(time.time()) - 6
-    expected: dict[int, list[int]] = {int(t): [0] * 7 for t in ControlType}
+    expected: dict[int, list[int]] = {int(t): [0] * 7 for t in ControlKind}
     for row in rows:
         expected[row.control_type][day_number(row.created_at) - first_day] += 1
     assert stats.per_type == expected

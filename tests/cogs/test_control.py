@@ -4,12 +4,14 @@ ControlV2 at the fake hub → Log → the edited reply, and the audit trail."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
-from bot.domain.decision import ControlType, GrantTarget
+from bot.domain.controls import ControlKind
+from bot.domain.grants import GrantTarget
+from bot.services.control import ControlOrder, ControlOutcome, Sender
 from bot.storage.models import AuditOutcome
 from tests.fakes.discord_api import FakeUser as DiscordUser
 from tests.fakes.interactions import Interactions
@@ -185,7 +187,7 @@ async def test_stop_works_while_paused_and_blocked(scene: Scene) -> None:
     await scene.h.storage.shares.block(guild, scene.alice.id, scene.bob.id)
     text = await scene.command("stop", scene.bob)
     (frame,) = scene.control_frames()
-    assert frame.arguments[0][0]["type"] == ControlType.STOP
+    assert frame.arguments[0][0]["type"] == ControlKind.STOP
     assert frame.arguments[0][0]["intensity"] == 0
     assert "⏹️ Stop → Collar (Alice)" in text
 
@@ -317,8 +319,8 @@ async def test_a_control_that_could_not_be_sent_gives_the_cooldown_back(scene: S
     # The hub drops between the decision and the send.
     original_decide = scene.h.bot.control.decide
 
-    async def decide_then_drop(**kwargs: Any) -> Any:
-        prepared = await original_decide(**kwargs)
+    async def decide_then_drop(order: Any) -> Any:
+        prepared = await original_decide(order)
         await scene.h.bot.hubs.stop(account.id)
         return prepared
 
@@ -350,10 +352,10 @@ async def test_a_restriction_written_after_the_decision_stops_the_control(
     original_decide = scene.h.bot.control.decide
     calls = 0
 
-    async def decide_then_restrict(**kwargs: Any) -> Any:
+    async def decide_then_restrict(order: Any) -> Any:
         nonlocal calls
         calls += 1
-        prepared = await original_decide(**kwargs)
+        prepared = await original_decide(order)
         if calls == 1:
             if restriction == "panic":
                 await scene.h.bot.control.panic(
@@ -377,8 +379,8 @@ async def test_a_restriction_written_after_the_decision_stops_the_control(
     reply = scene.h.discord.replies_for(payload)
     assert "Not sent" in reply.text and reply.ephemeral
     sent_types = [c["type"] for frame in scene.control_frames() for c in frame.arguments[0]]
-    assert ControlType.SHOCK not in sent_types
-    assert sent_types == ([ControlType.STOP] if restriction == "panic" else [])
+    assert ControlKind.SHOCK not in sent_types
+    assert sent_types == ([ControlKind.STOP] if restriction == "panic" else [])
     assert calls == 2  # decided again before sending
     (entry, *_) = await storage.audit.recent(guild)
     assert entry.outcome is AuditOutcome.REFUSED
@@ -467,10 +469,10 @@ async def test_a_share_withdrawn_before_the_frame_is_refused_and_audited(scene: 
     original_decide = scene.h.bot.control.decide
     calls = 0
 
-    async def decide_then_unshare(**kwargs: Any) -> Any:
+    async def decide_then_unshare(order: Any) -> Any:
         nonlocal calls
         calls += 1
-        prepared = await original_decide(**kwargs)
+        prepared = await original_decide(order)
         if calls == 1:
             await scene.h.storage.shares.unshare(guild, scene.alice.id, scene.collar_id)
         return prepared
@@ -495,25 +497,32 @@ async def test_giving_back_a_cooldown_never_removes_another_controls_reservation
     await scene.grant_everyone()  # no cooldown here
     await scene.add_guild_with_cooldown_grant(strict_guild)
     control = scene.h.bot.control
-    request = dict(
-        member_id=scene.bob.id,
-        role_ids=[],
+    account = await scene.h.storage.accounts.by_discord_user(scene.alice.id)
+    assert account is not None
+    original_decide = control.decide
+    order = ControlOrder(
+        sender=Sender(scene.bob.id, frozenset(), "bob"),
+        guild_id=guild,
         shocker_id=scene.collar_id,
-        control_type=ControlType.SHOCK,
+        kind=ControlKind.SHOCK,
         intensity=10,
         duration_ms=1000,
     )
-    first = await control.decide(guild_id=guild, **request)  # type: ignore[arg-type]
-    second = await control.decide(guild_id=guild, **request)  # type: ignore[arg-type]
-    account = await scene.h.storage.accounts.by_discord_user(scene.alice.id)
-    assert account is not None
-    await scene.h.bot.hubs.stop(account.id)
-    failed = await control.send(first, "bob")  # nothing went out: its cooldown is given back
-    assert failed.delivery.value == "failed"
+
+    async def decide_twice_then_drop(order: Any) -> Any:
+        first = await original_decide(order)
+        await original_decide(order)  # a second control reserves the cooldown again
+        await scene.h.bot.hubs.stop(account.id)
+        return first
+
+    control.decide = decide_twice_then_drop  # type: ignore[method-assign]
+    ticket = await control.submit(order)
+    control.decide = original_decide  # type: ignore[method-assign]
+    # Nothing went out: the first control gives its cooldown back...
+    assert (await ticket.outcome()).outcome is ControlOutcome.FAILED
     # ...but the second control's reservation still holds in the strict guild.
-    third = await control.decide(guild_id=strict_guild, **request)  # type: ignore[arg-type]
-    assert third.reason is not None and "cooling down" in third.reason.lower()
-    del second
+    third = await control.submit(replace(order, guild_id=strict_guild))
+    assert third.refused and "cooling down" in (third.report.reason or "").lower()
 
 
 async def test_outside_names_in_a_control_reply_are_inert(harness: Harness) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.cogs.device import DeviceCog, DeviceTimings
+from bot.cogs.device import DeviceCog
 from bot.openshock.hub import HubConnection
+from bot.services.devices import WatchTimings
 from tests.cogs.test_account import options_of
 from tests.fakes.discord_api import FakeUser as DiscordUser
 from tests.fakes.discord_api import InteractionRecord
@@ -71,7 +72,8 @@ async def world(harness: Harness) -> World:
     await harness.link(bob, bob_os)
     cog = harness.bot.get_cog("DeviceCog")
     assert isinstance(cog, DeviceCog)
-    cog.timings = DeviceTimings(confirm=5.0, reboot_watch=3.0, update_watch=3.0)
+    cog.confirm_timeout = 5.0
+    cog.devices.timings = WatchTimings(reboot=3.0, update=3.0)
     alice_hub = harness.bot.hubs.get(account.id)
     assert alice_hub is not None
     return World(harness, alice, bob, alice_os, hub, alice_hub)
@@ -122,6 +124,16 @@ async def test_a_device_that_is_not_the_callers_is_refused_and_nothing_is_sent(
     reply = await world.slash(command, carol, **options)
     assert "no linked OpenShock account" in reply.text
     assert world.sent() == []
+
+
+async def test_a_device_name_shared_by_two_of_the_callers_devices_is_refused(world: World) -> None:
+    world.h.openshock.add_device(world.alice_os, "hub")
+    await world.alice_hub.refresh_shockers()
+    reply = await world.slash("device estop", world.alice, device="Hub")
+    assert reply.text == "Several of your devices have that name; pick one from the list."
+    reply = await world.slash("device estop", world.alice, device=str(world.hub.id))
+    assert reply.text.startswith("🛑 Emergency stop sent to **Hub**.")
+    assert world.sent() == [("EmergencyStop", [str(world.hub.id)])]
 
 
 async def test_an_invalid_version_is_refused_before_anything_is_sent(world: World) -> None:
@@ -178,7 +190,7 @@ async def test_confirmed_reboot_sends_reboot_and_reports_the_device_coming_back(
 
 async def test_reboot_says_when_nothing_was_observed(world: World) -> None:
     world.h.openshock.simulate_reboot = False
-    device_cog(world.h).timings = DeviceTimings(confirm=5.0, reboot_watch=0.2)
+    device_cog(world.h).devices.timings = WatchTimings(reboot=0.2)
     reply = await world.slash("device reboot", world.alice, device=str(world.hub.id))
     message = await world.click(reply, "device:confirm", world.alice)
     await world.h.discord.wait_for(lambda: "did not report" in world.content(message))
@@ -208,7 +220,7 @@ async def test_cancel_sends_nothing(world: World) -> None:
 
 
 async def test_an_expired_confirmation_sends_nothing(world: World) -> None:
-    device_cog(world.h).timings = DeviceTimings(confirm=0.1)
+    device_cog(world.h).confirm_timeout = 0.1
     reply = await world.slash("device reboot", world.alice, device=str(world.hub.id))
     (message,) = reply.messages
     await world.h.discord.wait_for(lambda: "expired" in world.content(message))
@@ -239,7 +251,7 @@ async def test_confirmed_update_sends_the_version_and_reports_that_it_started(
 
 async def test_update_says_when_it_was_not_seen_starting(world: World) -> None:
     world.h.openshock.simulate_ota = False
-    device_cog(world.h).timings = DeviceTimings(update_watch=0.2)
+    device_cog(world.h).devices.timings = WatchTimings(update=0.2)
     reply = await world.slash("device update", world.alice, device="Hub", version="1.5.0")
     message = await world.click(reply, "device:confirm", world.alice)
     await world.h.discord.wait_for(lambda: "did not report" in world.content(message))
@@ -256,7 +268,7 @@ async def test_reboot_watch_says_when_the_connection_closed_before_anything_was_
     world: World,
 ) -> None:
     world.h.openshock.simulate_reboot = False
-    device_cog(world.h).timings = DeviceTimings(confirm=5.0, reboot_watch=30.0)
+    device_cog(world.h).devices.timings = WatchTimings(reboot=30.0)
     reply = await world.slash("device reboot", world.alice, device=str(world.hub.id))
     message = await world.click(reply, "device:confirm", world.alice)
     await world.h.discord.wait_for(lambda: "watching" in world.content(message))
@@ -266,14 +278,15 @@ async def test_reboot_watch_says_when_the_connection_closed_before_anything_was_
         "🔄 Reboot sent to **Hub**, but the connection to OpenShock closed before anything "
         "was observed."
     )
-    await world.h.discord.wait_for(lambda: not device_cog(world.h)._watches)  # the task ended
+    cog = device_cog(world.h)
+    await world.h.discord.wait_for(lambda: not cog._replies and not cog.devices._watches)
 
 
 async def test_reboot_watch_says_when_the_connection_closed_after_the_device_went_offline(
     world: World,
 ) -> None:
     world.h.openshock.simulate_reboot = False
-    device_cog(world.h).timings = DeviceTimings(confirm=5.0, reboot_watch=30.0)
+    device_cog(world.h).devices.timings = WatchTimings(reboot=30.0)
     reply = await world.slash("device reboot", world.alice, device=str(world.hub.id))
     message = await world.click(reply, "device:confirm", world.alice)
     await world.h.discord.wait_for(lambda: "watching" in world.content(message))
@@ -293,7 +306,7 @@ async def test_update_watch_says_when_the_connection_closed_before_anything_was_
     world: World,
 ) -> None:
     world.h.openshock.simulate_ota = False
-    device_cog(world.h).timings = DeviceTimings(confirm=5.0, update_watch=30.0)
+    device_cog(world.h).devices.timings = WatchTimings(update=30.0)
     reply = await world.slash("device update", world.alice, device="Hub", version="1.5.0")
     message = await world.click(reply, "device:confirm", world.alice)
     await world.h.discord.wait_for(lambda: "waiting for it" in world.content(message))
@@ -308,12 +321,12 @@ async def test_update_watch_says_when_the_connection_closed_before_anything_was_
 async def test_unloading_the_cog_ends_a_watch_without_editing_the_reply(world: World) -> None:
     world.h.openshock.simulate_reboot = False
     cog = device_cog(world.h)
-    cog.timings = DeviceTimings(confirm=5.0, reboot_watch=30.0)
+    cog.devices.timings = WatchTimings(reboot=30.0)
     reply = await world.slash("device reboot", world.alice, device=str(world.hub.id))
     message = await world.click(reply, "device:confirm", world.alice)
     await world.h.discord.wait_for(lambda: "watching" in world.content(message))
-    await cog.cog_unload()  # cancels the watch task itself
-    assert cog._watches == set()
+    await cog.cog_unload()  # cancels the reply and the watch themselves
+    assert cog._replies == set() and cog.devices._watches == set()
     assert "watching" in world.content(message)
 
 

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import re
+from typing import Any
+
 import discord
 import pytest
 
 from bot.cogs.feed import compute_permissions
-from bot.services import feeds
+from bot.services import feed_service as feeds
 from bot.storage.models import FeedKind
 from tests.fakes.discord_api import FakeChannel, overwrite
 from tests.fakes.interactions import load_guild
 from tests.harness import Harness
-from tests.services.feed_helpers import FAST_FEEDS
+from tests.services.feed_helpers import (
+    FAST_FEEDS,
+    all_posted,
+    eventually,
+    joined,
+    linked_wearer,
+    log_event,
+    pending_count,
+    texts,
+)
 
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
@@ -186,3 +200,97 @@ def test_permissions_follow_discords_overwrite_order() -> None:
     )
     roles[role] |= 1 << 3  # administrator
     assert perms(overwrite(bot, deny=everything, member=True)) == discord.Permissions.all().value
+
+
+async def test_moving_a_feed_carries_its_pending_events_to_the_new_channel(
+    harness: Harness,
+) -> None:
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    old = h.discord.add_channel("old-controls")
+    new = h.discord.add_channel("new-controls")
+    await set_feed(h, "controls", old)
+    h.discord.fail_channel(old, 429, count=None, retry_after=0.01)  # Discord keeps refusing
+    for i in range(3):
+        await h.openshock.push(
+            alice.os_user, "Log", *log_event(alice.shocker, custom_name=f"u{i:03d}x")
+        )
+
+    async def three_pending() -> bool:
+        return await pending_count(h) == 3
+
+    await eventually(three_pending, "the three events to wait for the old channel")
+
+    text = await set_feed(h, "controls", new)
+
+    assert f"It moved from <#{old.id}>. 3 events not yet posted there" in text
+    await h.discord.wait_for(lambda: joined(h, new.id).count("by **") == 3)
+    await all_posted(h)
+    assert sorted(re.findall(r"u(\d{3})x", joined(h, new.id))) == ["000", "001", "002"]
+    assert texts(h, old.id) == []
+
+    async def old_released() -> bool:
+        channels, locked, _ = h.bot.feeds.publisher.in_memory()
+        return old.id not in channels | locked
+
+    await eventually(old_released, "the old channel's worker to be released")
+
+
+async def test_setting_a_feed_in_its_own_channel_again_moves_nothing(harness: Harness) -> None:
+    h = harness
+    channel = h.discord.add_channel("controls")
+    await set_feed(h, "controls", channel)
+
+    text = await set_feed(h, "controls", channel)
+
+    assert "moved" not in text
+
+
+async def test_a_move_waits_for_the_post_the_old_channel_is_making(harness: Harness) -> None:
+    """The old channel's worker has sent a post Discord has not answered yet: the move waits for
+    it, so that event is posted there once and not carried to the new channel too."""
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    old = h.discord.add_channel("old-controls")
+    new = h.discord.add_channel("new-controls")
+    await set_feed(h, "controls", old)
+    sending, answer = asyncio.Event(), asyncio.Event()
+    publisher = h.bot.feeds.publisher
+    real_channel = publisher.discord.channel
+
+    class Slow:
+        def __init__(self, channel: discord.PartialMessageable) -> None:
+            self.channel = channel
+
+        async def send(self, *args: Any, **kwargs: Any) -> discord.Message:
+            sending.set()
+            await answer.wait()
+            return await self.channel.send(*args, **kwargs)
+
+    publisher.discord = dataclasses.replace(
+        publisher.discord,
+        channel=lambda cid: Slow(real_channel(cid)) if cid == old.id else real_channel(cid),
+    )
+    await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker, custom_name="u000x"))
+    await asyncio.wait_for(sending.wait(), 10)
+
+    read_feed = h.storage.feeds.get
+    moving = asyncio.Event()
+
+    async def get_then_signal(guild_id: int, kind: FeedKind) -> Any:
+        feed = await read_feed(guild_id, kind)
+        moving.set()  # set_feed goes on to wait for the old channel without yielding before
+        return feed
+
+    h.storage.feeds.get = get_then_signal  # type: ignore[method-assign]
+    move = asyncio.create_task(set_feed(h, "controls", new))
+    await asyncio.wait_for(moving.wait(), 10)
+    answer.set()
+    text = await asyncio.wait_for(move, 10)
+
+    assert "It moved from" in text and "not yet posted" not in text
+    await all_posted(h)
+    assert joined(h, old.id).count("u000x") == 1
+    assert texts(h, new.id) == []

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bot.domain.decision import GrantTarget
+from bot.services.halts import Halt
 from bot.storage.models import FeedKind
 from tests.cogs.test_account import options_of
 from tests.fakes.discord_api import FakeUser as DiscordUser
@@ -351,3 +352,20 @@ async def test_shockers_commands_registration(harness: Harness) -> None:
             "list": [],
         },
     }
+
+
+async def test_pause_and_unshare_announce_a_halt_for_pending_controls(world: World) -> None:
+    h = world.h
+    collar = str(world.collar.id)
+    guild = h.discord.guild_id
+    heard: list[Halt] = []
+    h.bot.control.halts.subscribe(heard.append)
+    await world.slash("shockers share", world.alice, shocker=collar)
+    await world.slash("shockers pause", world.alice, shocker=collar)
+    await world.slash("shockers pause", world.alice)
+    await world.slash("shockers unshare", world.alice, shocker=collar)
+    assert heard == [
+        Halt("pause", guild_id=guild, shocker_id=collar),
+        Halt("pause", guild_id=guild, wearer_id=world.alice.id),
+        Halt("unshare", guild_id=guild, shocker_id=collar),
+    ]

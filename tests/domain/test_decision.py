@@ -15,10 +15,10 @@ from bot.domain.decision import (
     Allowed,
     CapSource,
     ControlFacts,
+    ControlKind,
     ControlRequest,
-    ControlType,
-    Grant,
     GrantIndex,
+    GrantRule,
     GrantTarget,
     GrantTier,
     GuildShare,
@@ -46,15 +46,15 @@ SHARE = GuildShare(shocker_id=SHOCKER, wearer_id=WEARER, max_intensity=100, max_
 OPERATOR = Limits(max_intensity=100, max_duration_ms=30_000)
 
 
-def member_grant(**kwargs: object) -> Grant:
-    return Grant(GrantTarget.MEMBER, MEMBER, **kwargs)  # type: ignore[arg-type]
+def member_grant(**kwargs: object) -> GrantRule:
+    return GrantRule(GrantTarget.MEMBER, MEMBER, **kwargs)  # type: ignore[arg-type]
 
 
-def role_grant(role: int = ROLE, **kwargs: object) -> Grant:
-    return Grant(GrantTarget.ROLE, role, **kwargs)  # type: ignore[arg-type]
+def role_grant(role: int = ROLE, **kwargs: object) -> GrantRule:
+    return GrantRule(GrantTarget.ROLE, role, **kwargs)  # type: ignore[arg-type]
 
 
-def facts(*grants: Grant, **kwargs: object) -> ControlFacts:
+def facts(*grants: GrantRule, **kwargs: object) -> ControlFacts:
     values: dict[str, object] = {
         "share": SHARE,
         "grants": GrantIndex(grants),
@@ -67,7 +67,7 @@ def facts(*grants: Grant, **kwargs: object) -> ControlFacts:
 
 
 def request(
-    control_type: ControlType = ControlType.SHOCK,
+    control_type: ControlKind = ControlKind.SHOCK,
     intensity: int = 50,
     duration_ms: int = 1000,
     member: int = MEMBER,
@@ -96,7 +96,7 @@ def test_unshared_shocker_is_not_available_here() -> None:
 
 
 def test_member_without_grant_is_refused_even_stop() -> None:
-    for control_type in ControlType:
+    for control_type in ControlKind:
         decision = decide_control(request(control_type), facts(role_grant(OTHER_ROLE)))
         refused(decision, RefusalCode.NO_GRANT)
 
@@ -124,7 +124,7 @@ def test_wearer_self_control_is_capped_by_share_guild_and_operator() -> None:
 def test_wearer_grant_caps_do_not_apply_to_self_control() -> None:
     decision = decide_control(
         request(intensity=90, member=WEARER, roles=frozenset()),
-        facts(Grant(GrantTarget.MEMBER, WEARER, max_intensity=10)),
+        facts(GrantRule(GrantTarget.MEMBER, WEARER, max_intensity=10)),
     )
     assert allowed(decision).intensity == 90
 
@@ -132,33 +132,33 @@ def test_wearer_grant_caps_do_not_apply_to_self_control() -> None:
 def test_paused_share_refuses_shock_but_allows_stop() -> None:
     paused = facts(member_grant(), share=replace(SHARE, paused=True))
     assert "resume" in refused(decide_control(request(), paused), RefusalCode.PAUSED).reason
-    stop = allowed(decide_control(request(ControlType.STOP), paused))
-    assert (stop.type, stop.intensity, stop.duration_ms) == (ControlType.STOP, 0, STOP_DURATION_MS)
+    stop = allowed(decide_control(request(ControlKind.STOP), paused))
+    assert (stop.type, stop.intensity, stop.duration_ms) == (ControlKind.STOP, 0, STOP_DURATION_MS)
 
 
 def test_wearer_paused_in_guild_refuses_all_but_stop() -> None:
     paused = facts(member_grant(), wearer_paused=True)
-    for control_type in (ControlType.SHOCK, ControlType.VIBRATE, ControlType.SOUND):
+    for control_type in (ControlKind.SHOCK, ControlKind.VIBRATE, ControlKind.SOUND):
         refused(decide_control(request(control_type), paused), RefusalCode.PAUSED)
-    allowed(decide_control(request(ControlType.STOP), paused))
+    allowed(decide_control(request(ControlKind.STOP), paused))
 
 
 def test_pause_refuses_the_wearers_own_controls_and_says_how_to_resume() -> None:
     decision = decide_control(request(member=WEARER), facts(wearer_paused=True))
     assert "/shockers resume" in refused(decision, RefusalCode.PAUSED).reason
-    allowed(decide_control(request(ControlType.STOP, member=WEARER), facts(wearer_paused=True)))
+    allowed(decide_control(request(ControlKind.STOP, member=WEARER), facts(wearer_paused=True)))
 
 
 def test_blocked_member_may_only_stop() -> None:
     blocked = facts(member_grant(), blocked=True)
     refused(decide_control(request(), blocked), RefusalCode.BLOCKED)
-    allowed(decide_control(request(ControlType.STOP), blocked))
+    allowed(decide_control(request(ControlKind.STOP), blocked))
 
 
 def test_stop_ignores_cooldown_and_types_and_sends_zero() -> None:
     grant = member_grant(cooldown_ms=60_000, allow_shock=False, allow_vibrate=False)
     state = facts(grant, share=replace(SHARE, allow_sound=False), last_control_at=NOW - 1)
-    stop = allowed(decide_control(request(ControlType.STOP, intensity=0, duration_ms=0), state))
+    stop = allowed(decide_control(request(ControlKind.STOP, intensity=0, duration_ms=0), state))
     assert (stop.intensity, stop.duration_ms, stop.via_grants) == (0, STOP_DURATION_MS, (grant,))
 
 
@@ -189,7 +189,7 @@ def test_shocker_grant_wins_over_all_shockers_grant() -> None:
 
 def test_grant_for_another_shocker_does_not_cover_this_one() -> None:
     state = facts(member_grant(shocker_id=OTHER_SHOCKER))
-    refused(decide_control(request(ControlType.STOP), state), RefusalCode.NO_GRANT)
+    refused(decide_control(request(ControlKind.STOP), state), RefusalCode.NO_GRANT)
 
 
 def test_equal_role_grants_combine_to_the_most_permissive() -> None:
@@ -210,7 +210,7 @@ def test_equal_role_grants_combine_to_the_most_permissive() -> None:
     assert (shock.intensity, shock.duration_ms) == (60, 20_000)
     assert len(shock.via_grants) == 2
     later = replace(state, last_control_at=NOW - 1)
-    allowed(decide_control(request(ControlType.VIBRATE, roles=roles), later))
+    allowed(decide_control(request(ControlKind.VIBRATE, roles=roles), later))
 
 
 def test_everyone_role_grant_applies() -> None:
@@ -228,7 +228,7 @@ def test_everyone_grant_loses_to_a_role_grant_of_the_same_specificity_only_by_pe
 
 def test_grant_without_the_type_refuses_it() -> None:
     decision = decide_control(
-        request(ControlType.VIBRATE), facts(member_grant(allow_vibrate=False))
+        request(ControlKind.VIBRATE), facts(member_grant(allow_vibrate=False))
     )
     assert (
         refused(decision, RefusalCode.TYPE_NOT_ALLOWED).reason
@@ -295,17 +295,17 @@ def test_openshock_share_without_vibrate_refuses_vibrate() -> None:
     via_share = OpenShockAccess(share=OpenShockShare(allow_vibrate=False))
     state = facts(member_grant(), openshock=via_share)
     reason = refused(
-        decide_control(request(ControlType.VIBRATE), state), RefusalCode.OPENSHOCK_NOT_PERMITTED
+        decide_control(request(ControlKind.VIBRATE), state), RefusalCode.OPENSHOCK_NOT_PERMITTED
     ).reason
     assert "vibrate" in reason
-    allowed(decide_control(request(ControlType.SHOCK), state))
-    allowed(decide_control(request(ControlType.STOP), state))
+    allowed(decide_control(request(ControlKind.SHOCK), state))
+    allowed(decide_control(request(ControlKind.STOP), state))
 
 
 def test_openshock_share_permitting_nothing_refuses_stop_too() -> None:
     nothing = OpenShockShare(allow_shock=False, allow_vibrate=False, allow_sound=False)
     state = facts(member_grant(), openshock=OpenShockAccess(share=nothing))
-    refused(decide_control(request(ControlType.STOP), state), RefusalCode.OPENSHOCK_NOT_PERMITTED)
+    refused(decide_control(request(ControlKind.STOP), state), RefusalCode.OPENSHOCK_NOT_PERMITTED)
 
 
 @pytest.mark.parametrize(
@@ -314,12 +314,12 @@ def test_openshock_share_permitting_nothing_refuses_stop_too() -> None:
 )
 def test_paused_on_openshock_refuses_everything(openshock: OpenShockAccess) -> None:
     state = facts(member_grant(), openshock=openshock)
-    for control_type in ControlType:
+    for control_type in ControlKind:
         refused(decide_control(request(control_type), state), RefusalCode.OPENSHOCK_PAUSED)
 
 
 def test_offline_device_refused() -> None:
-    for control_type in ControlType:
+    for control_type in ControlKind:
         decision = decide_control(request(control_type), facts(member_grant(), device_online=False))
         assert "offline" in refused(decision, RefusalCode.DEVICE_OFFLINE).reason
 
@@ -356,7 +356,7 @@ def test_duration_cap_below_the_minimum_sends_the_minimum() -> None:
 def test_zero_intensity_cap_refuses_all_but_stop() -> None:
     state = facts(member_grant(max_intensity=0))
     refused(decide_control(request(), state), RefusalCode.ZERO_LIMIT)
-    allowed(decide_control(request(ControlType.STOP), state))
+    allowed(decide_control(request(ControlKind.STOP), state))
 
 
 def test_format_duration() -> None:
@@ -389,7 +389,7 @@ def test_describe_access_lists_types_and_caps() -> None:
     )
     access = describe_access(state, member_id=MEMBER, member_role_ids={ROLE}, guild_id=GUILD)
     assert access.refusal is None
-    assert access.types == {ControlType.STOP, ControlType.SHOCK, ControlType.VIBRATE}
+    assert access.types == {ControlKind.STOP, ControlKind.SHOCK, ControlKind.VIBRATE}
     assert (access.max_intensity, access.max_duration_ms, access.cooldown_ms) == (40, 5000, 2000)
     assert access.usable_now == access.types
 
@@ -398,7 +398,7 @@ def test_describe_access_when_paused_leaves_only_stop() -> None:
     state = facts(member_grant(), wearer_paused=True)
     access = describe_access(state, member_id=MEMBER, member_role_ids=(), guild_id=GUILD)
     assert access.hold is not None and access.hold.code is RefusalCode.PAUSED
-    assert access.usable_now == {ControlType.STOP}
+    assert access.usable_now == {ControlKind.STOP}
 
 
 def test_describe_access_without_grant_allows_nothing() -> None:
@@ -420,9 +420,9 @@ USUALLY = st.integers(1, 8).map(lambda n: n != 8)
 
 
 @st.composite
-def grants(draw: st.DrawFn) -> Grant:
+def grants(draw: st.DrawFn) -> GrantRule:
     kind = draw(st.sampled_from(GrantTarget))
-    return Grant(
+    return GrantRule(
         target_kind=kind,
         target_id=draw(MEMBERS if kind is GrantTarget.MEMBER else ROLES),
         shocker_id=draw(st.none() | SHOCKERS),
@@ -436,7 +436,7 @@ def grants(draw: st.DrawFn) -> Grant:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[ControlRequest, ControlFacts, list[Grant]]:
+def scenarios(draw: st.DrawFn) -> tuple[ControlRequest, ControlFacts, list[GrantRule]]:
     grant_list = draw(st.lists(grants(), min_size=1, max_size=8))
     share = None
     if not draw(RARELY):
@@ -476,14 +476,14 @@ def scenarios(draw: st.DrawFn) -> tuple[ControlRequest, ControlFacts, list[Grant
         member_id=draw(MEMBERS),
         member_role_ids=draw(st.frozensets(ROLES.filter(lambda r: r != GUILD), max_size=3)),
         guild_id=GUILD,
-        type=draw(st.sampled_from(ControlType)),
+        type=draw(st.sampled_from(ControlKind)),
         intensity=draw(st.integers(1, 100) | st.integers(-5, 110)),
         duration_ms=draw(st.integers(300, 65_535) | st.integers(0, 70_000)),
     )
     return req, state, grant_list
 
 
-def _winning_grants(req: ControlRequest, grant_list: list[Grant]) -> list[Grant]:
+def _winning_grants(req: ControlRequest, grant_list: list[GrantRule]) -> list[GrantRule]:
     """The precedence rules, written out the slow, obvious way."""
     roles = req.member_role_ids | {req.guild_id}
     for kind, shocker in (
@@ -503,7 +503,7 @@ def _winning_grants(req: ControlRequest, grant_list: list[Grant]) -> list[Grant]
     return []
 
 
-def _covering_grant_exists(req: ControlRequest, grant_list: list[Grant]) -> bool:
+def _covering_grant_exists(req: ControlRequest, grant_list: list[GrantRule]) -> bool:
     roles = req.member_role_ids | {req.guild_id}
     return any(
         g.shocker_id in (None, SHOCKER)
@@ -518,7 +518,7 @@ def _covering_grant_exists(req: ControlRequest, grant_list: list[Grant]) -> bool
 @settings(max_examples=1000, deadline=None)
 @given(scenarios())
 def test_decisions_respect_every_rule(
-    scenario: tuple[ControlRequest, ControlFacts, list[Grant]],
+    scenario: tuple[ControlRequest, ControlFacts, list[GrantRule]],
 ) -> None:
     req, state, grant_list = scenario
     decision = decide_control(req, state)
@@ -531,7 +531,7 @@ def test_decisions_respect_every_rule(
         assert decision.type is req.type
 
     # Stop: exactly when the wearer or a covering grant asks, and OpenShock would carry it.
-    if req.type is ControlType.STOP:
+    if req.type is ControlKind.STOP:
         os_share = state.openshock.share
         expected = (
             state.share is not None
@@ -590,13 +590,13 @@ def test_decisions_respect_every_rule(
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
 def test_describe_access_agrees_with_decide_control(
-    scenario: tuple[ControlRequest, ControlFacts, list[Grant]],
+    scenario: tuple[ControlRequest, ControlFacts, list[GrantRule]],
 ) -> None:
     req, state, _ = scenario
     access = describe_access(
         state, member_id=req.member_id, member_role_ids=req.member_role_ids, guild_id=GUILD
     )
-    for control_type in ControlType:
+    for control_type in ControlKind:
         probe = replace(req, type=control_type, intensity=1, duration_ms=MIN_DURATION_MS)
         decision = decide_control(probe, state)
         assert isinstance(decision, Allowed) == (control_type in access.usable_now), (
@@ -606,7 +606,7 @@ def test_describe_access_agrees_with_decide_control(
         )
         big = replace(probe, intensity=100, duration_ms=MAX_DURATION_MS)
         outcome = decide_control(big, state)
-        if isinstance(outcome, Allowed) and control_type is not ControlType.STOP:
+        if isinstance(outcome, Allowed) and control_type is not ControlKind.STOP:
             assert (outcome.intensity, outcome.duration_ms) == (
                 access.max_intensity,
                 access.max_duration_ms,

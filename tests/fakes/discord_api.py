@@ -848,8 +848,9 @@ class FakeDiscordAPI:
     ) -> _Fault:
         """Answer the next ``count`` matching requests (``None``: all, until :meth:`clear_faults`)
         with ``status``: 403 (default code 50013 Missing Permissions; 50001 Missing Access),
-        404 (10003 Unknown Channel for a channel fault), 500, or 429 (JSON ``retry_after`` and
-        ``X-RateLimit-*``/``Retry-After`` headers). ``path`` is a regex searched in the path
+        404 (10003 Unknown Channel for a channel fault), 500, 429 (JSON ``retry_after`` and
+        ``X-RateLimit-*``/``Retry-After`` headers), or a 3xx redirect back to the same address
+        (with ``count=None``, a redirect loop). ``path`` is a regex searched in the path
         relative to the API base; ``channel_id`` matches ``/channels/{id}`` and below.
         """
         fault = _Fault(
@@ -1191,6 +1192,10 @@ class FakeDiscordAPI:
                 fault.fired += 1
                 if fault.status == 429:
                     return self._rate_limited(fault.retry_after, is_global=fault.is_global)
+                if 300 <= fault.status < 400:  # a redirect to the same address: a loop
+                    return web.Response(
+                        status=fault.status, headers={"Location": self.base_url + req.path}
+                    )
                 code = fault.code
                 if code is None and fault.status == 404 and fault.channel_id is not None:
                     code = 10003

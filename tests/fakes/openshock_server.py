@@ -28,6 +28,7 @@ import json
 import re
 import secrets
 import socket
+import string
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,11 @@ _SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 
 
 # --- State ---------------------------------------------------------------------------------------
+
+
+def _alphanumeric(length: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 @dataclass(eq=False)
@@ -204,6 +210,8 @@ class _RestFailure:
     status: int
     times: int
     retry_after: str | None
+    title: str = "Injected failure"
+    location: str | None = None  # a 3xx answer's Location
 
 
 class _BindingError(Exception):
@@ -226,6 +234,8 @@ class FakeOpenShockServer:
         self.shares: list[FakeShare] = []
 
         self.requests: list[RecordedRequest] = []
+        # Answer every authenticated REST request with a Set-Cookie naming the user.
+        self.session_cookies = False
         self.connections: list[FakeHubConnection] = []
         self.invocations: list[HubInvocation] = []
         self.device_commands: list[DeviceCommand] = []
@@ -312,7 +322,8 @@ class FakeOpenShockServer:
     def add_user(
         self, name: str, *, token: str | None = None, permissions: Iterable[str] | None = None
     ) -> FakeUser:
-        user = FakeUser(name=name, token=token or secrets.token_urlsafe(48)[:64])
+        # Like OpenShock's own: 64 characters of [A-Za-z0-9].
+        user = FakeUser(name=name, token=token or _alphanumeric(64))
         if permissions is not None:
             user.permissions = list(permissions)
         self.users.append(user)
@@ -368,15 +379,24 @@ class FakeOpenShockServer:
     # --- Test controls: REST ---------------------------------------------------------------------
 
     def fail_rest(
-        self, path: str, status: int, *, times: int = 1, retry_after: float | str | None = None
+        self,
+        path: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | str | None = None,
+        title: str = "Injected failure",
+        location: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests to ``path`` with ``status`` (problem+json).
+        """Answer the next ``times`` requests to ``path`` with ``status`` (problem+json with
+        ``title``; a 3xx with ``location`` is a redirect there).
 
         ``path`` is relative to the prefix, either literal (``/1/users/self``) or the route
         pattern (``/1/shockers/{shocker_id}/pause``).
         """
         value = None if retry_after is None else str(retry_after)
-        self._rest_failures.setdefault(path, []).append(_RestFailure(status, times, value))
+        failure = _RestFailure(status, times, value, title, location)
+        self._rest_failures.setdefault(path, []).append(failure)
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == self.prefix + path]
@@ -531,9 +551,15 @@ class FakeOpenShockServer:
         await self._notify()
         failure = self._take_failure(request)
         if failure is not None:
+            if failure.location is not None:
+                return web.Response(status=failure.status, headers={"Location": failure.location})
             retry = {"Retry-After": failure.retry_after} if failure.retry_after else None
-            return _problem(failure.status, "Test.InjectedFailure", "Injected failure", retry)
-        return await handler(request)
+            return _problem(failure.status, "Test.InjectedFailure", failure.title, retry)
+        response = await handler(request)
+        user = self._authenticate(request) if self.session_cookies else None
+        if user is not None and isinstance(response, web.Response):
+            response.set_cookie("session", user.name)  # as a site behind a login might
+        return response
 
     def _take_failure(self, request: web.Request) -> _RestFailure | None:
         relative = request.path[len(self.prefix) :]

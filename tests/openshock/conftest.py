@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from bot.openshock.event_bus import DEFAULT_EVENT_BACKLOG
 from bot.openshock.hub import HubConnection, HubTimings, InvalidCallback
 from tests.fakes.openshock_server import FakeDevice, FakeOpenShockServer, FakeShocker, FakeUser
 
@@ -50,6 +51,7 @@ class MakeHub(Protocol):
         timings: HubTimings = FAST,
         on_invalid: InvalidCallback | None = None,
         start: bool = True,
+        event_backlog: int = DEFAULT_EVENT_BACKLOG,
     ) -> HubConnection: ...
 
 
@@ -65,6 +67,7 @@ async def make_hub(openshock_server: FakeOpenShockServer) -> AsyncIterator[MakeH
         timings: HubTimings = FAST,
         on_invalid: InvalidCallback | None = None,
         start: bool = True,
+        event_backlog: int = DEFAULT_EVENT_BACKLOG,
     ) -> HubConnection:
         token = user if isinstance(user, str) else user.token
         hub = HubConnection(
@@ -73,6 +76,7 @@ async def make_hub(openshock_server: FakeOpenShockServer) -> AsyncIterator[MakeH
             timings=timings,
             on_invalid=on_invalid,
             name="test",
+            event_backlog=event_backlog,
         )
         hubs.append(hub)
         if start:

@@ -7,7 +7,8 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import ValidationError
 
-from bot.openshock.hub import DeviceTracker, HubTimings
+from bot.openshock.device_state import DeviceTracker
+from bot.openshock.hub import HubTimings
 from bot.openshock.models import (
     Control,
     ControlType,

@@ -17,9 +17,10 @@ from bot.openshock.errors import (
     RateLimited,
     TokenRejected,
 )
+from bot.openshock.manager import HubAccount, HubManager
 from bot.openshock.rest import USER_AGENT, OpenShockRest, join_url
 from tests.fakes.openshock_server import FakeOpenShockServer, FakeUser
-from tests.openshock.conftest import World
+from tests.openshock.conftest import FAST, World
 
 MakeRest = Callable[..., OpenShockRest]
 
@@ -234,3 +235,22 @@ async def test_a_malformed_body_is_logged_without_its_content(
     assert "Field required" in warnings[0]  # still says what was wrong
     assert "alice.secret@example.org" not in caplog.text
     assert "input_value" not in caplog.text
+
+
+async def test_accounts_sharing_the_managers_session_never_carry_each_others_cookies(
+    openshock_server: FakeOpenShockServer, world: World
+) -> None:
+    openshock_server.session_cookies = True
+    # A host name: a cookie jar never keeps cookies for a bare IP address.
+    base = f"http://localhost:{openshock_server.port}"
+    manager = HubManager(timings=FAST)
+    try:
+        alice = await manager.start(HubAccount(1, base, world.alice.token))
+        bob = await manager.start(HubAccount(2, base, world.bob.token))
+        for rest in (alice.rest, bob.rest, alice.rest):
+            await rest.get_self()
+    finally:
+        await manager.stop_all()
+    calls = openshock_server.requests_to("/1/users/self")
+    assert len(calls) == 3
+    assert [r.headers.get("Cookie") for r in calls] == [None, None, None]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.services import feeds
+from bot.services import feed_service as feeds
 from tests.services.feed_helpers import FAST_FEEDS
 
 

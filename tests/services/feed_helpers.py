@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.services.feeds import FeedTimings
+from bot.services.feed_timings import FeedTimings
 from bot.storage.models import Account, FeedKind
 from tests.fakes.discord_api import FakeUser as DiscordUser
 from tests.fakes.discord_api import message_text
@@ -131,3 +131,15 @@ async def all_posted(h: Harness) -> None:
         return await pending_count(h) == 0
 
     await eventually(none_pending, "every delivery to be posted")
+
+
+async def settled(h: Harness, markers: int, *senders: tuple[OpenShockUser, FakeShocker]) -> None:
+    """Wait until every hub event the bot received so far (from these accounts) is recorded and
+    posted: push a marker ``Log`` through each account, wait for it in the ``markers`` controls
+    feed (an account's events are recorded in order, so all before it are stored), then for no
+    delivery to be pending. After this, "nothing was posted" means nothing will be."""
+    for index, (os_user, shocker) in enumerate(senders):
+        label = f"marker{index}-{len(texts(h, markers))}"
+        await h.openshock.push(os_user, "Log", *log_event(shocker, custom_name=label))
+        await h.discord.wait_for(lambda label=label: label in joined(h, markers))  # type: ignore[misc]
+    await all_posted(h)

@@ -21,6 +21,7 @@ from tests.services.feed_helpers import (
     linked_wearer,
     log_event,
     pending_count,
+    settled,
     texts,
 )
 
@@ -62,9 +63,9 @@ async def test_log_reaches_the_guild_where_the_shocker_is_shared_and_no_other(
     assert f"(<@{alice.user.id}>)" in text  # the wearer
     assert "by **Bob**" in text
     assert re.search(r"<t:\d+:T>", text)  # when, in each reader's time zone
-    await asyncio.sleep(0.2)
-    assert texts(h, elsewhere) == []
+    # The event was stored with all its deliveries at once: none pending means none for elsewhere.
     await all_posted(h)
+    assert texts(h, elsewhere) == []
 
 
 async def test_a_guild_sees_only_the_controls_of_shockers_shared_there(harness: Harness) -> None:
@@ -150,7 +151,8 @@ async def test_respecting_rate_limits_hits_no_429(harness: Harness) -> None:
         await h.openshock.push(
             alice.os_user, "Log", *log_event(alice.shocker, custom_name=f"u{i:03d}x")
         )
-        await asyncio.sleep(0.06)  # slower than the batching window: one message each
+        # One message each: the next event comes once this one is posted.
+        await h.discord.wait_for(lambda i=i: f"u{i:03d}x" in joined(h, channel))
 
     await h.discord.wait_for(lambda: joined(h, channel).count("by **") == 8, timeout=15)
     assert_each_once(joined(h, channel), 8)
@@ -203,25 +205,19 @@ async def test_a_reconnect_or_restart_posts_no_device_change_but_a_real_change_d
     alice = await linked_wearer(h)
     await h.share(alice.user, str(alice.shocker.id))
     channel = await feed_channel(h, FeedKind.DEVICES)
-
-    async def state_saved_after(moment: float) -> None:
-        while True:
-            row = await h.storage.db.fetch_one(
-                "SELECT updated_at FROM device_states WHERE device_id = ?", (str(alice.device.id),)
-            )
-            if row is not None and row["updated_at"] > moment:
-                return
-            await asyncio.sleep(0.02)
+    markers = await feed_channel(h, FeedKind.CONTROLS)
+    device = str(alice.device.id)
 
     # A reconnect: the snapshot repeats the known state.
     moment = time.time()
     await h.openshock.drop_connections(alice.os_user)
-    await asyncio.wait_for(state_saved_after(moment), 5)
+    await device_saved_after(h, device, moment)
+    await settled(h, markers, (alice.os_user, alice.shocker))
     # A restart: a new process, nothing in memory, the snapshot repeats the stored state.
     moment = time.time()
     await h.restart()
-    await asyncio.wait_for(state_saved_after(moment), 5)
-    await asyncio.sleep(0.2)
+    await device_saved_after(h, device, moment)
+    await settled(h, markers, (alice.os_user, alice.shocker))
     assert texts(h, channel) == []
 
     await h.openshock.set_device_online(alice.device, False)
@@ -277,6 +273,7 @@ async def test_a_device_going_offline_while_the_bot_is_down_is_posted_after_the_
     alice = await linked_wearer(h)
     await h.share(alice.user, str(alice.shocker.id))
     channel = await feed_channel(h, FeedKind.DEVICES)
+    markers = await feed_channel(h, FeedKind.CONTROLS)
     device = str(alice.device.id)
     await eventually(
         lambda: _true_when(stored_online(h, device), [True]), "the device stored online"
@@ -290,8 +287,7 @@ async def test_a_device_going_offline_while_the_bot_is_down_is_posted_after_the_
     assert await stored_online(h, device) == [False]
     await h.openshock.set_device_online(alice.device, True)
     await h.discord.wait_for(lambda: "is online" in joined(h, channel))
-    await all_posted(h)
-    await asyncio.sleep(0.2)
+    await settled(h, markers, (alice.os_user, alice.shocker))
 
     text = joined(h, channel)
     assert text.count("🔴 **Hub** went offline") == 1
@@ -330,6 +326,7 @@ async def test_a_restart_without_changes_posts_nothing(harness: Harness) -> None
     await h.share(alice.user, str(alice.shocker.id))
     await h.share(alice.user, str(spare_shocker.id))
     channel = await feed_channel(h, FeedKind.DEVICES)
+    markers = await feed_channel(h, FeedKind.CONTROLS)
     await h.openshock.set_device_online(spare, False)
     await h.discord.wait_for(lambda: "**Spare** went offline" in joined(h, channel))
     await all_posted(h)
@@ -339,7 +336,7 @@ async def test_a_restart_without_changes_posts_nothing(harness: Harness) -> None
     moment = time.time()
     await h.restart()
     await device_saved_after(h, str(alice.device.id), moment)
-    await asyncio.sleep(0.3)
+    await settled(h, markers, (alice.os_user, alice.shocker))
 
     assert texts(h, channel) == before
     assert await event_count(h, "device") == events
@@ -363,6 +360,8 @@ async def test_a_device_two_accounts_see_going_offline_during_downtime_is_posted
     await h.share(alice.user, str(alice.shocker.id))
     await h.share(bob, str(cuff.id))
     channel = await feed_channel(h, FeedKind.DEVICES)
+    markers = await feed_channel(h, FeedKind.CONTROLS)
+    both = ((alice.os_user, alice.shocker), (bob_os, cuff))
     device = str(alice.device.id)
     await eventually(
         lambda: _true_when(stored_online(h, device), [True, True]), "both accounts' states"
@@ -376,14 +375,12 @@ async def test_a_device_two_accounts_see_going_offline_during_downtime_is_posted
     await eventually(
         lambda: _true_when(stored_online(h, device), [False, False]), "both stored offline"
     )
-    await all_posted(h)
-    await asyncio.sleep(0.2)
+    await settled(h, markers, *both)
     assert joined(h, channel).count("went offline") == 1
 
     await h.openshock.set_device_online(alice.device, True)
     await h.discord.wait_for(lambda: "is online" in joined(h, channel))
-    await all_posted(h)
-    await asyncio.sleep(0.2)
+    await settled(h, markers, *both)
     assert joined(h, channel).count("is online") == 1
 
 
@@ -526,7 +523,7 @@ async def test_removing_a_feed_drops_what_it_had_pending(harness: Harness) -> No
     await h.discord.wait_for(
         lambda: h.discord.requests_matching("POST", rf"^/channels/{channel}/messages$")
     )
-    await h.storage.feeds.remove(h.discord.guild_id, FeedKind.CONTROLS)
+    await h.bot.feeds.remove_feed(h.discord.guild_id, FeedKind.CONTROLS)
     await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker))
 
     await all_posted(h)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from bot.domain.feed_render import ControlsEntry, OtaPhase
 from bot.storage import Storage
+from bot.storage.feed_payloads import (
+    StoredControlsV1,
+    StoredDeviceChangeV1,
+    StoredOtaV1,
+    UnreadablePayload,
+    read_payload,
+)
+from bot.storage.feeds import DeliveryTarget
 from bot.storage.models import DeliveryState, FeedKind
 
 GUILD = 111
@@ -65,3 +76,111 @@ async def test_an_updates_history_and_its_posted_message(storage: Storage) -> No
     assert await storage.events.posted_message(CHANNEL, [started, progress]) == 4242
     assert await storage.events.posted_message(OTHER_CHANNEL, [started, progress]) is None
     assert await storage.events.posted_message(CHANNEL, []) is None
+
+
+async def test_moving_a_feed_moves_only_its_pending_deliveries_and_clears_their_nonce(
+    storage: Storage,
+) -> None:
+    account = await _account(storage)
+    await storage.feeds.set(GUILD, FeedKind.CONTROLS, CHANNEL)
+    await storage.feeds.set(GUILD, FeedKind.DEVICES, CHANNEL)  # same channel, stays
+    posted = await storage.events.store(
+        account, "controls", "{}", [DeliveryTarget(GUILD, FeedKind.CONTROLS, CHANNEL)]
+    )
+    waiting = await storage.events.store(
+        account, "controls", "{}", [DeliveryTarget(GUILD, FeedKind.CONTROLS, CHANNEL)]
+    )
+    device = await storage.events.store(
+        account, "device", "{}", [DeliveryTarget(GUILD, FeedKind.DEVICES, CHANNEL)]
+    )
+    by_event = {event.id: d for d, event in await storage.events.pending_in(CHANNEL)}
+    await storage.events.mark_posted([by_event[posted].id], 99)
+    await storage.events.set_nonce([by_event[waiting].id], "n1")  # created before a crash?
+
+    moved = await storage.feeds.place(GUILD, FeedKind.CONTROLS, OTHER_CHANNEL)
+
+    assert moved.moved and moved.previous_channel_id == CHANNEL and moved.carried == 1
+    ((delivery, event),) = await storage.events.pending_in(OTHER_CHANNEL)
+    assert event.id == waiting and delivery.nonce is None  # the new channel has seen none
+    assert [e.id for _, e in await storage.events.pending_in(CHANNEL)] == [device]
+    again = await storage.feeds.place(GUILD, FeedKind.CONTROLS, OTHER_CHANNEL)
+    assert not again.moved and again.carried == 0
+
+
+async def test_removing_a_feed_drops_only_its_pending_deliveries(storage: Storage) -> None:
+    account = await _account(storage)
+    await storage.feeds.set(GUILD, FeedKind.CONTROLS, CHANNEL)
+    await storage.feeds.set(GUILD, FeedKind.DEVICES, CHANNEL)
+    await storage.events.store(
+        account, "controls", "{}", [DeliveryTarget(GUILD, FeedKind.CONTROLS, CHANNEL)]
+    )
+    device = await storage.events.store(
+        account, "device", "{}", [DeliveryTarget(GUILD, FeedKind.DEVICES, CHANNEL)]
+    )
+
+    removed = await storage.feeds.remove(GUILD, FeedKind.CONTROLS)
+
+    assert removed is not None and removed.channel_id == CHANNEL
+    assert [e.id for _, e in await storage.events.pending_in(CHANNEL)] == [device]
+    assert await storage.feeds.remove(GUILD, FeedKind.CONTROLS) is None
+    assert await storage.feeds.channels() == {CHANNEL}
+
+
+# -- stored payloads ------------------------------------------------------------------------------
+
+# Exactly what the bot wrote before stored payloads had a version (no "v").
+OLD_CONTROLS = (
+    '{"sender_name":"Alice","custom_name":"Bob","from_bot":false,"wearer_id":42,"controls":'
+    '[{"shocker_id":"s1","shocker_name":"Collar","type":1,"intensity":30,"duration_ms":1000,'
+    '"executed_at":1700000000.5}],"shockers_by_guild":{"111":["s1"]}}'
+)
+OLD_DEVICE = (
+    '{"device_id":"d1","device_name":"Hub","online_before":true,"online":false,'
+    '"firmware_before":"1.4.0","firmware":"1.4.0","at":1700000001.0}'
+)
+OLD_OTA = (
+    '{"phase":"progress","device_id":"d1","device_name":"Hub","update_id":7,"version":null,'
+    '"task":2,"percent":40.0,"fatal":null,"message":null,"at":1700000002.0}'
+)
+
+
+def test_payloads_written_before_versions_read_as_version_1() -> None:
+    controls = read_payload("controls", OLD_CONTROLS)
+    assert isinstance(controls, StoredControlsV1) and controls.v == 1
+    entry = controls.to_render()
+    assert isinstance(entry, ControlsEntry)
+    assert [c.shocker_name for c in entry.for_guild(111)] == ["Collar"]
+    assert entry.who == "**Bob**" and entry.wearer_id == 42
+
+    device = read_payload("device", OLD_DEVICE)
+    assert isinstance(device, StoredDeviceChangeV1)
+    change = device.to_render()
+    assert change.online_changed and not change.firmware_changed
+
+    ota = read_payload("ota", OLD_OTA)
+    assert isinstance(ota, StoredOtaV1)
+    assert ota.to_render().phase is OtaPhase.PROGRESS and ota.to_render().percent == 40.0
+
+
+def test_payloads_are_written_with_their_version_and_read_back() -> None:
+    written = StoredDeviceChangeV1(
+        device_id="d1",
+        device_name=None,
+        online_before=False,
+        online=True,
+        firmware_before=None,
+        firmware="1.5.0",
+        at=2.0,
+    ).model_dump_json()
+
+    assert json.loads(written)["v"] == 1
+    assert read_payload("device", written) == StoredDeviceChangeV1.model_validate_json(written)
+
+
+def test_an_unreadable_payload_or_kind_is_refused_as_such() -> None:
+    with pytest.raises(UnreadablePayload):
+        read_payload("controls", "{}")
+    with pytest.raises(UnreadablePayload):
+        read_payload("device", '{"v": 9, "device_id": "d1"}')
+    with pytest.raises(UnreadablePayload):
+        read_payload("weather", "{}")

@@ -11,6 +11,7 @@ from bot.crypto import TokenCipher
 from bot.domain.decision import GrantTarget
 from bot.storage import AccountLinkedElsewhere, ShockerSharedByOther, Storage
 from bot.storage.models import AuditOutcome, FeedKind, NewAuditEntry
+from bot.storage.permissions import ShockerNotShared
 
 TOKEN = "t" * 64
 GUILD = 111
@@ -182,6 +183,7 @@ async def test_blocks(storage: Storage) -> None:
 
 
 async def test_grants_replace_revoke_and_select_by_member(storage: Storage) -> None:
+    await _share(storage, await _link(storage), "s-1")
     common = dict(
         guild_id=GUILD,
         max_intensity=None,
@@ -358,3 +360,41 @@ async def test_withdrawing_a_share_removes_the_grants_that_named_its_shocker(
     ]
     await storage.accounts.unlink(WEARER)
     assert [g.shocker_id for g in await storage.grants.in_guild(GUILD)] == [None]
+
+
+async def test_a_grant_for_a_shocker_unshared_meanwhile_is_refused_and_leaves_nothing(
+    storage: Storage,
+) -> None:
+    # /permissions grant reads the share, then writes: an unshare in between must win.
+    account_id = await _link(storage)
+    await _share(storage, account_id, "s-1")
+    read = await storage.shares.get(GUILD, "s-1")
+    assert read is not None
+    assert await storage.shares.unshare(GUILD, WEARER, "s-1")
+    common = dict(
+        guild_id=GUILD,
+        target_kind=GrantTarget.ROLE,
+        target_id=GUILD,
+        shocker_id="s-1",
+        max_intensity=None,
+        max_duration_ms=None,
+        cooldown_ms=None,
+        allow_shock=True,
+        allow_vibrate=True,
+        allow_sound=True,
+        created_by=1,
+    )
+    with pytest.raises(ShockerNotShared):
+        await storage.grants.grant(share=read, **common)  # type: ignore[arg-type]
+    with pytest.raises(ShockerNotShared):
+        await storage.grants.grant(**common)  # type: ignore[arg-type]
+    assert await storage.grants.in_guild(GUILD) == []
+
+    # Shared again: the new share starts without grants, and the old read still cannot grant.
+    await _share(storage, account_id, "s-1")
+    assert await storage.grants.in_guild(GUILD) == []
+    with pytest.raises(ShockerNotShared):
+        await storage.grants.grant(share=read, **common)  # type: ignore[arg-type]
+    again = await storage.shares.get(GUILD, "s-1")
+    granted = await storage.grants.grant(share=again, **common)  # type: ignore[arg-type]
+    assert granted.shocker_id == "s-1"

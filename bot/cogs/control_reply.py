@@ -1,0 +1,123 @@
+"""Turning a control's ticket into the answer to an interaction (a slash command, a button press
+or a modal submit alike), and its later edits.
+
+    ticket = await bot.control.submit(order)
+    await answer_control(interaction, ticket)
+
+- A refusal goes to the member alone, at once.
+- The hub usually acknowledges, and OpenShock's Log confirms, within milliseconds: then the one
+  answer already says what happened. A slow hub or Log gets a public "sending…" first, well
+  inside Discord's 3 s, edited later with what happened.
+- A failure is told to the sender alone when it is known for the first answer. A refusal found
+  when the control is decided again right before sending (the wearer paused meanwhile…) strikes
+  the public "sending…" through and tells the reason to the sender alone (it may be "blocked").
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.domain.decision import Allowed, ControlDecision
+from bot.domain.render import control_summary
+from bot.domain.text import inert
+from bot.services.control import ControlOutcome, ControlReport, ControlTicket
+from bot.storage.models import Share
+from bot.tree import reply
+
+if TYPE_CHECKING:
+    from bot.client import OpenShockBot
+
+log = logging.getLogger(__name__)
+
+# How long the first answer waits for the hub's acknowledgement and OpenShock's Log before it
+# is sent as "sending…" / "waiting for OpenShock" (and edited later).
+ANSWER_WAIT = 1.0
+
+_TOLD_ALONE = (ControlOutcome.FAILED, ControlOutcome.REFUSED)
+
+
+async def answer_control(
+    interaction: discord.Interaction[OpenShockBot], ticket: ControlTicket
+) -> None:
+    """Answer the interaction with what became of the control, editing the answer until the
+    outcome is final. Returns once it is."""
+    share = ticket.share
+    if ticket.refused or share is None:
+        reason = ticket.report.reason or "This shocker is not available here."
+        log.info("Control by %s refused: %s", interaction.user.id, reason)
+        await reply(interaction, reason)
+        return
+    target = await target_label(interaction, share)
+    summary = summarize(ticket.decision, target)
+    report = await ticket.settled(within=ANSWER_WAIT)
+    summary = summarize(report.decision, target, summary)
+    if report.outcome is ControlOutcome.SENDING:
+        await reply(interaction, f"{summary} · sending…", ephemeral=False)
+    else:
+        await reply(
+            interaction, result_text(summary, report), ephemeral=report.outcome in _TOLD_ALONE
+        )
+    while not report.outcome.final:
+        report = await ticket.changed(report)
+        summary = summarize(report.decision, target, summary)
+        if report.outcome is ControlOutcome.REFUSED:
+            # The public "sending…" must not carry the reason: that goes to the sender alone.
+            await _edit(interaction, f"~~{summary}~~ · not sent")
+            await reply(interaction, f"✖ Not sent: {report.reason}")
+            return
+        await _edit(interaction, result_text(summary, report))
+
+
+async def wearer_name(interaction: discord.Interaction[OpenShockBot], share: Share) -> str:
+    guild = interaction.guild
+    member = guild.get_member(share.wearer_id) if guild is not None else None
+    if member is not None:
+        return member.display_name
+    account = await interaction.client.storage.accounts.get(share.account_id)
+    return account.openshock_name if account is not None else "unknown wearer"
+
+
+async def target_label(interaction: discord.Interaction[OpenShockBot], share: Share) -> str:
+    """`Collar (Alice)`, with outside names made inert."""
+    return f"{inert(share.shocker_name)} ({inert(await wearer_name(interaction, share))})"
+
+
+def summarize(decision: ControlDecision | None, target: str, fallback: str = "") -> str:
+    """`⚡ Shock 25 % · 1.5 s → Collar (Alice) (capped at 25 % (wearer's limit))`: what was (or
+    would have been) sent. The decision may have been made again just before sending."""
+    if not isinstance(decision, Allowed):
+        return fallback
+    summary = control_summary(decision.type, decision.intensity, decision.duration_ms, target)
+    if decision.capped_notes:
+        summary += f" ({'; '.join(decision.capped_notes)})"
+    return summary
+
+
+def result_text(summary: str, report: ControlReport) -> str:
+    outcome = report.outcome
+    if outcome in _TOLD_ALONE:
+        return f"~~{summary}~~\n✖ Not sent: {report.reason}"
+    if outcome is ControlOutcome.CONFIRMED:
+        return f"{summary} · ✅ delivered"
+    if outcome is ControlOutcome.UNCERTAIN:
+        text = f"{summary} · ⚠️ sent, but OpenShock did not confirm it"
+        return f"{text} ({report.reason})" if report.reason else text
+    if outcome is ControlOutcome.NOT_CONFIRMED:
+        return f"{summary} · ⚠️ sent, but OpenShock did not confirm it"
+    if outcome is ControlOutcome.CONFIRMING:
+        return f"{summary} · sent, waiting for OpenShock…"
+    if outcome is ControlOutcome.SENDING:
+        return f"{summary} · sending…"
+    return f"{summary} · sent (OpenShock confirms controls to the shocker's owner only)"
+
+
+async def _edit(interaction: discord.Interaction[OpenShockBot], content: str) -> None:
+    try:
+        await interaction.edit_original_response(
+            content=content, allowed_mentions=discord.AllowedMentions.none()
+        )
+    except discord.HTTPException:
+        log.warning("Could not update the reply of a control", exc_info=True)

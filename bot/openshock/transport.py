@@ -1,0 +1,189 @@
+"""pysignalr, adapted: one WebSocket connection per attempt, the token kept out of messages.
+
+pysignalr is used for the protocol (framing, message types, completion routing), but not for
+connection management, because of what it does on its own (shared/testing.md §2): it puts
+``headers=`` (our token) into every invocation body, its retry budget is never reset, and
+``run()`` ends for good on many ordinary failures. So ``HubClient`` makes exactly one connection
+per ``run()``, which returns or raises when that connection ends; ``HubConnection`` (``hub``)
+supervises the attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ConfigDict, TypeAdapter
+from pysignalr.client import SignalRClient
+from pysignalr.messages import CloseMessage, InvocationMessage, Message, PingMessage
+from pysignalr.protocol.json import JSONProtocol
+from pysignalr.transport.websocket import WebsocketTransport
+from pysignalr.utils import replace_scheme
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from bot.openshock.errors import HubNotConnected
+from bot.openshock.rest import TOKEN_HEADER
+from bot.openshock.timings import HubTimings
+
+__all__ = ["HubClient", "ServerClosed", "ServerSilent", "describe_failure"]
+
+_log = logging.getLogger(__name__)
+# websockets logs the upgrade request's headers, our token among them, at DEBUG: never go there.
+_websockets_log = logging.getLogger(f"{__name__}.websockets")
+_websockets_log.setLevel(logging.INFO)
+
+# Validation errors never echo their input: a payload may hold what the logs should not.
+_JSON_OBJECT = TypeAdapter(dict[str, Any], config=ConfigDict(hide_input_in_errors=True))
+
+
+class ServerClosed(Exception):
+    """The server sent a SignalR Close message."""
+
+    def __init__(self, error: str | None, allow_reconnect: bool | None) -> None:
+        super().__init__(error or "closed without error")
+        self.error = error
+        self.allow_reconnect = allow_reconnect
+
+
+class ServerSilent(Exception):
+    """Nothing arrived from the server within the server timeout."""
+
+
+class _TolerantJSONProtocol(JSONProtocol):
+    """The JSON hub protocol, skipping a malformed record instead of dropping the connection."""
+
+    def decode(self, raw_message: str | bytes) -> list[Message]:
+        text = raw_message.decode() if isinstance(raw_message, bytes) else raw_message
+        messages: list[Message] = []
+        for record in text.split(self.record_separator):
+            if not record:
+                continue
+            try:
+                data = _JSON_OBJECT.validate_json(record)
+                if data:
+                    messages.append(self.parse_message(data))
+            except Exception as error:  # any shape pysignalr cannot parse
+                _log.warning("Skipping a malformed hub message (%s): %.200s", error, record)
+        return messages
+
+
+class _OneAttemptTransport(WebsocketTransport):
+    """Exactly one WebSocket connection per ``run()``, which returns or raises when it ends.
+
+    Messages are handled one at a time, each before the next is read: a handler that waits
+    (an event subscriber with no room left, see ``event_bus``) pauses reading, and the server's
+    sends back up behind it (TCP back-pressure) instead of piling up in memory here.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        callback: Callable[[Message], Awaitable[None]],
+        timings: HubTimings,
+        user_agent: str,
+    ) -> None:
+        super().__init__(
+            url=url,
+            protocol=_TolerantJSONProtocol(),
+            callback=callback,
+            headers=headers,
+            skip_negotiation=True,  # the official clients skip it; the token goes on the upgrade
+        )
+        self._timings = timings
+        self._user_agent = user_agent
+
+    async def run(self) -> None:
+        async with connect(
+            replace_scheme(self._url, ws=True),
+            additional_headers=self._headers,
+            user_agent_header=self._user_agent,
+            open_timeout=self._timings.connect_timeout,
+            close_timeout=self._timings.connect_timeout,
+            ping_interval=None,  # SignalR pings and the server timeout cover liveness
+            max_size=self._max_size,
+            proxy=None,
+            logger=_websockets_log,
+        ) as conn:
+            async with asyncio.timeout(self._timings.connect_timeout):
+                await self._handshake(conn)
+            self._ws = conn
+            keepalive = asyncio.create_task(self._keepalive(conn))
+            try:
+                await self._process(conn)
+            finally:
+                self._ws = None
+                keepalive.cancel()
+                await asyncio.gather(keepalive, return_exceptions=True)
+
+    async def send(self, message: Message) -> None:
+        conn = self._ws
+        if conn is None:
+            raise HubNotConnected()
+        await conn.send(self._protocol.encode(message))
+
+    async def _process(self, conn: ClientConnection) -> None:
+        while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives just as recv() completes, and then stop() would wait forever.
+            try:
+                async with asyncio.timeout(self._timings.server_timeout):
+                    raw = await conn.recv()
+            except TimeoutError:
+                raise ServerSilent(
+                    f"no message from the server for {self._timings.server_timeout:g} s"
+                ) from None
+            await self._on_raw_message(raw)
+
+    async def _keepalive(self, conn: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(self._timings.ping_interval)
+            await conn.send(self._protocol.encode(PingMessage()))
+
+
+class HubClient(SignalRClient):
+    """A pysignalr client for one connection attempt, that keeps the token out of messages."""
+
+    def __init__(self, url: str, token: str, timings: HubTimings, user_agent: str) -> None:
+        headers = {TOKEN_HEADER: token}
+        super().__init__(url, headers=headers)
+        self._transport = _OneAttemptTransport(url, headers, self._on_message, timings, user_agent)
+
+    async def send(
+        self,
+        method: str,
+        arguments: list[Any],
+        on_invocation: Callable[[Message], Awaitable[Any | None]] | None = None,
+    ) -> None:
+        # SignalRClient.send copies the connection headers, i.e. the token, into the message
+        # body of every invocation. Build the message here without them.
+        invocation_id: str | None = None
+        if on_invocation is not None:
+            invocation_id = str(uuid.uuid4())
+            self._invocation_handlers[invocation_id] = on_invocation
+        await self._transport.send(InvocationMessage(invocation_id, method, arguments, None))
+
+    async def _on_close_message(self, message: CloseMessage) -> None:
+        # pysignalr ignores a Close without error; either way this connection is over.
+        raise ServerClosed(message.error, message.allow_reconnect)
+
+
+def describe_failure(error: Exception) -> str:
+    """A short, token-free description of why a connection attempt ended."""
+    if isinstance(error, InvalidStatus):
+        return f"the server answered HTTP {error.response.status_code} to the connection request"
+    if isinstance(error, ServerClosed):
+        return f"the server closed the connection ({error})"
+    if isinstance(error, ServerSilent):
+        return str(error)
+    if isinstance(error, ConnectionClosed):
+        return "the connection was lost"
+    if isinstance(error, TimeoutError):
+        return "timed out while connecting"
+    if isinstance(error, OSError):
+        return f"cannot connect to the server ({error.strerror or type(error).__name__})"
+    return f"unexpected error: {type(error).__name__}: {error}"

@@ -1,0 +1,178 @@
+"""Gathering a decision's facts: the share and its guild from storage, delivery facts from the live
+hub connection, and the member's cooldown (stored, or reserved in this process)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from uuid import UUID
+
+from bot.domain.controls import ControlKind, Limits
+from bot.domain.decision import RefusalCode, Refused, ShockerAccess, describe_access
+from bot.domain.facts import ControlFacts, GuildShare, OpenShockAccess, OpenShockShare
+from bot.domain.grants import GrantIndex, GrantRule
+from bot.openshock.hub import HubConnection
+from bot.openshock.manager import HubManager
+from bot.openshock.models import KnownShocker
+from bot.services.control.cooldowns import CooldownReservations
+from bot.storage import Storage
+from bot.storage.models import ControlContext, Grant, Share
+
+HUB_DOWN = "The wearer's OpenShock connection is down right now; nothing was sent."
+NOT_ON_ACCOUNT = "This shocker is no longer on the wearer's OpenShock account; nothing was sent."
+
+
+def grant_rule(grant: Grant) -> GrantRule:
+    return GrantRule(
+        target_kind=grant.target_kind,
+        target_id=grant.target_id,
+        shocker_id=grant.shocker_id,
+        max_intensity=grant.max_intensity,
+        max_duration_ms=grant.max_duration_ms,
+        cooldown_ms=grant.cooldown_ms,
+        allow_shock=grant.allow_shock,
+        allow_vibrate=grant.allow_vibrate,
+        allow_sound=grant.allow_sound,
+    )
+
+
+def guild_share(share: Share) -> GuildShare:
+    return GuildShare(
+        shocker_id=share.shocker_id,
+        wearer_id=share.wearer_id,
+        max_intensity=share.max_intensity,
+        max_duration_ms=share.max_duration_ms,
+        allow_shock=share.allow_shock,
+        allow_vibrate=share.allow_vibrate,
+        allow_sound=share.allow_sound,
+        paused=share.paused,
+    )
+
+
+def openshock_access(known: KnownShocker | None) -> OpenShockAccess:
+    if known is None:
+        return OpenShockAccess()
+    if known.share is None:
+        return OpenShockAccess(shocker_paused=known.is_paused)
+    limits = known.limits
+    return OpenShockAccess(
+        shocker_paused=known.is_paused,
+        share=OpenShockShare(
+            allow_shock=known.share.shock,
+            allow_vibrate=known.share.vibrate,
+            allow_sound=known.share.sound,
+            max_intensity=limits.intensity if limits else None,
+            max_duration_ms=limits.duration if limits else None,
+            paused=known.is_paused,
+        ),
+    )
+
+
+def shocker_uuid(shocker_id: str) -> UUID | None:
+    try:
+        return UUID(shocker_id)
+    except ValueError:
+        return None
+
+
+class FactGatherer:
+    def __init__(
+        self,
+        storage: Storage,
+        hubs: HubManager,
+        operator_limits: Limits,
+        reservations: CooldownReservations,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.storage = storage
+        self.hubs = hubs
+        self.operator_limits = operator_limits
+        self.reservations = reservations
+        self.clock = clock
+
+    def hub_for(self, account_id: int) -> HubConnection | None:
+        return self.hubs.get(account_id)
+
+    def known_shocker(self, hub: HubConnection | None, shocker_id: str) -> KnownShocker | None:
+        uuid = shocker_uuid(shocker_id)
+        if hub is None or hub.shockers is None or uuid is None:
+            return None
+        return hub.shockers.get(uuid)
+
+    def device_online(self, hub: HubConnection | None, known: KnownShocker | None) -> bool | None:
+        """None (unknown) when the hub is down or the shocker is not on the account any more."""
+        if hub is None or not hub.connected or known is None:
+            return None
+        return hub.device_state(known.device_id).online
+
+    def share_online(self, share: Share) -> bool | None:
+        """Whether the device of a shared shocker is online (None: not known)."""
+        hub = self.hub_for(share.account_id)
+        return self.device_online(hub, self.known_shocker(hub, share.shocker_id))
+
+    async def grant_index(
+        self, guild_id: int, member_id: int, role_ids: Iterable[int]
+    ) -> GrantIndex:
+        grants = await self.storage.grants.for_member(guild_id, member_id, role_ids)
+        return GrantIndex(grant_rule(grant) for grant in grants)
+
+    def facts(
+        self,
+        context: ControlContext | None,
+        *,
+        member_id: int,
+        grants: GrantIndex,
+        kind: ControlKind | None = None,
+    ) -> ControlFacts:
+        """The decision's facts: `context` from storage, delivery facts from the live hub, and
+        the member's cooldown reservations made in this process. No await: the control service
+        reads these, decides and reserves in one step."""
+        if context is None:
+            return ControlFacts(share=None, grants=grants, operator_limits=self.operator_limits)
+        hub = self.hub_for(context.account_id)
+        known = self.known_shocker(hub, context.shocker_id)
+        last = None
+        if kind is not ControlKind.STOP:
+            stored = context.last_control_at
+            reserved = self.reservations.get(member_id, context.shocker_id)
+            last = max(stored, reserved) if stored and reserved else stored or reserved
+        return ControlFacts(
+            share=guild_share(context),
+            grants=grants,
+            operator_limits=self.operator_limits,
+            guild_limits=Limits(context.guild_max_intensity, context.guild_max_duration_ms),
+            wearer_paused=context.wearer_paused,
+            blocked=context.blocked,
+            openshock=openshock_access(known),
+            device_online=self.device_online(hub, known),
+            last_control_at=last,
+            now=self.clock(),
+        )
+
+    async def access(
+        self, shares: Sequence[Share], *, guild_id: int, member_id: int, role_ids: Iterable[int]
+    ) -> list[tuple[Share, ShockerAccess]]:
+        """What the member may do with each share (for lists and autocomplete)."""
+        roles = list(role_ids)
+        grants = await self.grant_index(guild_id, member_id, roles)
+        result = []
+        for share in shares:
+            context = await self.storage.shares.control_context(
+                guild_id, share.shocker_id, member_id
+            )
+            facts = self.facts(context, member_id=member_id, grants=grants)
+            access = describe_access(
+                facts, member_id=member_id, member_role_ids=roles, guild_id=guild_id
+            )
+            result.append((share, access))
+        return result
+
+    def explain_refusal(self, refused: Refused, share: Share | None) -> str:
+        """A refusal in the member's words; "device unknown" says why it is unknown."""
+        if share is not None and refused.code is RefusalCode.DEVICE_UNKNOWN:
+            hub = self.hub_for(share.account_id)
+            if hub is None or not hub.connected:
+                return HUB_DOWN
+            if self.known_shocker(hub, share.shocker_id) is None:
+                return NOT_ON_ACCOUNT
+        return refused.reason

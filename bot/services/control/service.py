@@ -1,0 +1,283 @@
+"""The control pipeline's front door: `ControlService.submit` decides a control, sends it through
+the wearer's hub, confirms it and audits it, for every entry point.
+
+The jobs live beside this module: the decision's facts (`facts`), cooldown reservations
+(`cooldowns`), sending, confirming and auditing (`delivery`), and `/panic` (`panic`). What this
+module keeps is the order of things and two safety windows:
+
+- **Decision and reservation in one step.** `decide` reads the facts, decides and reserves the
+  cooldown with no `await` in between, so two quick controls cannot both pass a cooldown.
+- **Decided again right before the frame.** `storage.restrictions` counts every write that can
+  restrict controls (a pause, a panic, a block, a revoke, an unshare…). If it moved since the
+  facts were read, the control is decided again before its frame is written (`Dispatcher.send`
+  checks the counter with no `await` before the write), up to `MAX_DECISIONS` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from bot.config import Settings
+from bot.domain.controls import ControlKind, Limits
+from bot.domain.decision import Allowed, ControlDecision, Refused, ShockerAccess, decide_control
+from bot.openshock.manager import HubManager
+from bot.services.control.cooldowns import CooldownReservations
+from bot.services.control.delivery import Dispatched, Dispatcher
+from bot.services.control.facts import FactGatherer
+from bot.services.control.panic import PanicResult, panic
+from bot.services.control.ticket import (
+    ControlOrder,
+    ControlOutcome,
+    ControlReport,
+    ControlTicket,
+)
+from bot.services.halts import Halt, Halts
+from bot.storage import Storage
+from bot.storage.models import Account, AuditOutcome, NewAuditEntry, Share
+
+log = logging.getLogger(__name__)
+
+MAX_DECISIONS = 3  # for one control, counting the first
+SETTINGS_CHURN = "Settings changed repeatedly while sending; nothing was sent. Try again."
+UNSHARED_MEANWHILE = "This shocker is not shared here any more."
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedControl:
+    """A decided control. A refusal is already audited (``audit_id``) unless the shocker is not
+    shared here at all (``share`` None); an allowed control holds its cooldown reservation."""
+
+    order: ControlOrder
+    decision: ControlDecision
+    share: Share | None
+    entry: NewAuditEntry
+    generation: int  # storage.restrictions.value before the facts were read
+    reason: str | None = None  # the refusal, in the member's words
+    audit_id: int | None = None
+    reserved_at: float | None = None  # this control's cooldown reservation, if it made one
+    previous_reserved: float | None = None  # the reservation it replaced
+
+    @property
+    def reservation_key(self) -> tuple[int, str]:
+        return (self.order.sender.member_id, self.order.shocker_id)
+
+
+class ControlService:
+    def __init__(
+        self,
+        storage: Storage,
+        hubs: HubManager,
+        settings: Settings,
+        *,
+        confirm_timeout: float = 3.0,
+        clock: Callable[[], float] = time.time,
+        halts: Halts | None = None,
+    ) -> None:
+        self.storage = storage
+        # Pending controls (approvals, votes, random mode) subscribe here; an allowed Stop and
+        # a panic announce before their frames.
+        self.halts = halts if halts is not None else Halts()
+        self.reservations = CooldownReservations()
+        self.facts = FactGatherer(
+            storage,
+            hubs,
+            Limits(settings.max_intensity, settings.max_duration_ms),
+            self.reservations,
+            clock,
+        )
+        self.delivery = Dispatcher(
+            storage, self.facts, confirm_timeout=confirm_timeout, send_timeout=5.0
+        )
+        self._running: set[asyncio.Task[None]] = set()
+
+    @property
+    def send_timeout(self) -> float:
+        return self.delivery.send_timeout
+
+    @send_timeout.setter
+    def send_timeout(self, seconds: float) -> None:
+        self.delivery.send_timeout = seconds
+
+    # -- the front door -------------------------------------------------------------------------
+
+    async def submit(self, order: ControlOrder) -> ControlTicket:
+        """Decide one control and, when allowed, start sending it at once.
+
+        The ticket carries the decision now; its outcome follows (`ControlTicket.outcome`). A
+        refusal is final at once (and audited, unless the shocker is not shared here)."""
+        prepared = await self.decide(order)
+        decision = prepared.decision
+        if not isinstance(decision, Allowed) or prepared.share is None:
+            report = ControlReport(
+                ControlOutcome.REFUSED, decision, prepared.reason, prepared.audit_id
+            )
+            return ControlTicket(order, prepared.share, report)
+        ticket = ControlTicket(
+            order, prepared.share, ControlReport(ControlOutcome.SENDING, decision)
+        )
+        task = asyncio.create_task(self._carry_out(ticket, prepared), name="control-send")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return ticket
+
+    async def access(
+        self, shares: Sequence[Share], *, guild_id: int, member_id: int, role_ids: Iterable[int]
+    ) -> list[tuple[Share, ShockerAccess]]:
+        """What the member may do with each share (for lists and autocomplete)."""
+        return await self.facts.access(
+            shares, guild_id=guild_id, member_id=member_id, role_ids=role_ids
+        )
+
+    async def panic(
+        self, *, wearer_id: int, account: Account | None, display_name: str
+    ) -> PanicResult:
+        """Pause all the wearer's shares everywhere, then Stop every shocker of their account."""
+        return await panic(
+            self.storage,
+            self.facts,
+            self.halts,
+            wearer_id=wearer_id,
+            account=account,
+            display_name=display_name,
+        )
+
+    async def close(self) -> None:
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    async def decide(self, order: ControlOrder) -> PreparedControl:
+        """Decide one control; audit a refusal; reserve an allowed control's cooldown in the
+        same step as the decision."""
+        sender = order.sender
+        generation = self.storage.restrictions.value
+        context = await self.storage.shares.control_context(
+            order.guild_id, order.shocker_id, sender.member_id
+        )
+        grants = await self.facts.grant_index(order.guild_id, sender.member_id, sender.role_ids)
+        # -- no await from here until the reservation is made --
+        facts = self.facts.facts(
+            context, member_id=sender.member_id, grants=grants, kind=order.kind
+        )
+        decision = decide_control(order.request, facts)
+        reserved_at = previous = None
+        if isinstance(decision, Allowed) and decision.type is not ControlKind.STOP:
+            reserved_at = facts.now
+            previous = self.reservations.reserve((sender.member_id, order.shocker_id), reserved_at)
+        # -- end of the critical section --
+        share: Share | None = context
+        entry = NewAuditEntry(
+            guild_id=order.guild_id,
+            member_id=sender.member_id,
+            wearer_id=share.wearer_id if share else None,
+            account_id=share.account_id if share else None,
+            shocker_id=order.shocker_id,
+            shocker_name=share.shocker_name if share else None,
+            control_type=int(order.kind),
+            requested_intensity=order.intensity,
+            requested_duration_ms=order.duration_ms,
+            outcome=AuditOutcome.REFUSED,
+            origin=order.origin,
+        )
+        prepared = PreparedControl(
+            order, decision, share, entry, generation, None, None, reserved_at, previous
+        )
+        if isinstance(decision, Refused) and share is None:
+            # No shocker by that id here: nothing to audit.
+            return replace(prepared, reason=decision.reason)
+        if isinstance(decision, Refused):
+            reason = self.facts.explain_refusal(decision, share)
+            audit_id = await self.storage.audit.record(entry.model_copy(update={"reason": reason}))
+            return replace(prepared, reason=reason, audit_id=audit_id)
+        return prepared
+
+    def _release(self, prepared: PreparedControl) -> None:
+        if prepared.reserved_at is not None:
+            self.reservations.release(
+                prepared.reservation_key, prepared.reserved_at, prepared.previous_reserved
+            )
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def _carry_out(self, ticket: ControlTicket, prepared: PreparedControl) -> None:
+        """Send, confirm and report an allowed control on its ticket. The ticket always ends
+        final, also when the bot shuts down meanwhile."""
+        try:
+            dispatched = await self._send(prepared)
+            ticket._advance(dispatched.report)
+            if dispatched.confirmation is not None:
+                ticket._advance(
+                    await self.delivery.confirm(dispatched.confirmation, dispatched.report)
+                )
+        except asyncio.CancelledError:
+            # Shutting down: whatever was sent may or may not have been carried out.
+            report = ticket.report
+            outcome = (
+                ControlOutcome.NOT_CONFIRMED
+                if report.outcome is ControlOutcome.CONFIRMING
+                else ControlOutcome.UNCERTAIN
+            )
+            ticket._advance(replace(report, outcome=outcome))
+            raise
+        except Exception:
+            log.exception("Sending a control to shocker %s failed", prepared.order.shocker_id)
+            report = ticket.report
+            ticket._advance(replace(report, outcome=ControlOutcome.UNCERTAIN))
+
+    async def _send(self, prepared: PreparedControl) -> Dispatched:
+        """Send an allowed control, deciding it again first whenever a restriction was written
+        since its facts were read. Every attempt ends in exactly one audit row."""
+        order = prepared.order
+        decisions = 1
+        while True:
+            decision, share = prepared.decision, prepared.share
+            if isinstance(decision, Refused) or share is None:
+                audit_id = prepared.audit_id
+                if audit_id is None:
+                    # Decided again after the share was withdrawn: still an attempt to record.
+                    audit_id = await self.storage.audit.record(
+                        prepared.entry.model_copy(update={"reason": prepared.reason})
+                    )
+                report = ControlReport(ControlOutcome.REFUSED, decision, prepared.reason, audit_id)
+                return Dispatched(report)
+            if decision.type is ControlKind.STOP:
+                # Synchronous: what waited to fire on this shocker ends before the Stop's frame.
+                self.halts.announce(Halt("stop", shocker_id=order.shocker_id))
+            dispatched = await self.delivery.send(
+                share,
+                decision,
+                prepared.entry,
+                generation=prepared.generation,
+                display_name=order.sender.display_name,
+                still_wanted=order.still_wanted,
+            )
+            if dispatched is not None:
+                break
+            self._release(prepared)
+            if decisions >= MAX_DECISIONS:
+                audit_id = await self.storage.audit.record(
+                    prepared.entry.model_copy(update={"reason": SETTINGS_CHURN})
+                )
+                return Dispatched(
+                    ControlReport(ControlOutcome.REFUSED, decision, SETTINGS_CHURN, audit_id)
+                )
+            previous_entry = prepared.entry
+            prepared = await self.decide(order)
+            decisions += 1
+            if prepared.share is None:
+                prepared = replace(prepared, entry=previous_entry, reason=UNSHARED_MEANWHILE)
+        if order.kind is not ControlKind.STOP:
+            if dispatched.report.outcome in (ControlOutcome.FAILED, ControlOutcome.REFUSED):
+                self._release(prepared)  # nothing went out: give the cooldown back
+            elif prepared.reserved_at is not None:
+                member, shocker = prepared.reservation_key
+                await self.storage.cooldowns.record(
+                    order.guild_id, member, shocker, prepared.reserved_at
+                )
+        return dispatched

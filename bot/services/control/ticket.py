@@ -1,0 +1,167 @@
+"""What goes in and out of the control pipeline's front door (`ControlService.submit`).
+
+An entry point builds a `ControlOrder` (who, where, which shocker, what, and from where) and gets
+a `ControlTicket`: the decision at once, and the outcome later. A slash command, a button or a
+modal hand the ticket to ``bot.cogs.control_reply.answer_control``; a caller with no interaction
+(random mode, a vote that ends, an approval) simply awaits `ticket.outcome()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bot.domain.controls import ControlKind
+from bot.domain.decision import ControlDecision, Refused
+from bot.domain.facts import ControlRequest
+from bot.storage.models import Share
+
+__all__ = [
+    "ControlOrder",
+    "ControlOutcome",
+    "ControlReport",
+    "ControlTicket",
+    "Origin",
+    "Sender",
+]
+
+
+class Origin(StrEnum):
+    """Which way a control came in."""
+
+    COMMAND = "command"
+    BUTTON = "button"
+    REACTION = "reaction"
+    APPROVAL = "approval"
+    RANDOM = "random"
+    VOTE = "vote"
+    ROULETTE = "roulette"
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """The member a control is decided for: their grants, blocks and cooldowns apply, and their
+    display name goes into OpenShock's ``customName``."""
+
+    member_id: int
+    role_ids: frozenset[int]
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlOrder:
+    """One control to decide and send. Intensity in percent, duration in milliseconds, as asked
+    (the decision checks the range and applies every cap)."""
+
+    sender: Sender
+    guild_id: int
+    shocker_id: str
+    kind: ControlKind
+    intensity: int
+    duration_ms: int
+    origin: Origin = Origin.COMMAND
+    # Checked with no await before the frame is written: a control that waited to fire (random
+    # mode, an approval, a vote) returns False once a Stop, a pause or /panic ended it, and
+    # then nothing is sent.
+    still_wanted: Callable[[], bool] | None = field(default=None, compare=False)
+
+    @property
+    def request(self) -> ControlRequest:
+        return ControlRequest(
+            member_id=self.sender.member_id,
+            member_role_ids=self.sender.role_ids,
+            guild_id=self.guild_id,
+            type=self.kind,
+            intensity=self.intensity,
+            duration_ms=self.duration_ms,
+        )
+
+
+class ControlOutcome(StrEnum):
+    """What became of a control, as the reply and the audit trail tell it."""
+
+    SENDING = "sending"  # allowed; the hub has not acknowledged the frame yet
+    CONFIRMING = "confirming"  # acknowledged; waiting for OpenShock's Log
+    SENT = "sent"  # acknowledged; OpenShock sends no Log for a shocker shared with the account
+    CONFIRMED = "confirmed"  # OpenShock's Log says it was carried out
+    NOT_CONFIRMED = "not_confirmed"  # acknowledged, but no Log came
+    UNCERTAIN = "uncertain"  # the frame went out and was never acknowledged: it may have fired
+    FAILED = "failed"  # nothing went out
+    REFUSED = "refused"  # refused by the decision (first, or again right before sending)
+
+    @property
+    def final(self) -> bool:
+        return self not in (ControlOutcome.SENDING, ControlOutcome.CONFIRMING)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlReport:
+    """The latest word on a control. ``decision`` is the latest decision: a control is decided
+    again right before its frame when something restrictive changed meanwhile. ``reason`` is the
+    refusal or failure in the member's words, or a note on a missing confirmation."""
+
+    outcome: ControlOutcome
+    decision: ControlDecision
+    reason: str | None = None
+    audit_id: int | None = None
+
+
+class ControlTicket:
+    """The answer of the front door: the decision now, the outcome later.
+
+    ``decision`` and ``share`` are the first decision and the share it was made on (None when
+    the shocker is not shared here). `report` is the latest word; `settled` waits for the final
+    one (or a deadline), `changed` for the next one, `outcome` for the final one. Only the
+    control service moves a ticket on.
+    """
+
+    def __init__(self, order: ControlOrder, share: Share | None, report: ControlReport) -> None:
+        self.order = order
+        self.share = share
+        self.decision: ControlDecision = report.decision
+        self._report = report
+        self._changed = asyncio.Event()
+        self._final = asyncio.Event()
+        if report.outcome.final:
+            self._final.set()
+
+    @property
+    def refused(self) -> bool:
+        """Refused by the first decision: nothing will be sent and the report is final."""
+        return isinstance(self.decision, Refused)
+
+    @property
+    def report(self) -> ControlReport:
+        return self._report
+
+    async def outcome(self) -> ControlReport:
+        """The final report."""
+        await self._final.wait()
+        return self._report
+
+    async def settled(self, within: float | None = None) -> ControlReport:
+        """The final report, or the latest one once ``within`` seconds have passed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._final.wait()
+        return self._report
+
+    async def changed(self, since: ControlReport) -> ControlReport:
+        """The first report after ``since`` (at once if there is one already, or if ``since`` is
+        final)."""
+        while self._report is since and not since.outcome.final:
+            await self._changed.wait()
+        return self._report
+
+    def _advance(self, report: ControlReport) -> None:
+        """Called by the control service only."""
+        if self._report.outcome.final:
+            return
+        self._report = report
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        if report.outcome.final:
+            self._final.set()
