@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import statistics
 import sys
 import tempfile
@@ -698,6 +699,10 @@ def report(plan: Plan, bot: Measured, floor: Measured, bare: Measured, profiled:
 
 async def measure(fakes: Fakes, options: Options) -> None:
     scene: Scene = await asyncio.get_running_loop().run_in_executor(None, fakes.receive)
+    # The bot ends its start-up with gc.freeze(): everything imported and built until then is
+    # out of the collector's walks. The floor and the bare client get the same treatment (their
+    # process imported the whole bot too), else their full GC passes stall them alone.
+    gc.freeze()
     with tempfile.TemporaryDirectory() as tmp:
         bare = await measure_bare(fakes, scene, options)
         floor = await measure_floor(fakes, scene, Path(tmp) / "floor", options)

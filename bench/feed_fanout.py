@@ -452,6 +452,7 @@ async def bench(args: argparse.Namespace, shape: Shape, fakes: Fakes) -> bool:
         try:
             floor = None
             if not args.no_floor:
+                gc.freeze()  # as the bot's start-up does, so that the floor is not handicapped
                 floor = await measure_floor(args, shape, fakes, scene, Path(tmp) / "floor.sqlite")
                 await asyncio.sleep(0.5)  # the fake hub notices the floor's clients are gone
             await configure(storage, scene, shape)
@@ -526,8 +527,9 @@ async def run(
         "50 requests/s overall, real 429s"
     )
     print(
-        f"bot process after start-up: {gc.get_freeze_count():,} objects frozen by the bot's "
-        f"gc.freeze() (out of the GC's walks), {len(gc.get_objects()):,} still tracked"
+        f"bot process after start-up: {gc.get_freeze_count():,} objects frozen by gc.freeze() "
+        f"(the bot's, and before the floor; out of the GC's walks), {len(gc.get_objects()):,} "
+        "still tracked"
     )
     await fakes.ask("rate_limits")
     rss_before = status_kib("VmRSS")
