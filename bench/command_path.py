@@ -1,35 +1,59 @@
-"""How long a /shock takes from the interaction to the ControlV2 frame at the hub.
+"""How long a /shock takes from the interaction to the ControlV2 frame at the hub, against the
+cheapest bot of the same architecture (the floor) and a bare pysignalr client.
 
 The fake Discord API and the fake OpenShock server run in a separate process (``spawn``, see
 ``bench/_fakes_process.py``), both on 127.0.0.1, as a deployment talks to a remote Discord and
 OpenShock: their CPU work (answering the interaction callbacks and edits, parsing frames, sending
 ``Log``) is not counted as the bot's.
 That process builds the scene of ``tests/cogs/test_control.py`` (Alice's online hub with her
-collar) and reports over a pipe what this process needs. This process builds the real bot
-(``bot.app.create_bot`` with ``Settings`` pointing at the fakes, as the tests' harness does), links
-Alice's account through storage, shares her collar with caps high enough, and grants
-``@everyone`` with no cooldown through a real ``/permissions grant``. Then 2,000 /shock
-interactions, 20 in flight, are fed through the real command tree, each timed from the moment
-discord.py gets the payload until its ControlV2 frame reaches the fake hub (each command asks for
-a unique duration, which identifies its frame). Both ends are read with ``time.monotonic()``
+collar) and reports over a pipe what this process needs. Three comparators then run one after
+the other in this process, against the same fakes:
+
+- **bare**: a bare ``pysignalr`` client (``SignalRClient`` with the ``OpenShockToken`` header)
+  sends the ControlV2 frame, timed from the call to ``send`` until the frame arrives. No Discord.
+- **floor**: the cheapest possible bot of this architecture. A plain ``discord.Client`` (same
+  discord.py, logged in to the same fake Discord) with a bare ``app_commands.CommandTree`` holding
+  one ``/shock`` command (same options and bounds as the bot's), and a bare pysignalr client
+  connected as Alice. It receives the same ``/shock`` interaction payload through discord.py's
+  real ``parse_interaction_create`` and the tree, sends the same ControlV2 frame to Alice's
+  collar, waits for the hub's completion, and answers with one REST call (the interaction
+  response). No database, no decision, no audit, no waiting for OpenShock's ``Log`` (which still
+  arrives on its connection and is parsed by pysignalr, as for the bot).
+- **bot**: the real bot (``bot.app.create_bot`` with ``Settings`` pointing at the fakes, as the
+  tests' harness does): Alice's account linked through storage, her collar shared with caps high
+  enough, ``@everyone`` granted with no cooldown through a real ``/permissions grant``.
+
+Each runs 2,000 commands with 20 in flight after 100 warm-up commands, then 300 one at a time (no
+queueing). A command is timed from the moment discord.py gets the payload (or ``send`` is called,
+for bare) until its ControlV2 frame reaches the fake hub; each command asks for a unique
+duration, which identifies its frame. Both ends are read with ``time.monotonic()``
 (``CLOCK_MONOTONIC``, one clock for all processes on Linux): this process notes when it feeds
 each payload, the fakes' process when each frame has been parsed, and sends those times back
-after each run. A command stays in flight until the bot has finished handling it (reply edited,
-``Log`` confirmed).
+after each run. A command stays in flight until it has been handled completely (for the bot:
+reply edited, ``Log`` confirmed; for the floor: answered).
 
-In the same run a bare ``pysignalr`` client (``SignalRClient`` with the ``OpenShockToken``
-header), in this process and connected to the same fake hub, sends the same ControlV2 frame 2,000
-times with 20 in flight, timed from the call to ``send`` until the frame arrives. The difference
-of the p99s is what the bot adds; bar: under 5 ms. For context both are also timed one at a time
-(no queueing), and the CPU seconds per command of this process and of the fakes' process during
-the timed runs are printed (with 20 in flight, a process near 100 % of a core queues commands).
-Run: ``python bench/command_path.py``.
+Printed: p50/p99 of each, the CPU seconds per command of this process and of the fakes' process
+during each timed run (``getrusage``; with 20 in flight, a process near 100 % of a core queues
+commands), and the figures the bot is held to:
+- bot / floor for p50, p99 and CPU per command; goal: **≤ 1.5×** in CPU and p99;
+- overhead = bot p99 − bare p99 with 20 in flight; bar: **< 5 ms**.
+The CPU ratio bot / floor (both measured in the same run, on the same machine, under the same
+load) is the machine-independent figure: on a slower or busier machine both CPU figures grow
+together, so it is what to compare across machines and runs (the absolute times are not).
+
+Run: ``python bench/command_path.py`` (about 20 s; ``--quick`` runs a quarter of the commands for
+a rough look; ``--help`` for the knobs). ``--profile FILE`` writes a cProfile of this process
+during the bot's timed run (pstats format; read it with ``python -m pstats FILE``), ``--py-spy
+FILE`` a py-spy sample (raw collapsed stacks, if ``py-spy`` is installed); both slow the bot down,
+so the figures of a profiled run are not comparable.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import gc
 import statistics
 import sys
 import tempfile
@@ -42,11 +66,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import discord
 from cryptography.fernet import Fernet
+from discord import app_commands
 from pysignalr.client import SignalRClient
 
 from bench._fakes_process import Fakes, cpu_seconds, fakes_process, quiet_logging, serve_commands
-from bot.app import create_bot
+from bench._profile import profiled
+from bot.app import create_bot, point_discord_at
 from bot.client import OpenShockBot
 from bot.config import Settings
 from bot.crypto import TokenCipher
@@ -61,27 +88,59 @@ from tests.fakes.interactions import Interactions, run_interaction
 from tests.fakes.openshock_server import HUB_PATH, FakeHubConnection, FakeOpenShockServer
 from tests.harness import FAST_HUB
 
-BAR_MS = 5.0
+BAR_MS = 5.0  # bot p99 - bare p99, with IN_FLIGHT in flight
+FLOOR_GOAL = 1.5  # bot / floor, for CPU per command and p99
 COMMANDS = 2_000
 IN_FLIGHT = 20
 WARMUP = 100
 UNLOADED = 300  # also timed one at a time, for context: the path without queueing
-FIRST_DURATION_MS = 1_000  # command n asks for FIRST_DURATION_MS + n ms: unique per command
+FIRST_DURATION_MS = 1_000  # the lowest duration asked for
+MAX_DURATION_MS = 65_535  # the highest the /shock option (and OpenShock) allows
 INTENSITY = 10
 CUSTOM_NAME = "bob (Discord)"
 FRAME_TIMEOUT = 10.0
 CONFIRM_TIMEOUT = 1.0  # the bot waits this long for OpenShock's Log (as the tests' harness)
-# (first duration, count) of each run: a sample, the warm-up, the timed run, one at a time.
-SAMPLE_RUN = (FIRST_DURATION_MS - 1, 1)
-WARMUP_RUN = (FIRST_DURATION_MS + 10_000, WARMUP)
-TIMED_RUN = (FIRST_DURATION_MS, COMMANDS)
-UNLOADED_RUN = (FIRST_DURATION_MS + 20_000, UNLOADED)
-RUNS = (SAMPLE_RUN, WARMUP_RUN, TIMED_RUN, UNLOADED_RUN)
-# The bare client's durations are offset so that they never share a key with the bot's.
-BARE_OFFSET_MS = 30_000
+
+Run = tuple[int, int]  # (first duration in ms, count)
 
 
-def durations_of(run: tuple[int, int]) -> range:
+@dataclass(frozen=True)
+class Plan:
+    """How many commands each comparator runs. Every command asks for its own duration, which
+    identifies its frame at the fake hub: each comparator gets its own block of durations (one
+    sample, the warm-up, the timed run, one at a time), so that no two frames share one."""
+
+    commands: int = COMMANDS
+    in_flight: int = IN_FLIGHT
+    warmup: int = WARMUP
+    unloaded: int = UNLOADED
+
+    @property
+    def block(self) -> int:
+        return 1 + self.warmup + self.commands + self.unloaded
+
+    def runs(self, comparator: int) -> tuple[Run, Run, Run, Run]:
+        """(sample, warm-up, timed, one at a time) of comparator 0, 1, 2."""
+        first = FIRST_DURATION_MS + comparator * self.block
+        sample = (first, 1)
+        warmup = (first + 1, self.warmup)
+        timed = (warmup[0] + self.warmup, self.commands)
+        unloaded = (timed[0] + self.commands, self.unloaded)
+        return sample, warmup, timed, unloaded
+
+    def check(self) -> None:
+        if FIRST_DURATION_MS + 3 * self.block - 1 > MAX_DURATION_MS:
+            raise SystemExit(
+                f"too many commands: each needs its own duration, "
+                f"{FIRST_DURATION_MS}–{MAX_DURATION_MS} ms"
+            )
+
+
+# Which block of durations each comparator uses.
+BOT, FLOOR, BARE = 0, 1, 2
+
+
+def durations_of(run: Run) -> range:
     first, count = run
     return range(first, first + count)
 
@@ -214,10 +273,9 @@ class Timed:
 
 async def run_load(
     fakes: Fakes,
-    run: tuple[int, int],
+    run: Run,
     one: Callable[[int], Awaitable[float | None]],
-    in_flight: int = IN_FLIGHT,
-    offset: int = 0,
+    in_flight: int,
 ) -> Timed:
     """Run ``one(duration_ms)`` for each duration of ``run``, ``in_flight`` at a time; ``one``
     returns the ``time.monotonic()`` at which it started, or None if the command did not finish.
@@ -227,9 +285,9 @@ async def run_load(
 
     async def worker() -> None:
         for duration in durations:
-            began = await one(duration + offset)
+            began = await one(duration)
             if began is not None:
-                started[duration + offset] = began
+                started[duration] = began
 
     fakes_cpu = await fakes.ask("cpu")
     cpu = cpu_seconds()
@@ -238,13 +296,45 @@ async def run_load(
     wall = time.perf_counter() - began
     cpu = cpu_seconds() - cpu
     fakes_cpu = await fakes.ask("cpu") - fakes_cpu
-    keys = [d + offset for d in durations_of(run)]
+    keys = list(durations_of(run))
     arrivals: dict[int, float] = await fakes.ask("arrivals", keys)
     latencies = [(arrivals[k] - started[k]) * 1000 for k in keys if k in arrivals and k in started]
     return Timed((latencies, len(keys) - len(latencies), wall), cpu, fakes_cpu)
 
 
-# --- The bot -------------------------------------------------------------------------------------
+@dataclass
+class Measured:
+    """A comparator's timed run (``Plan.in_flight`` in flight) and its run one at a time."""
+
+    loaded: Timed
+    unloaded: Timed
+    sample: str = ""  # the reply to the sample command, when there is one
+
+
+@dataclass(frozen=True)
+class Options:
+    plan: Plan
+    cprofile: Path | None  # profile the bot's timed run
+    py_spy: Path | None
+
+
+async def measure_runs(
+    fakes: Fakes,
+    runs: tuple[Run, Run, Run, Run],
+    one: Callable[[int], Awaitable[float | None]],
+    options: Options,
+    *,
+    profile: bool = False,
+) -> tuple[Timed, Timed]:
+    """The warm-up, the timed run (profiled if asked) and the run one at a time."""
+    _, warmup, timed, unloaded = runs
+    await run_load(fakes, warmup, one, options.plan.in_flight)
+    with profiled(options.cprofile, options.py_spy) if profile else contextlib.nullcontext():
+        loaded = await run_load(fakes, timed, one, options.plan.in_flight)
+    return loaded, await run_load(fakes, unloaded, one, in_flight=1)
+
+
+# --- Feeding interactions to a discord.py client -------------------------------------------------
 
 
 class TaskRecorder:
@@ -254,6 +344,7 @@ class TaskRecorder:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._created: list[asyncio.Task[Any]] | None = None
+        self._loop = loop
         loop.set_task_factory(self._factory)  # type: ignore[arg-type]
 
     def _factory(
@@ -273,12 +364,68 @@ class TaskRecorder:
         finally:
             self._created = None
 
+    def close(self) -> None:
+        self._loop.set_task_factory(None)
 
-async def bot_scene(
-    bot: OpenShockBot, storage: Storage, fakes: Fakes, scene: Scene
-) -> tuple[Callable[[int], Awaitable[float | None]], str]:
-    """Alice's collar linked and shared, @everyone granted; returns the one-command function and
-    a sample reply."""
+
+async def interaction_feeder(
+    client: discord.Client,
+    fakes: Fakes,
+    scene: Scene,
+    ix: Interactions,
+    runs: tuple[Run, Run, Run, Run],
+) -> tuple[Callable[[int], Awaitable[float | None]], TaskRecorder, dict[int, dict[str, Any]]]:
+    """The one-command function of a logged-in client: it feeds the ``/shock`` payload of a
+    duration through discord.py's ``parse_interaction_create`` and waits until it is handled.
+    Also the task recorder (close it at the end) and the payloads by duration."""
+    state = client._connection
+
+    def build(duration_ms: int) -> dict[str, Any]:
+        return ix.slash(
+            "shock",
+            {"shocker": scene.collar_id, "intensity": INTENSITY, "duration": duration_ms / 1000},
+            user=scene.bob,
+        )
+
+    # Built beforehand, so that building them does not load the loop during the timed runs, and
+    # registered with the fake Discord API (in its process) as the builder does in-process.
+    payloads = {d: build(d) for run in runs for d in durations_of(run)}
+    await fakes.ask("register", list(payloads.values()))
+    tasks = TaskRecorder(asyncio.get_running_loop())
+
+    async def one(duration_ms: int) -> float | None:
+        payload = payloads[duration_ms]
+        # As tests/fakes/interactions.py run_interaction feeds it, but waiting only for the tasks
+        # this interaction starts (run_interaction waits for every dispatch task started while it
+        # waits, which would tie the 20 commands in flight together).
+        with tasks.recording() as handling:
+            started = time.monotonic()
+            state.parse_interaction_create(payload)  # type: ignore[arg-type]
+        if handling:
+            _, pending = await asyncio.wait(handling, timeout=FRAME_TIMEOUT)
+            if pending:
+                return None
+        return started
+
+    return one, tasks, payloads
+
+
+def settings_for(scene: Scene, data_dir: Path, secret_key: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        discord_token="test-token",
+        data_dir=data_dir,
+        secret_key=secret_key,
+        openshock_api_url=scene.openshock_url,
+        discord_api_base_url=scene.discord_url,
+    )
+
+
+# --- The bot -------------------------------------------------------------------------------------
+
+
+async def bot_scene(bot: OpenShockBot, storage: Storage, fakes: Fakes, scene: Scene) -> None:
+    """Alice's collar linked and shared, @everyone granted."""
     account = await storage.accounts.link(
         discord_user_id=scene.alice.id,
         openshock_user_id=scene.alice_os_id,
@@ -318,74 +465,40 @@ async def bot_scene(
     granted = await fakes.ask("reply", grant["token"])
     if "Granted" not in granted:
         raise SystemExit(f"could not grant @everyone: {granted!r}")
-    state = bot._connection
-
-    def build(duration_ms: int) -> dict[str, Any]:
-        return ix.slash(
-            "shock",
-            {"shocker": scene.collar_id, "intensity": INTENSITY, "duration": duration_ms / 1000},
-            user=scene.bob,
-        )
-
-    # Built beforehand, so that building them does not load the loop during the timed runs, and
-    # registered with the fake Discord API (in its process) as the builder does in-process.
-    payloads = {d: build(d) for run in RUNS for d in durations_of(run)}
-    await fakes.ask("register", list(payloads.values()))
-
-    tasks = TaskRecorder(asyncio.get_running_loop())
-
-    async def one(duration_ms: int) -> float | None:
-        payload = payloads[duration_ms]
-        # As tests/fakes/interactions.py run_interaction feeds it, but waiting only for the tasks
-        # this interaction starts (run_interaction waits for every dispatch task started while it
-        # waits, which would tie the 20 commands in flight together).
-        with tasks.recording() as handling:
-            started = time.monotonic()
-            state.parse_interaction_create(payload)  # type: ignore[arg-type]
-        if handling:
-            _, pending = await asyncio.wait(handling, timeout=FRAME_TIMEOUT)
-            if pending:
-                return None
-        return started
-
-    await one(SAMPLE_RUN[0])
-    sample = await fakes.ask("reply", payloads[SAMPLE_RUN[0]]["token"])
-    return one, sample
 
 
-async def measure_bot(fakes: Fakes, scene: Scene, data_dir: Path) -> tuple[Timed, Timed, str]:
+async def measure_bot(fakes: Fakes, scene: Scene, data_dir: Path, options: Options) -> Measured:
     secret_key = Fernet.generate_key().decode()
-    settings = Settings(
-        _env_file=None,
-        discord_token="test-token",
-        data_dir=data_dir,
-        secret_key=secret_key,
-        openshock_api_url=scene.openshock_url,
-        discord_api_base_url=scene.discord_url,
-    )
+    settings = settings_for(scene, data_dir, secret_key)
     storage = await Storage.open(settings.database_path, TokenCipher(secret_key.encode()))
     # The tests' timings: reconnects in milliseconds, confirmations within a second.
     bot = create_bot(settings, storage, hub_timings=FAST_HUB, confirm_timeout=CONFIRM_TIMEOUT)
+    tasks: TaskRecorder | None = None
     try:
         await bot.login("test-token")
-        one, sample = await bot_scene(bot, storage, fakes, scene)
-        await run_load(fakes, WARMUP_RUN, one)
-        loaded = await run_load(fakes, TIMED_RUN, one)
-        unloaded = await run_load(fakes, UNLOADED_RUN, one, in_flight=1)
+        await bot_scene(bot, storage, fakes, scene)
+        runs = options.plan.runs(BOT)
+        ix = Interactions(scene.app_id, scene.guild_id, channel=scene.channel, tree=bot.tree)
+        one, tasks, payloads = await interaction_feeder(bot, fakes, scene, ix, runs)
+        await one(runs[0][0])
+        sample = await fakes.ask("reply", payloads[runs[0][0]]["token"])
+        loaded, unloaded = await measure_runs(fakes, runs, one, options, profile=True)
     finally:
-        asyncio.get_running_loop().set_task_factory(None)
+        if tasks is not None:
+            tasks.close()
         if not bot.is_closed():
             await bot.close()
         await storage.close()
-    return loaded, unloaded, sample
+    return Measured(loaded, unloaded, sample)
 
 
-# --- The bare client -----------------------------------------------------------------------------
+# --- The floor: the cheapest bot of this architecture -------------------------------------------
 
 
-async def measure_bare(fakes: Fakes, scene: Scene) -> tuple[Timed, Timed]:
-    hub_url = scene.openshock_url + HUB_PATH
-    client = SignalRClient(hub_url, headers={"OpenShockToken": scene.carol_os_token})
+async def connect_bare(url: str, token: str) -> tuple[SignalRClient, asyncio.Task[None]]:
+    """A bare pysignalr client connected to the fake hub as the token's user, and its task
+    (cancel it to stop: pysignalr has no stop)."""
+    client = SignalRClient(url, headers={"OpenShockToken": token})
     opened = asyncio.Event()
 
     async def on_open() -> None:
@@ -399,6 +512,84 @@ async def measure_bare(fakes: Fakes, scene: Scene) -> tuple[Timed, Timed]:
         client.on(target, ignore)
     running = asyncio.create_task(client.run())
     await asyncio.wait_for(opened.wait(), 10)
+    return client, running
+
+
+async def send_control(client: SignalRClient, control: dict[str, Any], custom_name: str) -> bool:
+    """Send one ControlV2 frame and wait for the hub's completion; False if none came."""
+    completed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def on_completion(_: Any) -> None:
+        if not completed.done():
+            completed.set_result(None)
+
+    await client.send("ControlV2", [[control], custom_name], on_invocation=on_completion)  # type: ignore[list-item]
+    try:
+        await asyncio.wait_for(completed, FRAME_TIMEOUT)
+    except TimeoutError:
+        return False
+    return True
+
+
+def floor_client(hub: SignalRClient) -> discord.Client:
+    """A plain discord.Client whose command tree holds one ``/shock``, with the bot's options and
+    bounds: it sends the frame, waits for the hub's completion and answers with one REST call."""
+    intents = discord.Intents.none()
+    intents.guilds = True  # as the bot's
+    client = discord.Client(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+    tree = app_commands.CommandTree(client)
+
+    @tree.command(name="shock", description="Send a shock")
+    @app_commands.guild_only()
+    async def shock(
+        interaction: discord.Interaction[Any],
+        shocker: str,
+        intensity: app_commands.Range[int, 1, 100],
+        duration: app_commands.Range[float, 0.3, 65.535],
+    ) -> None:
+        control = {
+            "id": shocker,
+            "type": 1,
+            "intensity": intensity,
+            "duration": round(duration * 1000),
+            "exclusive": False,
+        }
+        sent = await send_control(hub, control, f"{interaction.user.display_name} (Discord)")
+        await interaction.response.send_message(
+            f"⚡ Shock {intensity} % · {duration:g} s · {'sent' if sent else 'not sent'}"
+        )
+
+    return client
+
+
+async def measure_floor(fakes: Fakes, scene: Scene, data_dir: Path, options: Options) -> Measured:
+    point_discord_at(settings_for(scene, data_dir, Fernet.generate_key().decode()))
+    hub, running = await connect_bare(scene.openshock_url + HUB_PATH, scene.alice_os_token)
+    client = floor_client(hub)
+    tasks: TaskRecorder | None = None
+    try:
+        await client.login("test-token")
+        runs = options.plan.runs(FLOOR)
+        ix = Interactions(scene.app_id, scene.guild_id, channel=scene.channel)
+        ix = ix.for_tree(client._connection._command_tree)  # type: ignore[arg-type]
+        one, tasks, payloads = await interaction_feeder(client, fakes, scene, ix, runs)
+        await one(runs[0][0])
+        sample = await fakes.ask("reply", payloads[runs[0][0]]["token"])
+        loaded, unloaded = await measure_runs(fakes, runs, one, options)
+    finally:
+        if tasks is not None:
+            tasks.close()
+        await client.close()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    return Measured(loaded, unloaded, sample)
+
+
+# --- The bare client -----------------------------------------------------------------------------
+
+
+async def measure_bare(fakes: Fakes, scene: Scene, options: Options) -> Measured:
+    client, running = await connect_bare(scene.openshock_url + HUB_PATH, scene.carol_os_token)
 
     async def one(duration_ms: int) -> float | None:
         control = {
@@ -408,25 +599,12 @@ async def measure_bare(fakes: Fakes, scene: Scene) -> tuple[Timed, Timed]:
             "duration": duration_ms,
             "exclusive": False,
         }
-        completed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        async def on_completion(_: Any) -> None:
-            if not completed.done():
-                completed.set_result(None)
-
         started = time.monotonic()
-        await client.send("ControlV2", [[control], CUSTOM_NAME], on_invocation=on_completion)  # type: ignore[list-item]
-        try:
-            await asyncio.wait_for(completed, FRAME_TIMEOUT)
-        except TimeoutError:
-            return None
-        return started
+        return started if await send_control(client, control, CUSTOM_NAME) else None
 
     try:
-        await run_load(fakes, WARMUP_RUN, one, offset=BARE_OFFSET_MS)
-        loaded = await run_load(fakes, TIMED_RUN, one, offset=BARE_OFFSET_MS)
-        unloaded = await run_load(fakes, UNLOADED_RUN, one, in_flight=1, offset=BARE_OFFSET_MS)
-        return loaded, unloaded
+        loaded, unloaded = await measure_runs(fakes, options.plan.runs(BARE), one, options)
+        return Measured(loaded, unloaded)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
@@ -437,6 +615,8 @@ async def measure_bare(fakes: Fakes, scene: Scene) -> tuple[Timed, Timed]:
 
 def summary(name: str, result: Result) -> str:
     latencies, missing, wall = result
+    if not latencies:
+        return f"{name}: no frame arrived ({missing} without a frame)"
     return (
         f"{name}: p50 {percentile(latencies, 50):6.2f} ms, p99 {percentile(latencies, 99):6.2f} ms "
         f"(mean {statistics.fmean(latencies):.2f}, max {max(latencies):.2f}; "
@@ -444,48 +624,113 @@ def summary(name: str, result: Result) -> str:
     )
 
 
+def cpu_per_command_ms(timed: Timed) -> float:
+    return timed.cpu / (len(timed.result[0]) + timed.result[1]) * 1000
+
+
 def cpu_summary(name: str, timed: Timed) -> str:
-    wall, count = timed.result[2], TIMED_RUN[1]
+    wall, count = timed.result[2], len(timed.result[0]) + timed.result[1]
     return (
-        f"{name}: {timed.cpu / count * 1000:.2f} ms/command in this process "
+        f"{name}: {cpu_per_command_ms(timed):.2f} ms/command in this process "
         f"({timed.cpu / wall * 100:.0f} % of a core), "
         f"{timed.fakes_cpu / count * 1000:.2f} ms/command in the fakes' process "
         f"({timed.fakes_cpu / wall * 100:.0f} % of a core)"
     )
 
 
-async def measure(fakes: Fakes) -> None:
-    scene: Scene = await asyncio.get_running_loop().run_in_executor(None, fakes.receive)
-    with tempfile.TemporaryDirectory() as tmp:
-        bare, bare_unloaded = await measure_bare(fakes, scene)
-        bot, bot_unloaded, sample = await measure_bot(fakes, scene, Path(tmp) / "data")
+def goal(met: bool) -> str:
+    return "PASS" if met else "FAIL"
 
+
+def report(plan: Plan, bot: Measured, floor: Measured, bare: Measured, profiled: bool) -> None:
     print(
-        f"{COMMANDS} ControlV2 each, {IN_FLIGHT} in flight, after {WARMUP} warm-up; "
-        "fakes on 127.0.0.1 in a separate process"
+        f"{plan.commands} /shock or ControlV2 each, {plan.in_flight} in flight, after "
+        f"{plan.warmup} warm-up; fakes on 127.0.0.1 in a separate process"
     )
-    print(f"sample reply: {sample}")
-    print(summary("bot  /shock → frame at hub", bot.result))
-    print(summary("bare pysignalr → frame   ", bare.result))
-    bot_p50, bot_p99 = percentile(bot.result[0], 50), percentile(bot.result[0], 99)
-    bare_p50, bare_p99 = percentile(bare.result[0], 50), percentile(bare.result[0], 99)
-    print(f"ratio bot/bare: p50 {bot_p50 / bare_p50:.1f}x, p99 {bot_p99 / bare_p99:.1f}x")
-    print(f"CPU during the timed runs ({COMMANDS} commands each, getrusage):")
-    print(cpu_summary("  bot  /shock      ", bot))
-    print(cpu_summary("  bare pysignalr   ", bare))
-    print(f"for context, {UNLOADED} more one at a time (no queueing):")
-    print(summary("  bot  /shock → frame    ", bot_unloaded.result))
-    print(summary("  bare pysignalr → frame ", bare_unloaded.result))
-    overhead = bot_p99 - bare_p99
-    print(f"bot overhead at p99 = bot p99 − bare p99 = {overhead:.2f} ms ({IN_FLIGHT} in flight)")
-    verdict = "PASS" if overhead < BAR_MS and not bot.result[1] else "FAIL"
-    print(f"bar: overhead at p99 < {BAR_MS:.0f} ms: {verdict}")
+    if profiled:
+        print("(the bot's timed run was profiled: its figures are slowed down, not comparable)")
+    print(f"sample reply, bot:   {bot.sample}")
+    print(f"sample reply, floor: {floor.sample}")
+    print(summary("bot   /shock → frame at hub", bot.loaded.result))
+    print(summary("floor /shock → frame at hub", floor.loaded.result))
+    print(summary("bare  pysignalr → frame    ", bare.loaded.result))
+    print(f"CPU during the timed runs ({plan.commands} commands each, getrusage):")
+    print(cpu_summary("  bot   /shock    ", bot.loaded))
+    print(cpu_summary("  floor /shock    ", floor.loaded))
+    print(cpu_summary("  bare  pysignalr ", bare.loaded))
+    print(f"for context, {plan.unloaded} more one at a time (no queueing):")
+    print(summary("  bot   /shock → frame   ", bot.unloaded.result))
+    print(summary("  floor /shock → frame   ", floor.unloaded.result))
+    print(summary("  bare  pysignalr → frame", bare.unloaded.result))
+    if not (bot.loaded.result[0] and floor.loaded.result[0] and bare.loaded.result[0]):
+        print("some comparator had no frame at all: no ratios")
+        return
+
+    def p(measured: Measured, pct: float) -> float:
+        return percentile(measured.loaded.result[0], pct)
+
+    cpu_ratio = cpu_per_command_ms(bot.loaded) / cpu_per_command_ms(floor.loaded)
+    p99_ratio = p(bot, 99) / p(floor, 99)
+    print(
+        f"bot / floor ({plan.in_flight} in flight): p50 {p(bot, 50) / p(floor, 50):.2f}×, "
+        f"p99 {p99_ratio:.2f}×, CPU per command {cpu_ratio:.2f}× "
+        f"(one at a time: p50 {percentile(bot.unloaded.result[0], 50):.2f} vs "
+        f"{percentile(floor.unloaded.result[0], 50):.2f} ms)"
+    )
+    print(
+        f"machine-independent: bot CPU per command ÷ floor CPU per command (same run) = "
+        f"{cpu_ratio:.2f}"
+    )
+    overhead = p(bot, 99) - p(bare, 99)
+    print(
+        f"bot overhead at p99 = bot p99 − bare p99 = {overhead:.2f} ms "
+        f"(floor: {p(floor, 99) - p(bare, 99):.2f} ms; {plan.in_flight} in flight)"
+    )
+    complete = not (bot.loaded.result[1] or floor.loaded.result[1])
+    print(f"goal: bot CPU per command ≤ {FLOOR_GOAL}× the floor's: {goal(cpu_ratio <= FLOOR_GOAL)}")
+    print(
+        f"goal: bot p99 ≤ {FLOOR_GOAL}× the floor's: {goal(p99_ratio <= FLOOR_GOAL and complete)}"
+    )
+    print(
+        f"bar: overhead at p99 < {BAR_MS:.0f} ms ({plan.in_flight} in flight): "
+        f"{goal(overhead < BAR_MS and complete)}"
+    )
+
+
+async def measure(fakes: Fakes, options: Options) -> None:
+    scene: Scene = await asyncio.get_running_loop().run_in_executor(None, fakes.receive)
+    # The bot ends its start-up with gc.freeze(): everything imported and built until then is
+    # out of the collector's walks. The floor and the bare client get the same treatment (their
+    # process imported the whole bot too), else their full GC passes stall them alone.
+    gc.freeze()
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = await measure_bare(fakes, scene, options)
+        floor = await measure_floor(fakes, scene, Path(tmp) / "floor", options)
+        bot = await measure_bot(fakes, scene, Path(tmp) / "data", options)
+    report(
+        options.plan, bot, floor, bare, options.cprofile is not None or options.py_spy is not None
+    )
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--commands", type=int, default=COMMANDS, help="timed, in flight")
+    parser.add_argument("--in-flight", type=int, default=IN_FLIGHT)
+    parser.add_argument("--warmup", type=int, default=WARMUP)
+    parser.add_argument("--unloaded", type=int, default=UNLOADED, help="timed one at a time")
+    parser.add_argument(
+        "--quick", action="store_true", help="a quarter of the commands: a rough look"
+    )
+    parser.add_argument("--profile", type=Path, help="cProfile the bot's timed run to this file")
+    parser.add_argument("--py-spy", type=Path, help="py-spy the bot's timed run to this file")
+    args = parser.parse_args()
+    plan = Plan(args.commands, args.in_flight, args.warmup, args.unloaded)
+    if args.quick:
+        plan = Plan(plan.commands // 4, plan.in_flight, plan.warmup // 2, plan.unloaded // 3)
+    plan.check()
     quiet_logging()  # silence everything below WARNING during the run
     with fakes_process(serve) as fakes:
-        asyncio.run(measure(fakes))
+        asyncio.run(measure(fakes, Options(plan, args.profile, args.py_spy)))
 
 
 if __name__ == "__main__":

@@ -17,23 +17,42 @@ then starts the bot, whose start-up connects every linked account (and ends with
 as in production). This process pushes nothing: it asks the fakes' process to push the events at
 the set rate and, at the end, for the posted messages and the 429s it answered.
 
+Before the bot starts, the same events are pushed at the same rate to **the floor**: what any bot
+of this architecture must do per event, and nothing else. One bare ``pysignalr`` client per
+account (the same hub connections, so the same WebSocket reads and SignalR JSON parsing), and per
+``Log`` event: route it (a dict lookup, shocker -> its feed channels, built beforehand) and store
+it durably with its deliveries in one transaction (one event row with the raw ``Log`` arguments
+as JSON, one row per delivery; the ``sqlite3`` module on the loop's thread, WAL and
+``synchronous = NORMAL`` as the bot's database). It posts nothing: posting is per message (37.5
+events each here), not per event. Its CPU per event (this process, from the first push until all
+are stored) is the floor; the bot's CPU per event (from the first push to the last post) divided
+by it is the machine-independent figure: on a slower or busier machine both grow together.
+
 Printed: whether every event reached every channel it should exactly once (parsed from the posted
 embeds and checked in the deliveries table), the 429s received (bar: 0), the time from the first
-push to the last post, events per message, the bot process's RSS before the run and its peak RSS
-(VmHWM), its full (generation 2) GC passes during the run and the longest, and the event loop's
-longest stall, measured by a task that sleeps 5 ms in a loop and records how late it wakes (bar:
-none above 20 ms); each stall above 20 ms is listed with the GC pass it overlapped, if any. All
-times are ``time.monotonic()`` (``CLOCK_MONOTONIC``, one clock for both processes).
+push until all are stored and to the last post, events per message, the bot's and the floor's CPU
+per event and their ratio, the bot process's RSS before the run and its peak RSS (VmHWM), its full
+(generation 2) GC passes during the run and the longest, and the event loop's longest stall,
+measured by a task that sleeps 5 ms in a loop and records how late it wakes (bar: none above
+20 ms); each stall above 20 ms is listed with the GC pass it overlapped, if any. All times are
+``time.monotonic()`` (``CLOCK_MONOTONIC``, one clock for both processes). ``--census`` also
+prints, right after the last push, which types the objects the garbage collector tracks are
+(what its full passes walk).
 
-Run: ``python bench/feed_fanout.py`` (``--help`` for the knobs). About 30 s.
+Run: ``python bench/feed_fanout.py`` (``--help`` for the knobs; ``--quick`` for a fifth of the
+events over a fifth of the time). About 45 s. ``--profile FILE`` / ``--py-spy FILE`` profile the
+bot's run (see ``bench/_profile.py``; a profiled run's figures are slowed down).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import json
 import re
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -43,12 +62,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.fernet import Fernet
+from pysignalr.client import SignalRClient
 
 from bench._fakes_process import Fakes, cpu_seconds, fakes_process, quiet_logging, serve_commands
+from bench._profile import profiled
 from bot.app import create_bot
 from bot.client import OpenShockBot
 from bot.config import Settings
@@ -56,7 +78,7 @@ from bot.crypto import TokenCipher
 from bot.storage import Storage
 from bot.storage.models import FeedKind
 from tests.fakes.discord_api import FakeDiscordAPI, FakeUser, message_text
-from tests.fakes.openshock_server import FakeOpenShockServer, FakeShocker
+from tests.fakes.openshock_server import HUB_PATH, FakeOpenShockServer, FakeShocker
 from tests.fakes.openshock_server import FakeUser as OpenShockUser
 from tests.harness import FAST_HUB
 from tests.services.feed_helpers import log_event
@@ -305,6 +327,111 @@ async def wait_for(check: Callable[[], Awaitable[bool]], limit: float) -> bool:
     return False
 
 
+# --- The bot's process: the floor ----------------------------------------------------------------
+
+FLOOR_SCHEMA = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, account INTEGER NOT NULL, payload TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL REFERENCES events (id),
+    channel_id INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending'
+);
+"""
+
+
+@dataclass(frozen=True)
+class Floor:
+    events: int  # stored
+    cpu: float  # this process's CPU seconds from asking for the push until all were stored
+    stored_at: float  # seconds from asking for the push until all were stored
+    pushed: Pushed
+
+    @property
+    def cpu_per_event_ms(self) -> float:
+        return self.cpu / max(self.events, 1) * 1000
+
+
+async def measure_floor(
+    args: argparse.Namespace, shape: Shape, fakes: Fakes, scene: Scene, path: Path
+) -> Floor:
+    """The same push received by bare pysignalr clients and stored with its deliveries, one
+    transaction per event (see the module's docstring)."""
+    channels_of = {
+        shocker_id: [scene.channel_ids[g] for g in shape.guilds_of(a, s)]
+        for a, linked in enumerate(scene.accounts)
+        for s, (shocker_id, _) in enumerate(linked.shockers)
+    }
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.executescript(FLOOR_SCHEMA)
+    stored = 0
+    all_stored = asyncio.Event()
+
+    def on_log(account: int) -> Callable[[list[Any]], Awaitable[None]]:
+        async def store(arguments: list[Any]) -> None:
+            nonlocal stored
+            _, logs = arguments
+            channels = {c for log in logs for c in channels_of.get(log["shocker"]["id"], ())}
+            db.execute("BEGIN")
+            event_id = db.execute(
+                "INSERT INTO events (account, payload, received_at) VALUES (?, ?, ?)",
+                (account, json.dumps(arguments), time.time()),
+            ).lastrowid
+            db.executemany(
+                "INSERT INTO deliveries (event_id, channel_id) VALUES (?, ?)",
+                [(event_id, channel_id) for channel_id in channels],
+            )
+            db.execute("COMMIT")
+            stored += 1
+            if stored >= args.events:
+                all_stored.set()
+
+        return store
+
+    async def ignore(_: Any) -> None:
+        return None
+
+    clients: list[asyncio.Task[None]] = []
+    try:
+        opened = []
+        for a, linked in enumerate(scene.accounts):
+            client = SignalRClient(
+                scene.openshock_url + HUB_PATH, headers={"OpenShockToken": linked.token}
+            )
+            is_open = asyncio.Event()
+
+            async def on_open(is_open: asyncio.Event = is_open) -> None:
+                is_open.set()
+
+            client.on_open(on_open)
+            client.on("Log", on_log(a))
+            for target in ("Welcome", "DeviceStatus"):
+                client.on(target, ignore)
+            clients.append(asyncio.create_task(client.run()))
+            opened.append(is_open.wait())
+        await asyncio.wait_for(asyncio.gather(*opened), 30)
+        cpu = cpu_seconds()
+        origin = time.monotonic()
+        pushed: Pushed = await fakes.ask("push", (args.events, args.seconds), args.seconds + 60)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_stored.wait(), args.timeout)
+        return Floor(stored, cpu_seconds() - cpu, time.monotonic() - origin, pushed)
+    finally:
+        for task in clients:
+            task.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
+        db.close()
+
+
+def census(top: int = 12) -> str:
+    """The types of the objects the garbage collector tracks (those its full passes walk)."""
+    counts = Counter(type(o).__qualname__ for o in gc.get_objects())
+    return ", ".join(f"{name} {n:,}" for name, n in counts.most_common(top))
+
+
 # --- The bot's process: the run ------------------------------------------------------------------
 
 
@@ -323,6 +450,11 @@ async def bench(args: argparse.Namespace, shape: Shape, fakes: Fakes) -> bool:
         storage = await Storage.open(settings.database_path, TokenCipher(secret_key.encode()))
         bot: OpenShockBot | None = None
         try:
+            floor = None
+            if not args.no_floor:
+                gc.freeze()  # as the bot's start-up does, so that the floor is not handicapped
+                floor = await measure_floor(args, shape, fakes, scene, Path(tmp) / "floor.sqlite")
+                await asyncio.sleep(0.5)  # the fake hub notices the floor's clients are gone
             await configure(storage, scene, shape)
             bot = create_bot(
                 settings, storage, hub_timings=FAST_HUB, confirm_timeout=CONFIRM_TIMEOUT
@@ -335,7 +467,7 @@ async def bench(args: argparse.Namespace, shape: Shape, fakes: Fakes) -> bool:
                 await hub.wait_connected(timeout=10)
                 if hub.shockers is None:
                     await hub.refresh_shockers()
-            return await run(args, shape, fakes, scene, storage)
+            return await run(args, shape, fakes, scene, storage, floor)
         finally:
             if bot is not None and not bot.is_closed():
                 await bot.close()
@@ -372,7 +504,12 @@ async def configure(storage: Storage, scene: Scene, shape: Shape) -> None:
 
 
 async def run(
-    args: argparse.Namespace, shape: Shape, fakes: Fakes, scene: Scene, storage: Storage
+    args: argparse.Namespace,
+    shape: Shape,
+    fakes: Fakes,
+    scene: Scene,
+    storage: Storage,
+    floor: Floor | None,
 ) -> bool:
     expected: dict[int, set[int]] = {channel_id: set() for channel_id in scene.channel_ids}
     for i in range(args.events):
@@ -390,8 +527,9 @@ async def run(
         "50 requests/s overall, real 429s"
     )
     print(
-        f"bot process after start-up: {gc.get_freeze_count():,} objects frozen by the bot's "
-        f"gc.freeze() (out of the GC's walks), {len(gc.get_objects()):,} still tracked"
+        f"bot process after start-up: {gc.get_freeze_count():,} objects frozen by gc.freeze() "
+        f"(the bot's, and before the floor; out of the GC's walks), {len(gc.get_objects()):,} "
+        "still tracked"
     )
     await fakes.ask("rate_limits")
     rss_before = status_kib("VmRSS")
@@ -399,12 +537,16 @@ async def run(
     # -- the run ---------------------------------------------------------------------------------
     monitor = StallMonitor()
     gc_watch = GcWatch()
+    profiling = contextlib.ExitStack()  # closed once everything is posted
+    if args.profile or args.py_spy:
+        profiling.enter_context(profiled(args.profile, args.py_spy))
     cpu_before = cpu_seconds()
     origin = time.monotonic()
     monitor.start()
     gc_watch.start()
     pushed: Pushed = await fakes.ask("push", (args.events, args.seconds), args.seconds + 60)
     push_done = time.monotonic() - origin
+    tracked = census() if args.census else ""
 
     async def recorded() -> bool:
         row = await storage.db.fetch_one("SELECT count(*) AS n FROM hub_events")
@@ -424,6 +566,7 @@ async def run(
     await monitor.stop()
     gc_watch.stop()
     cpu = cpu_seconds() - cpu_before
+    profiling.close()
     peak_kib = status_kib("VmHWM")
     await asyncio.sleep(0.5)  # anything still in flight
 
@@ -481,9 +624,23 @@ async def run(
         f"{peak_kib / 1024:.0f} MiB; fakes' process peak {seen.peak_kib / 1024:.0f} MiB"
     )
     print(
-        f"CPU from the first push to the last post: bot process {cpu:.1f} s, "
-        f"fakes' process {seen.cpu:.1f} s (until the report)"
+        f"CPU from the first push to the last post: bot process {cpu:.1f} s "
+        f"({cpu / args.events * 1000:.2f} ms per event), fakes' process {seen.cpu:.1f} s "
+        "(until the report)"
     )
+    if floor is not None:
+        print(
+            f"floor (bare pysignalr + one SQLite transaction per event, no posting; before the "
+            f"bot): {floor.events:,} stored by {floor.stored_at:.1f} s (pushed in "
+            f"{floor.pushed.seconds:.1f} s), {floor.cpu:.1f} s CPU, "
+            f"{floor.cpu_per_event_ms:.3f} ms per event"
+        )
+        print(
+            "machine-independent: bot CPU per event ÷ floor CPU per event (same run) = "
+            f"{cpu / args.events * 1000 / floor.cpu_per_event_ms:.2f}"
+        )
+    if tracked:
+        print(f"objects tracked by the GC right after the last push: {tracked}")
     full = gc_watch.full_ms()
     print(
         f"GC in the bot process during the run: {len(gc_watch.passes):,} passes, {len(full)} full"
@@ -529,7 +686,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=10.0, help="spread the events over this")
     parser.add_argument("--timeout", type=float, default=90.0, help="give up waiting after this")
+    parser.add_argument(
+        "--quick", action="store_true", help="a fifth of the events over a fifth of the time"
+    )
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor's run")
+    parser.add_argument(
+        "--census", action="store_true", help="the GC-tracked objects' types after the push"
+    )
+    parser.add_argument("--profile", type=Path, help="cProfile the bot's run to this file")
+    parser.add_argument("--py-spy", type=Path, help="py-spy the bot's run to this file")
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.seconds = args.events // 5, args.seconds / 5
     shape = Shape(args.accounts, args.shockers, args.guilds, args.share_in)
     quiet_logging()
     ok = False
