@@ -45,6 +45,7 @@ HEADER = (
     "effective_duration_ms",
     "outcome",
     "reason",
+    "origin",
 )
 
 
@@ -77,6 +78,8 @@ class AuditRecord(Protocol):
     def outcome(self) -> str: ...
     @property
     def reason(self) -> str | None: ...
+    @property
+    def origin(self) -> str: ...
 
 
 def spreadsheet_safe(cell: str) -> str:
@@ -109,6 +112,7 @@ def csv_row(entry: AuditRecord) -> list[str]:
         _text(entry.effective_duration_ms),
         _text(entry.outcome),
         _text(entry.reason),
+        _text(entry.origin),
     ]
     return [spreadsheet_safe(cell) for cell in cells]
 

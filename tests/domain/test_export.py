@@ -34,6 +34,7 @@ class Row:
     effective_duration_ms: int | None = 1500
     outcome: str = "confirmed"
     reason: str | None = None
+    origin: str = "random"
 
 
 def parse(data: bytes) -> list[list[str]]:
@@ -59,6 +60,7 @@ def test_a_row_has_iso_times_and_ids_in_full() -> None:
         "effective_duration_ms": "1500",
         "outcome": "confirmed",
         "reason": "",
+        "origin": "random",
     }
     assert data.endswith(b"\r\n")
     assert iso_utc(0) == "1970-01-01T00:00:00.000Z"
