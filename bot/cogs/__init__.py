@@ -10,6 +10,7 @@ from bot.cogs.control import ControlCog
 from bot.cogs.device import DeviceCog
 from bot.cogs.feed import FeedCog
 from bot.cogs.permissions import PermissionsCog
+from bot.cogs.play import PlayCog
 from bot.cogs.shockers import ShockersCog
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
     DeviceCog,
     FeedCog,
     ActivityCog,
+    PlayCog,
 ]
 
 __all__: list[Any] = ["COGS"]

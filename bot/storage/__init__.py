@@ -12,6 +12,7 @@ from bot.storage.feeds import DeviceStateRepository, EventRepository, FeedReposi
 from bot.storage.migrations import MigrationError
 from bot.storage.permissions import CooldownRepository, GrantRepository, GuildSettingsRepository
 from bot.storage.shares import ShareRepository, ShockerSharedByOther
+from bot.storage.votes import VoteRepository
 
 __all__ = [
     "AccountLinkedElsewhere",
@@ -40,6 +41,7 @@ class Storage:
         self.feeds = FeedRepository(db)
         self.events = EventRepository(db)
         self.device_states = DeviceStateRepository(db)
+        self.votes = VoteRepository(db)
 
     @classmethod
     async def open(cls, path: Path | str, cipher: TokenCipher) -> Storage:
