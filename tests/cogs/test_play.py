@@ -253,7 +253,7 @@ async def test_vote_values_are_rechecked_at_run_time(scene: Scene) -> None:
     assert await scene.h.storage.votes.running() == []
 
 
-@pytest.mark.parametrize("halt", ["pause", "stop", "panic", "unshare"])
+@pytest.mark.parametrize("halt", ["pause", "stop", "panic", "unshare", "unlink"])
 async def test_a_halt_during_the_vote_ends_it_and_nothing_is_sent(scene: Scene, halt: str) -> None:
     vote = await scene.posted_vote(scene.bob)
     await scene.press(vote, scene.bob, "yes")
@@ -264,12 +264,14 @@ async def test_a_halt_during_the_vote_ends_it_and_nothing_is_sent(scene: Scene, 
         command, options = "stop", {"shocker": scene.collar_id}
     elif halt == "panic":
         command, options = "panic", {}
-    else:
+    elif halt == "unshare":
         command, options = "shockers unshare", {"shocker": scene.collar_id}
+    else:
+        command, options = "account unlink", {}
     user = scene.carol if halt == "stop" else scene.alice
     await scene.h.run(scene.h.ix.slash(command, options, user=user))
     text = await scene.ended(vote)
-    assert "Ended early" in text and "Nothing was sent" in text
+    assert f"Ended early: {Halt(halt).sentence}. Nothing was sent." in text
     assert timer_key(vote.id) not in scene.h.bot.scheduler
     assert await scene.h.storage.votes.running() == []
     frames = scene.control_frames()
