@@ -429,3 +429,13 @@ async def test_roulette_respects_the_grant_cap_and_a_shorter_duration_cap(scene:
         control = frame.arguments[0][0]
         assert 1 <= control["intensity"] <= 5 and control["duration"] == 500
     assert len(scene.control_frames()) == 5
+
+
+async def test_vote_autocomplete_offers_shockers_the_member_may_put_to_a_vote(
+    scene: Scene,
+) -> None:
+    eve = scene.h.discord_user("eve")
+    for user, expected in ((scene.bob, ["Collar (Alice)"]), (eve, [])):
+        payload = scene.h.ix.autocomplete("vote", "shocker", "", {"type": "sound"}, user=user)
+        await scene.h.run(payload)
+        assert [c["name"] for c in scene.h.discord.replies_for(payload).choices] == expected
