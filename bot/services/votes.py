@@ -328,12 +328,13 @@ class VoteService:
             log.exception("Could not show vote %d", vote.id)
 
     async def _wait_for_hub(self, vote: Vote) -> None:
-        """Right after a start the wearer's hub may not be connected yet: wait (a while) for it
-        and its device snapshot, so the control is decided on known facts."""
+        """Right after a start the wearer's hub may not be connected yet: wait (up to
+        `hub_wait`) for it, its device snapshot and its shocker list, so the control is decided
+        on known facts rather than refused as "device unknown"."""
         share = await self.storage.shares.get(vote.guild_id, vote.shocker_id)
         hub = self.hubs.get(share.account_id) if share is not None else None
-        if hub is None or (hub.connected and hub.shockers is not None):
-            return
+        if hub is None or hub.shockers is not None:
+            return  # loaded since this start: an outage later is reported, not waited for
         snapshot = hub.expect(DeviceSnapshotApplied)
         try:
             async with asyncio.timeout(self.hub_wait):

@@ -295,7 +295,7 @@ async def test_a_halt_while_the_vote_is_ending_sends_nothing(scene: Scene) -> No
     assert scene.control_frames() == []
 
 
-async def test_a_vote_survives_a_restart_and_still_ends_and_sends(scene: Scene) -> None:
+async def test_a_vote_survives_a_restart_and_takes_votes_after_it(scene: Scene) -> None:
     vote = await scene.posted_vote(scene.bob, intensity=10, duration=1)
     await scene.press(vote, scene.carol, "yes")
     await scene.h.restart()
@@ -439,3 +439,28 @@ async def test_vote_autocomplete_offers_shockers_the_member_may_put_to_a_vote(
         payload = scene.h.ix.autocomplete("vote", "shocker", "", {"type": "sound"}, user=user)
         await scene.h.run(payload)
         assert [c["name"] for c in scene.h.discord.replies_for(payload).choices] == expected
+
+
+async def test_a_stop_while_the_won_vote_is_being_decided_is_caught_by_the_guard(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vote's control is already in the pipeline when a Stop comes in: the guard checked
+    right before the frame (`still_wanted`) calls it off."""
+    vote = await scene.posted_vote(scene.bob)
+    await scene.press(vote, scene.carol, "yes")
+    shares = scene.h.storage.shares
+    read_context = shares.control_context
+
+    async def then_a_stop(*args: Any, **kwargs: Any) -> Any:
+        context = await read_context(*args, **kwargs)
+        scene.h.bot.control.halts.announce(Halt("stop", shocker_id=scene.collar_id))
+        return context
+
+    monkeypatch.setattr(shares, "control_context", then_a_stop)
+    scene.time_is_up(vote)
+    text = await scene.ended(vote)
+    assert "Ended early: a Stop was sent to the shocker. Nothing was sent." in text
+    assert scene.control_frames() == []
+    (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
+    assert entry.origin == "vote" and entry.outcome is AuditOutcome.REFUSED
+    assert entry.reason is not None and "called off" in entry.reason
