@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.cogs.account import AccountCog
+from bot.cogs.approvals import ApprovalsCog
 from bot.cogs.control import ControlCog
 from bot.cogs.device import DeviceCog
 from bot.cogs.feed import FeedCog
@@ -25,6 +26,7 @@ COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
     ShockersCog,
     DeviceCog,
     FeedCog,
+    ApprovalsCog,
 ]
 
 __all__: list[Any] = ["COGS"]
