@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bot.cogs.approvals import ApprovalsCog
 from bot.domain.controls import ControlKind
 from bot.services.control import ControlOrder, ControlOutcome, Origin, Sender
 from bot.storage.models import ApprovalState, AuditOutcome
@@ -83,10 +84,13 @@ class Scene:
         return payload
 
     async def forgotten(self) -> None:
-        """Wait until no request is stored any more (each is deleted once told)."""
+        """Once the cog's clean-up ran, no request is stored any more (each is deleted once
+        told)."""
+        cog = self.h.bot.get_cog(ApprovalsCog.__cog_name__)
+        assert isinstance(cog, ApprovalsCog)
         async with asyncio.timeout(5):
-            while await self.h.storage.approvals.all():
-                await asyncio.sleep(0.01)
+            await cog.idle()
+        assert await self.h.storage.approvals.all() == []
 
     def reply_text(self, payload: dict[str, Any]) -> str:
         return self.h.discord.replies_for(payload).text
