@@ -302,7 +302,9 @@ class ApprovalsCog(commands.Cog):
         if entry is None or entry.approved:
             return
         del self._open[request_id]
-        await self._finish(entry.request, ApprovalState.EXPIRED, _expired_texts(entry.request))
+        self._spawn(
+            self._finish(entry.request, ApprovalState.EXPIRED, _expired_texts(entry.request))
+        )
 
     def _on_halt(self, halt: Halt) -> None:
         """Synchronous: every open request the halt covers ends before the halt's frame."""

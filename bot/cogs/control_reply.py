@@ -80,16 +80,23 @@ async def _asked_for_approval(
     interaction: discord.Interaction[OpenShockBot], report: ControlReport, summary: str
 ) -> None:
     """Nothing was sent: the wearer was asked. The answer's interaction is kept with the request
-    so that the approvals cog can edit it with what the wearer decided."""
-    if report.approval_id is not None:
-        await interaction.client.storage.approvals.attach_reply(
-            report.approval_id, interaction.application_id, interaction.token
-        )
+    (after the answer exists) so that the approvals cog can edit it with what the wearer chose."""
+    asked = f"⏳ Asked the wearer for approval: {summary}."
     await reply(
         interaction,
-        f"⏳ Asked the wearer for approval: {summary}. "
-        "Nothing is sent unless they approve it in time; this message will say what they chose.",
+        f"{asked} Nothing is sent unless they approve it in time; "
+        "this message will say what they chose.",
     )
+    if report.approval_id is None:
+        return
+    if not await interaction.client.storage.approvals.attach_reply(
+        report.approval_id, interaction.application_id, interaction.token
+    ):
+        # Answered or ended before this reply existed, so it could not be edited then.
+        await _edit(
+            interaction,
+            f"{asked} It was answered or ended already: the request in the channel says how.",
+        )
 
 
 async def wearer_name(interaction: discord.Interaction[OpenShockBot], share: Share) -> str:

@@ -81,12 +81,15 @@ class ApprovalRepository:
             "UPDATE approval_requests SET message_id = ? WHERE id = ?", (message_id, request_id)
         )
 
-    async def attach_reply(self, request_id: int, application_id: int, token: str) -> None:
-        """Remember the requester's interaction, to edit its reply with the outcome."""
-        await self._db.execute(
-            "UPDATE approval_requests SET reply_application_id = ?, reply_token = ? WHERE id = ?",
+    async def attach_reply(self, request_id: int, application_id: int, token: str) -> bool:
+        """Remember the requester's interaction, to edit its reply with the outcome. False when
+        the request was no longer pending (answered or ended before the reply existed)."""
+        changed = await self._db.execute(
+            "UPDATE approval_requests SET reply_application_id = ?, reply_token = ?"
+            " WHERE id = ? AND state = 'pending'",
             (application_id, token, request_id),
         )
+        return changed > 0
 
     async def forget(self, request_id: int) -> None:
         """Delete a request that was answered and told (its interaction token with it)."""

@@ -332,3 +332,21 @@ async def test_an_order_with_no_channel_cannot_ask_and_is_refused(scene: Scene) 
 
 def _fields(order: ControlOrder) -> dict[str, Any]:
     return {name: getattr(order, name) for name in order.__dataclass_fields__}
+
+
+async def test_a_request_that_cannot_be_posted_ends_and_the_requester_is_told(
+    scene: Scene,
+) -> None:
+    h = scene.h
+    h.discord.fail_channel(scene.channel_id, 403, method="POST")  # no right to post there
+    asked = await scene.ask(scene.bob)
+    # Told either way, whichever came first: the failed post or the reply's own check.
+    await h.discord.wait_for(
+        lambda: any(
+            words in scene.reply_text(asked)
+            for words in ("could not be posted", "answered or ended already")
+        )
+    )
+    await scene.forgotten()
+    assert scene.requests() == []
+    assert scene.frames() == []
