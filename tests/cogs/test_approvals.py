@@ -350,3 +350,27 @@ async def test_a_request_that_cannot_be_posted_ends_and_the_requester_is_told(
     await scene.forgotten()
     assert scene.requests() == []
     assert scene.frames() == []
+
+
+async def test_requests_hold_no_cooldown_and_a_cooldown_in_between_wins(scene: Scene) -> None:
+    h = scene.h
+    regrant = h.ix.slash(
+        "permissions grant",
+        {"who": h.ix.everyone, "cooldown": 600.0},
+        user=scene.alice,
+        admin=True,
+        types={"who": "mentionable"},
+    )
+    await h.run(regrant)
+    first = await scene.ask(scene.bob)
+    second = await scene.ask(scene.bob)  # not refused: a request sends nothing
+    assert "Asked the wearer for approval" in scene.reply_text(second)
+    one, two = await scene.posted(1), await scene.posted(2)
+    await scene.press(one, "approve", scene.alice)
+    await h.discord.wait_for(lambda: "✅ delivered" in scene.content(one))
+    pressed = await scene.press(two, "approve", scene.alice)
+    assert "not sent" in scene.content(two)
+    assert "cooling down" in scene.reply_text(pressed)
+    await h.discord.wait_for(lambda: "cooling down" in scene.reply_text(second))
+    await h.discord.wait_for(lambda: "delivered" in scene.reply_text(first))
+    assert len(scene.frames()) == 1
