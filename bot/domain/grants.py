@@ -8,6 +8,7 @@ had been revoked, so the next tier may decide.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -87,22 +88,25 @@ class GrantIndex:
     immutable once built.
     """
 
-    __slots__ = ("_by_member", "_by_role", "_count", "_expiring")
+    __slots__ = ("_by_member", "_by_role", "_count", "_first_end")
 
     def __init__(self, grants: Iterable[GrantRule] = ()) -> None:
         by_member: dict[str | None, dict[int, list[GrantRule]]] = {}
         by_role: dict[str | None, dict[int, list[GrantRule]]] = {}
         count = 0
-        expiring = False
+        first_end = math.inf
         for grant in grants:
             index = by_member if grant.target_kind is GrantTarget.MEMBER else by_role
             index.setdefault(grant.shocker_id, {}).setdefault(grant.target_id, []).append(grant)
             count += 1
-            expiring = expiring or grant.expires_at is not None
+            if grant.expires_at is not None:
+                first_end = min(first_end, grant.expires_at)
         self._by_member: dict[str | None, _ByTarget] = _freeze(by_member)
         self._by_role: dict[str | None, _ByTarget] = _freeze(by_role)
         self._count = count
-        self._expiring = expiring
+        # Until the first grant ends, nothing needs filtering (ended grants are deleted soon
+        # after their end, so this is the usual case).
+        self._first_end = first_end
 
     def __len__(self) -> int:
         return self._count
@@ -127,7 +131,7 @@ class GrantIndex:
         any role the member has. The guild id counts as a role every member has (@everyone).
         A grant whose end has come (``expires_at <= now``) is left out, as if revoked.
         """
-        live = self._live if self._expiring else _all
+        live = _all if now < self._first_end else _live
         by_member = self._by_member.get(shocker_id)
         if by_member is not None:
             found = live(by_member.get(member_id), now)
@@ -151,15 +155,19 @@ class GrantIndex:
                 return tier, collected
         return None
 
-    @staticmethod
-    def _live(grants: tuple[GrantRule, ...] | None, now: float) -> tuple[GrantRule, ...]:
-        if not grants:
-            return ()
-        return tuple(grant for grant in grants if grant.live(now))
-
 
 def _all(grants: tuple[GrantRule, ...] | None, now: float) -> tuple[GrantRule, ...]:
     return grants or ()
+
+
+def _live(grants: tuple[GrantRule, ...] | None, now: float) -> tuple[GrantRule, ...]:
+    """``grants`` without those that ended by ``now`` (the same tuple when none did)."""
+    if not grants:
+        return ()
+    for grant in grants:
+        if grant.expires_at is not None and grant.expires_at <= now:
+            return tuple(g for g in grants if g.live(now))
+    return grants
 
 
 def _freeze(index: dict[str | None, dict[int, list[GrantRule]]]) -> dict[str | None, _ByTarget]:
