@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.cogs.account import AccountCog
 from bot.cogs.activity import ActivityCog
+from bot.cogs.approvals import ApprovalsCog
 from bot.cogs.control import ControlCog
 from bot.cogs.device import DeviceCog
 from bot.cogs.feed import FeedCog
@@ -29,6 +30,7 @@ COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
     FeedCog,
     ActivityCog,
     PlayCog,
+    ApprovalsCog,
 ]
 
 __all__: list[Any] = ["COGS"]

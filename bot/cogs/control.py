@@ -60,6 +60,7 @@ class ControlCog(commands.Cog):
             intensity=intensity,
             duration_ms=duration_ms,
             origin=Origin.COMMAND,
+            channel_id=interaction.channel_id,
         )
         ticket = await self.control.submit(order)
         if ticket.share is None:

@@ -11,6 +11,8 @@ or a modal submit alike), and its later edits.
 - A failure is told to the sender alone when it is known for the first answer. A refusal found
   when the control is decided again right before sending (the wearer paused meanwhile…) strikes
   the public "sending…" through and tells the reason to the sender alone (it may be "blocked").
+- On a share in approval mode the control waits for the wearer (``AWAITING_APPROVAL``): the
+  sender alone is told it was asked, and the approvals cog edits that answer with the outcome.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ async def answer_control(
         return
     target = await target_label(interaction, share)
     summary = summarize(ticket.decision, target)
+    if ticket.report.outcome is ControlOutcome.AWAITING_APPROVAL:
+        await _asked_for_approval(interaction, ticket.report, summary)
+        return
     report = await ticket.settled(within=ANSWER_WAIT)
     summary = summarize(report.decision, target, summary)
     if report.outcome is ControlOutcome.SENDING:
@@ -69,6 +74,29 @@ async def answer_control(
             await reply(interaction, f"✖ Not sent: {report.reason}")
             return
         await _edit(interaction, result_text(summary, report))
+
+
+async def _asked_for_approval(
+    interaction: discord.Interaction[OpenShockBot], report: ControlReport, summary: str
+) -> None:
+    """Nothing was sent: the wearer was asked. The answer's interaction is kept with the request
+    (after the answer exists) so that the approvals cog can edit it with what the wearer chose."""
+    asked = f"⏳ Asked the wearer for approval: {summary}."
+    await reply(
+        interaction,
+        f"{asked} Nothing is sent unless they approve it in time; "
+        "this message will say what they chose.",
+    )
+    if report.approval_id is None:
+        return
+    if not await interaction.client.storage.approvals.attach_reply(
+        report.approval_id, interaction.application_id, interaction.token
+    ):
+        # Answered or ended before this reply existed, so it could not be edited then.
+        await _edit(
+            interaction,
+            f"{asked} It was answered or ended already: the request in the channel says how.",
+        )
 
 
 async def wearer_name(interaction: discord.Interaction[OpenShockBot], share: Share) -> str:

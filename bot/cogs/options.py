@@ -34,6 +34,7 @@ from bot.domain.controls import (
     ControlKind,
 )
 from bot.domain.decision import ShockerAccess
+from bot.domain.durations import DurationError, parse_duration
 from bot.errors import UserError
 from bot.openshock.models import KnownShocker, ShockerDirectory
 from bot.services.accounts import require_account, require_usable, shocker_directory
@@ -242,9 +243,21 @@ def find_known_shocker(directory: ShockerDirectory, value: str) -> KnownShocker:
     )
 
 
+class ExpiryTransformer(app_commands.Transformer["OpenShockBot"]):
+    """How long something lasts, as typed (`30m`, `2h`, `1d`, `1w`, `1h30m`) → seconds; at least
+    a minute, at most a year (`bot.domain.durations`). Anything else is refused in one sentence."""
+
+    async def transform(self, interaction: Interaction, value: Any, /) -> int:
+        try:
+            return parse_duration(str(value))
+        except DurationError as error:
+            raise UserError(f"`expires`: {error.message}") from None
+
+
 SharedShocker = app_commands.Transform[Share, SharedShockerTransformer]
 OwnShare = app_commands.Transform[Share, OwnShareTransformer]
 OwnShocker = app_commands.Transform[KnownShocker, OwnShockerTransformer]
+Expiry = app_commands.Transform[int, ExpiryTransformer]
 
 
 # A shocker option offered for one kind of control (→ `ShockerPick`).

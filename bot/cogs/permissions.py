@@ -1,7 +1,14 @@
-"""/permissions: who may control which shockers here, up to what, and the server-wide caps."""
+"""/permissions: who may control which shockers here, up to what, and the server-wide caps.
+
+A grant may end on its own (``expires``): the decision stops counting it at that moment, and the
+row is deleted by a timer at the next end (armed at start-up, which also deletes those that
+ended while the bot was down).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -18,7 +25,7 @@ from bot.cogs.common import (
     shared_shocker_choices,
     types_text,
 )
-from bot.cogs.options import Percent, Seconds, SharedShocker
+from bot.cogs.options import Expiry, Percent, Seconds, SharedShocker
 from bot.domain.controls import MAX_DURATION_MS, MIN_DURATION_MS, format_duration
 from bot.domain.grants import GrantTarget
 from bot.domain.text import inert
@@ -29,9 +36,12 @@ from bot.tree import reply
 if TYPE_CHECKING:
     from bot.client import OpenShockBot
 
+log = logging.getLogger(__name__)
+
 Who = discord.Member | discord.User | discord.Role
 
 MAX_COOLDOWN_S = 86_400.0
+_SWEEP = "grant-expiry"  # the scheduler key of the clean-up of ended grants
 
 
 def describe_target(grant: Grant, guild_id: int) -> str:
@@ -54,6 +64,8 @@ def describe_grant(grant: Grant, shocker_names: dict[str, str], guild_id: int) -
         caps.append(f"≤ {format_duration(grant.max_duration_ms)}")
     if grant.cooldown_ms:
         caps.append(f"cooldown {format_duration(grant.cooldown_ms)}")
+    if grant.expires_at is not None:
+        caps.append(f"ends <t:{int(grant.expires_at)}:R>")
     detail = ", ".join([types, *caps])
     return f"{describe_target(grant, guild_id)} → {inert(shocker)}: {detail}"
 
@@ -103,6 +115,22 @@ class PermissionsCog(
         require_manage_guild(interaction)
         return True
 
+    async def cog_load(self) -> None:
+        await self.sweep_ended_grants()
+
+    async def cog_unload(self) -> None:
+        self.bot.scheduler.cancel(_SWEEP)
+
+    async def sweep_ended_grants(self) -> None:
+        """Delete the grants that have ended (the decision already ignores them) and arm the
+        next clean-up at the next end."""
+        deleted = await self.storage.grants.delete_expired(time.time())
+        if deleted:
+            log.info("Deleted %d grants that ended", deleted)
+        upcoming = await self.storage.grants.next_expiry()
+        if upcoming is not None:
+            self.bot.scheduler.at(_SWEEP, upcoming, self.sweep_ended_grants)
+
     @app_commands.command(name="grant", description="Allow a role or member to control shockers")
     @app_commands.describe(
         who="A role (including @everyone) or a member",
@@ -113,6 +141,7 @@ class PermissionsCog(
         shock="Allow shocks (default yes)",
         vibrate="Allow vibrations (default yes)",
         sound="Allow sounds (default yes)",
+        expires="When the grant ends, from now: 30m, 2h, 1d, 1w, 1h30m… (empty: never)",
     )
     async def grant(
         self,
@@ -125,6 +154,7 @@ class PermissionsCog(
         shock: bool = True,
         vibrate: bool = True,
         sound: bool = True,
+        expires: Expiry | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         guild_id = interaction.guild_id
@@ -141,6 +171,8 @@ class PermissionsCog(
             cooldown, option="cooldown", minimum_ms=0, maximum_ms=int(MAX_COOLDOWN_S * 1000)
         )
         kind, target_id = _target(who)
+        # The pipeline's clock: the decision compares the end with the same clock.
+        expires_at = None if expires is None else self.bot.control.facts.clock() + expires
         grant = await self.storage.grants.grant(
             guild_id=guild_id,
             target_kind=kind,
@@ -154,7 +186,10 @@ class PermissionsCog(
             allow_vibrate=vibrate,
             allow_sound=sound,
             created_by=interaction.user.id,
+            expires_at=expires_at,
         )
+        if expires_at is not None:
+            await self.sweep_ended_grants()  # arms the clean-up at the earliest end
         names = {share.shocker_id: share.shocker_name} if share else {}
         await reply(interaction, f"Granted: {describe_grant(grant, names, guild_id)}.")
 

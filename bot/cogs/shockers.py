@@ -95,6 +95,7 @@ class ShockersCog(
         shock="Allow shocks (default yes)",
         vibrate="Allow vibrations (default yes)",
         sound="Allow sounds (default yes)",
+        approval="Approve each control by others before it is sent (empty: unchanged, off if new)",
     )
     async def share(
         self,
@@ -105,6 +106,7 @@ class ShockersCog(
         shock: bool = True,
         vibrate: bool = True,
         sound: bool = True,
+        approval: bool | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         # The shocker option read the lists from OpenShock (answering Discord first).
@@ -134,6 +136,7 @@ class ShockersCog(
                 allow_shock=shock,
                 allow_vibrate=vibrate,
                 allow_sound=sound,
+                approval=approval,
             )
         except ShockerSharedByOther as error:
             raise UserError(
@@ -155,6 +158,12 @@ class ShockersCog(
             "Members need a permission from this server's admins (`/permissions grant`) to "
             "control it. `/shockers pause` stops everything but Stop at once."
         )
+        if share.approval:
+            lines.append(
+                "Approval mode is on: a control by anyone else (Stop aside) is posted as a "
+                "request that pings you, with **Approve** and **Deny** buttons only you can use; "
+                "nothing is sent unless you approve within a minute."
+            )
         feed = await self.storage.feeds.get(guild_id, FeedKind.CONTROLS)
         if feed is not None and feed.enabled and known.is_own:
             lines.append(

@@ -218,7 +218,8 @@ def _authorize(
         return _NOT_SHARED
     if member_id == share.wearer_id:
         return WEARER
-    resolved = facts.grants.resolve(member_id, role_ids, guild_id, share.shocker_id)
+    # An expired grant no longer counts (`GrantIndex.resolve` at the facts' moment).
+    resolved = facts.grants.resolve(member_id, role_ids, guild_id, share.shocker_id, now=facts.now)
     if resolved is None:
         return _NO_GRANT
     return merge_grants(*resolved)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.crypto import TokenCipher
 from bot.storage.accounts import AccountLinkedElsewhere, AccountRepository, UnlinkSummary
+from bot.storage.approvals import ApprovalRepository
 from bot.storage.audit import AuditRepository
 from bot.storage.database import Database, RestrictionCounter
 from bot.storage.feeds import DeviceStateRepository, EventRepository, FeedRepository
@@ -42,6 +43,7 @@ class Storage:
         self.events = EventRepository(db)
         self.device_states = DeviceStateRepository(db)
         self.votes = VoteRepository(db)
+        self.approvals = ApprovalRepository(db)
 
     @classmethod
     async def open(cls, path: Path | str, cipher: TokenCipher) -> Storage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any, Self
 
@@ -63,6 +64,7 @@ class Share(Row):
     allow_sound: bool
     paused: bool
     created_at: float
+    approval: bool = False  # each control by someone else waits for the wearer's approval
 
 
 class Grant(Row):
@@ -81,6 +83,7 @@ class Grant(Row):
     allow_sound: bool
     created_by: int
     created_at: float
+    expires_at: float | None = None  # stops counting then (None: never)
 
 
 class ControlContext(Share):
@@ -91,6 +94,69 @@ class ControlContext(Share):
     guild_max_intensity: int | None
     guild_max_duration_ms: int | None
     last_control_at: float | None
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    ENDED = "ended"  # a Stop, pause, /panic, unshare or unlink ended it
+
+
+class ApprovalRequest(Row):
+    """A control waiting for the wearer's approval (approval mode), as stored."""
+
+    id: int
+    guild_id: int
+    channel_id: int
+    message_id: int | None
+    shocker_id: str
+    wearer_id: int
+    requester_id: int
+    requester_roles: str  # JSON list of role ids
+    requester_name: str
+    control_type: int
+    intensity: int
+    duration_ms: int
+    origin: str
+    summary: str
+    state: ApprovalState
+    reply_application_id: int | None
+    reply_token: str | None
+    created_at: float
+    expires_at: float
+
+    def __repr__(self) -> str:  # keep the interaction token out of logs and tracebacks
+        return (
+            f"ApprovalRequest(id={self.id}, guild_id={self.guild_id}, "
+            f"shocker_id={self.shocker_id!r}, state={self.state.value})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def role_ids(self) -> frozenset[int]:
+        return frozenset(int(role) for role in json.loads(self.requester_roles))
+
+
+class NewApprovalRequest(BaseModel):
+    """What the control pipeline stores for a request; the id, state and times come from storage."""
+
+    model_config = ConfigDict(frozen=True)
+
+    guild_id: int
+    channel_id: int
+    shocker_id: str
+    wearer_id: int
+    requester_id: int
+    requester_roles: frozenset[int]
+    requester_name: str
+    control_type: int
+    intensity: int
+    duration_ms: int
+    origin: str
+    summary: str
 
 
 class GuildSettings(Row):

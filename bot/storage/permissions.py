@@ -42,6 +42,7 @@ class GrantRepository:
         allow_sound: bool,
         created_by: int,
         share: Share | None = None,
+        expires_at: float | None = None,
     ) -> Grant:
         """Create the grant, or replace the one for the same target and shocker.
 
@@ -49,6 +50,7 @@ class GrantRepository:
         ``share``, the very share the admin picked, when given — checked in the same transaction
         as the write (raises ShockerNotShared otherwise). An unshare deletes the shocker's grants
         in one transaction too, so no grant outlives its share to come back with the next one.
+        ``expires_at`` (unix seconds) is when the grant stops counting; None: never.
         """
         async with self._db.transaction() as tx:
             if shocker_id is not None or share is not None:
@@ -74,7 +76,8 @@ class GrantRepository:
             grant_id = await tx.insert(
                 "INSERT INTO grants (guild_id, target_kind, target_id, shocker_id, max_intensity,"
                 " max_duration_ms, cooldown_ms, allow_shock, allow_vibrate, allow_sound,"
-                " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_by, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     guild_id,
                     target_kind.value,
@@ -88,6 +91,7 @@ class GrantRepository:
                     int(allow_sound),
                     created_by,
                     time.time(),
+                    expires_at,
                 ),
             )
             row = await tx.fetch_one("SELECT * FROM grants WHERE id = ?", (grant_id,))
@@ -126,6 +130,22 @@ class GrantRepository:
             (guild_id, member_id, *roles),
         )
         return [Grant.from_row(row) for row in rows]
+
+    async def delete_expired(self, now: float) -> int:
+        """Delete the grants that ended by ``now`` (the decision already ignores them)."""
+        deleted = await self._db.execute(
+            "DELETE FROM grants WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+        )
+        if deleted:
+            self._restrictions.bump()
+        return deleted
+
+    async def next_expiry(self) -> float | None:
+        """When the next grant ends, in unix seconds (None: no grant ends)."""
+        row = await self._db.fetch_one(
+            "SELECT min(expires_at) AS at FROM grants WHERE expires_at IS NOT NULL"
+        )
+        return float(row["at"]) if row is not None and row["at"] is not None else None
 
 
 class GuildSettingsRepository:

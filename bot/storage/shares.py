@@ -26,9 +26,11 @@ class ShareRepository:
         allow_shock: bool,
         allow_vibrate: bool,
         allow_sound: bool,
+        approval: bool | None = None,
     ) -> Share:
         """Share a shocker in a guild, or update the caps of an existing share of the same wearer.
 
+        ``approval`` turns approval mode on or off; None keeps it as it was (off for a new share).
         Raises `ShockerSharedByOther` when another wearer already shared that shocker here.
         """
         async with self._db.transaction() as tx:
@@ -41,13 +43,15 @@ class ShareRepository:
             await tx.execute(
                 "INSERT INTO shares (guild_id, account_id, wearer_id, shocker_id, shocker_name,"
                 " max_intensity, max_duration_ms, allow_shock, allow_vibrate, allow_sound,"
-                " paused, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
+                " paused, created_at, approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?,"
+                " coalesce(?, 0))"
                 " ON CONFLICT (guild_id, shocker_id) DO UPDATE SET"
                 " account_id = excluded.account_id, shocker_name = excluded.shocker_name,"
                 " max_intensity = excluded.max_intensity,"
                 " max_duration_ms = excluded.max_duration_ms,"
                 " allow_shock = excluded.allow_shock, allow_vibrate = excluded.allow_vibrate,"
-                " allow_sound = excluded.allow_sound",
+                " allow_sound = excluded.allow_sound,"
+                " approval = coalesce(?, shares.approval)",
                 (
                     guild_id,
                     account_id,
@@ -60,6 +64,8 @@ class ShareRepository:
                     int(allow_vibrate),
                     int(allow_sound),
                     time.time(),
+                    None if approval is None else int(approval),
+                    None if approval is None else int(approval),
                 ),
             )
             row = await tx.fetch_one(

@@ -108,6 +108,7 @@ async def test_registration_payload_of_admin_and_control_commands(harness: Harne
         "shock",
         "vibrate",
         "sound",
+        "expires",
     ]
     assert grant["options"][0]["type"] == 9  # mentionable: a role (incl. @everyone) or a member
     assert registered["panic"].get("options", []) == []

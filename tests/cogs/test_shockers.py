@@ -343,6 +343,7 @@ async def test_shockers_commands_registration(harness: Harness) -> None:
                 ("shock", 5, False, False, None, None),
                 ("vibrate", 5, False, False, None, None),
                 ("sound", 5, False, False, None, None),
+                ("approval", 5, False, False, None, None),
             ],
             "unshare": [shocker],
             "pause": [optional_shocker],

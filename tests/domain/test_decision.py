@@ -371,15 +371,15 @@ def test_format_duration() -> None:
 def test_grant_index_resolves_by_precedence() -> None:
     index = GrantIndex([role_grant(GUILD), role_grant(ROLE, shocker_id=SHOCKER)])
     assert len(index) == 2
-    assert index.resolve(MEMBER, {ROLE}, GUILD, SHOCKER) == (
+    assert index.resolve(MEMBER, {ROLE}, GUILD, SHOCKER, now=0.0) == (
         GrantTier.ROLE_SHOCKER,
         (role_grant(ROLE, shocker_id=SHOCKER),),
     )
-    assert index.resolve(MEMBER, set(), GUILD, SHOCKER) == (
+    assert index.resolve(MEMBER, set(), GUILD, SHOCKER, now=0.0) == (
         GrantTier.ROLE_ALL,
         (role_grant(GUILD),),
     )
-    assert GrantIndex().resolve(MEMBER, {ROLE}, GUILD, SHOCKER) is None
+    assert GrantIndex().resolve(MEMBER, {ROLE}, GUILD, SHOCKER, now=0.0) is None
 
 
 def test_describe_access_lists_types_and_caps() -> None:

@@ -33,6 +33,7 @@ def grant_rule(grant: Grant) -> GrantRule:
         allow_shock=grant.allow_shock,
         allow_vibrate=grant.allow_vibrate,
         allow_sound=grant.allow_sound,
+        expires_at=grant.expires_at,
     )
 
 

@@ -11,6 +11,13 @@ module keeps is the order of things and two safety windows:
   restrict controls (a pause, a panic, a block, a revoke, an unshare…). If it moved since the
   facts were read, the control is decided again before its frame is written (`Dispatcher.send`
   checks the counter with no `await` before the write), up to `MAX_DECISIONS` times.
+
+**Approval mode** is a gate here, after the decision: on a share with ``approval`` on, an allowed
+control by anyone but the wearer (Stop aside) is not sent. A request is stored
+(`storage.approvals`), the approval listeners are told synchronously (the approvals cog posts it
+and arms its expiry), and the ticket ends ``AWAITING_APPROVAL``. It reserves no cooldown: if the
+wearer approves, the control is submitted again with ``Origin.APPROVAL`` (which passes the gate)
+and decided with the facts of that moment.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from dataclasses import dataclass, replace
 from bot.config import Settings
 from bot.domain.controls import ControlKind, Limits
 from bot.domain.decision import Allowed, ControlDecision, Refused, ShockerAccess, decide_control
+from bot.domain.render import control_summary
+from bot.domain.text import inert
 from bot.openshock.manager import HubManager
 from bot.services.control.cooldowns import CooldownReservations
 from bot.services.control.delivery import Dispatched, Dispatcher
@@ -34,16 +43,54 @@ from bot.services.control.ticket import (
     ControlOutcome,
     ControlReport,
     ControlTicket,
+    Origin,
 )
 from bot.services.halts import Halt, Halts
 from bot.storage import Storage
-from bot.storage.models import Account, AuditOutcome, NewAuditEntry, Share
+from bot.storage.models import (
+    Account,
+    ApprovalRequest,
+    AuditOutcome,
+    NewApprovalRequest,
+    NewAuditEntry,
+    Share,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_DECISIONS = 3  # for one control, counting the first
 SETTINGS_CHURN = "Settings changed repeatedly while sending; nothing was sent. Try again."
 UNSHARED_MEANWHILE = "This shocker is not shared here any more."
+
+# Approval mode
+APPROVAL_TIMEOUT = 60.0  # seconds a request waits for the wearer
+MAX_PENDING_APPROVALS = 3  # per member and shocker in a guild: the wearer is pinged for each
+NO_APPROVAL_CHANNEL = (
+    "The wearer approves each control on this shocker, and this one came from nowhere a "
+    "request can be posted; nothing was sent."
+)
+TOO_MANY_REQUESTS = (
+    "You already have {count} requests waiting for the wearer's approval on this shocker; "
+    "wait for their answer."
+)
+APPROVAL_TURNED_ON = (
+    "The wearer turned on approval for this shocker while it was being sent; nothing was sent. "
+    "Ask again to request their approval."
+)
+
+ApprovalListener = Callable[[ApprovalRequest], None]
+
+
+def needs_approval(order: ControlOrder, share: Share | None) -> bool:
+    """The approval-mode gate: a control on a share in approval mode by anyone but the wearer,
+    other than Stop, and not the approved control itself."""
+    return (
+        share is not None
+        and share.approval
+        and order.kind is not ControlKind.STOP
+        and order.origin is not Origin.APPROVAL
+        and order.sender.member_id != share.wearer_id
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +107,7 @@ class PreparedControl:
     audit_id: int | None = None
     reserved_at: float | None = None  # this control's cooldown reservation, if it made one
     previous_reserved: float | None = None  # the reservation it replaced
+    awaiting_approval: bool = False  # allowed, but held for the wearer's approval
 
     @property
     def reservation_key(self) -> tuple[int, str]:
@@ -93,6 +141,9 @@ class ControlService:
             storage, self.facts, confirm_timeout=confirm_timeout, send_timeout=5.0
         )
         self._running: set[asyncio.Task[None]] = set()
+        # Approval mode: how long a request waits, and who posts it (the approvals cog).
+        self.approval_timeout = APPROVAL_TIMEOUT
+        self.approval_listeners: list[ApprovalListener] = []
 
     @property
     def send_timeout(self) -> float:
@@ -116,6 +167,8 @@ class ControlService:
                 ControlOutcome.REFUSED, decision, prepared.reason, prepared.audit_id
             )
             return ControlTicket(order, prepared.share, report)
+        if prepared.awaiting_approval:
+            return await self._ask_approval(prepared, decision, prepared.share)
         ticket = ControlTicket(
             order, prepared.share, ControlReport(ControlOutcome.SENDING, decision)
         )
@@ -167,7 +220,8 @@ class ControlService:
         )
         decision = decide_control(order.request, facts)
         reserved_at = previous = None
-        if isinstance(decision, Allowed) and decision.type is not ControlKind.STOP:
+        held = isinstance(decision, Allowed) and needs_approval(order, context)
+        if isinstance(decision, Allowed) and decision.type is not ControlKind.STOP and not held:
             reserved_at = facts.now
             previous = self.reservations.reserve((sender.member_id, order.shocker_id), reserved_at)
         # -- end of the critical section --
@@ -186,7 +240,16 @@ class ControlService:
             origin=order.origin,
         )
         prepared = PreparedControl(
-            order, decision, share, entry, generation, None, None, reserved_at, previous
+            order,
+            decision,
+            share,
+            entry,
+            generation,
+            None,
+            None,
+            reserved_at,
+            previous,
+            awaiting_approval=held,
         )
         if isinstance(decision, Refused) and share is None:
             # No shocker by that id here: nothing to audit.
@@ -196,6 +259,65 @@ class ControlService:
             audit_id = await self.storage.audit.record(entry.model_copy(update={"reason": reason}))
             return replace(prepared, reason=reason, audit_id=audit_id)
         return prepared
+
+    # -- approval mode --------------------------------------------------------------------------
+
+    async def _ask_approval(
+        self, prepared: PreparedControl, decision: Allowed, share: Share
+    ) -> ControlTicket:
+        """Hold an allowed control for the wearer: store the request and tell the listeners
+        (synchronously, so a halt right after the ticket finds it). Nothing is sent."""
+        order = prepared.order
+        if order.channel_id is None or not self.approval_listeners:
+            return await self._refuse_request(prepared, decision, NO_APPROVAL_CHANNEL)
+        summary = control_summary(
+            decision.type, decision.intensity, decision.duration_ms, inert(share.shocker_name)
+        )
+        if decision.capped_notes:
+            summary += f" ({'; '.join(decision.capped_notes)})"
+        request = await self.storage.approvals.create(
+            NewApprovalRequest(
+                guild_id=order.guild_id,
+                channel_id=order.channel_id,
+                shocker_id=order.shocker_id,
+                wearer_id=share.wearer_id,
+                requester_id=order.sender.member_id,
+                requester_roles=order.sender.role_ids,
+                requester_name=order.sender.display_name,
+                control_type=int(order.kind),
+                intensity=order.intensity,
+                duration_ms=order.duration_ms,
+                origin=order.origin.value,
+                summary=summary,
+            ),
+            expires_at=time.time() + self.approval_timeout,
+            max_pending=MAX_PENDING_APPROVALS,
+        )
+        if request is None:
+            reason = TOO_MANY_REQUESTS.format(count=MAX_PENDING_APPROVALS)
+            return await self._refuse_request(prepared, decision, reason)
+        log.info(
+            "Control by %s on shocker %s held for the wearer's approval (request %d)",
+            order.sender.member_id,
+            order.shocker_id,
+            request.id,
+        )
+        for listener in list(self.approval_listeners):
+            try:
+                listener(request)
+            except Exception:
+                log.exception("An approval listener failed on request %d", request.id)
+        report = ControlReport(ControlOutcome.AWAITING_APPROVAL, decision, approval_id=request.id)
+        return ControlTicket(order, share, report)
+
+    async def _refuse_request(
+        self, prepared: PreparedControl, decision: Allowed, reason: str
+    ) -> ControlTicket:
+        audit_id = await self.storage.audit.record(
+            prepared.entry.model_copy(update={"reason": reason})
+        )
+        report = ControlReport(ControlOutcome.REFUSED, decision, reason, audit_id)
+        return ControlTicket(prepared.order, prepared.share, report)
 
     def _release(self, prepared: PreparedControl) -> None:
         if prepared.reserved_at is not None:
@@ -272,6 +394,16 @@ class ControlService:
             decisions += 1
             if prepared.share is None:
                 prepared = replace(prepared, entry=previous_entry, reason=UNSHARED_MEANWHILE)
+            elif prepared.awaiting_approval:
+                # Approval mode was turned on meanwhile: this control did not ask for it.
+                audit_id = await self.storage.audit.record(
+                    prepared.entry.model_copy(update={"reason": APPROVAL_TURNED_ON})
+                )
+                return Dispatched(
+                    ControlReport(
+                        ControlOutcome.REFUSED, prepared.decision, APPROVAL_TURNED_ON, audit_id
+                    )
+                )
         if order.kind is not ControlKind.STOP:
             if dispatched.report.outcome in (ControlOutcome.FAILED, ControlOutcome.REFUSED):
                 self._release(prepared)  # nothing went out: give the cooldown back

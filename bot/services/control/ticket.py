@@ -3,7 +3,8 @@
 An entry point builds a `ControlOrder` (who, where, which shocker, what, and from where) and gets
 a `ControlTicket`: the decision at once, and the outcome later. A slash command, a button or a
 modal hand the ticket to ``bot.cogs.control_reply.answer_control``; a caller with no interaction
-(random mode, a vote that ends, an approval) simply awaits `ticket.outcome()`.
+(random mode, a vote that ends, an approval) simply awaits `ticket.outcome()`. On a share in
+approval mode a control by anyone but the wearer ends as ``AWAITING_APPROVAL`` (nothing sent).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class ControlOrder:
     intensity: int
     duration_ms: int
     origin: Origin = Origin.COMMAND
+    # The channel the control came from: on a share in approval mode, the request to the
+    # wearer is posted there (a control with no channel cannot ask, and is refused).
+    channel_id: int | None = None
     # Checked with no await before the frame is written: a control that waited to fire (random
     # mode, an approval, a vote) returns False once a Stop, a pause or /panic ended it, and
     # then nothing is sent.
@@ -91,6 +95,10 @@ class ControlOutcome(StrEnum):
     UNCERTAIN = "uncertain"  # the frame went out and was never acknowledged: it may have fired
     FAILED = "failed"  # nothing went out
     REFUSED = "refused"  # refused by the decision (first, or again right before sending)
+    # Allowed, but the share is in approval mode: nothing was sent; a request to the wearer was
+    # stored (`ControlReport.approval_id`). If they approve, the control is decided again and
+    # sent as a new control (origin `approval`).
+    AWAITING_APPROVAL = "awaiting_approval"
 
     @property
     def final(self) -> bool:
@@ -107,6 +115,7 @@ class ControlReport:
     decision: ControlDecision
     reason: str | None = None
     audit_id: int | None = None
+    approval_id: int | None = None  # the stored request, for AWAITING_APPROVAL
 
 
 class ControlTicket:

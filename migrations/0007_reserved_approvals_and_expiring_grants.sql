@@ -1,2 +1,0 @@
--- Reserved for approval mode and expiring grants (being written in parallel); replaced when it lands.
-SELECT 1;
