@@ -177,6 +177,8 @@ def ending_text(vote: Vote, tally: Tally, ending: VoteEnding) -> str:
         return f"Yes won, but it was not sent: {public_reason(report)}"
     if outcome is ControlOutcome.FAILED:
         return f"Yes won, but it could not be sent: {report.reason}"
+    if outcome is ControlOutcome.AWAITING_APPROVAL:
+        return f"Yes won: {sent} · ⏳ the wearer was asked to approve it (sent only if they do)"
     if outcome is ControlOutcome.CONFIRMED:
         return f"Yes won: {sent} · ✅ delivered"
     if outcome in (ControlOutcome.NOT_CONFIRMED, ControlOutcome.UNCERTAIN):
@@ -422,6 +424,7 @@ class PlayCog(commands.Cog):
             ControlOrder(
                 sender=sender,
                 guild_id=guild_id,
+                channel_id=interaction.channel_id,
                 shocker_id=share.shocker_id,
                 kind=control_kind,
                 intensity=chosen.intensity,

@@ -278,6 +278,7 @@ class VoteService:
                         display_name=vote.starter_name,
                     ),
                     guild_id=vote.guild_id,
+                    channel_id=vote.channel_id,  # where an approval request would be posted
                     shocker_id=vote.shocker_id,
                     kind=vote.control_type,
                     intensity=vote.intensity,

@@ -464,3 +464,22 @@ async def test_a_stop_while_the_won_vote_is_being_decided_is_caught_by_the_guard
     (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
     assert entry.origin == "vote" and entry.outcome is AuditOutcome.REFUSED
     assert entry.reason is not None and "called off" in entry.reason
+
+
+async def test_a_vote_won_on_a_share_in_approval_mode_asks_the_wearer(scene: Scene) -> None:
+    """The vote's control goes through the approval gate like any other: the wearer is asked in
+    the vote's channel, and nothing fires unless they approve."""
+    h = scene.h
+    share = h.ix.slash(
+        "shockers share", {"shocker": scene.collar_id, "approval": True}, user=scene.alice
+    )
+    await h.run(share)
+    vote = await scene.posted_vote(scene.bob)
+    await scene.press(vote, scene.bob, "yes")
+    scene.time_is_up(vote)
+    text = await scene.ended(vote)
+    assert "Yes won" in text and "the wearer was asked to approve it" in text
+    assert scene.control_frames() == []
+    (request,) = await h.storage.approvals.all()
+    assert request.requester_id == scene.bob.id
+    assert request.channel_id == int(vote.message["channel_id"])
