@@ -9,6 +9,7 @@ from bot.cogs.control import ControlCog
 from bot.cogs.device import DeviceCog
 from bot.cogs.feed import FeedCog
 from bot.cogs.permissions import PermissionsCog
+from bot.cogs.random_mode import RandomModeCog
 from bot.cogs.shockers import ShockersCog
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
     ShockersCog,
     DeviceCog,
     FeedCog,
+    RandomModeCog,
 ]
 
 __all__: list[Any] = ["COGS"]

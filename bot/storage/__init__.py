@@ -11,6 +11,7 @@ from bot.storage.database import Database, RestrictionCounter
 from bot.storage.feeds import DeviceStateRepository, EventRepository, FeedRepository
 from bot.storage.migrations import MigrationError
 from bot.storage.permissions import CooldownRepository, GrantRepository, GuildSettingsRepository
+from bot.storage.random_modes import RandomModeRepository
 from bot.storage.shares import ShareRepository, ShockerSharedByOther
 
 __all__ = [
@@ -40,6 +41,7 @@ class Storage:
         self.feeds = FeedRepository(db)
         self.events = EventRepository(db)
         self.device_states = DeviceStateRepository(db)
+        self.random_modes = RandomModeRepository(db)
 
     @classmethod
     async def open(cls, path: Path | str, cipher: TokenCipher) -> Storage:
