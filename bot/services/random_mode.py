@@ -223,13 +223,17 @@ class RandomModeService:
     # -- firing ---------------------------------------------------------------------------------
 
     def _arm(self, run: _Run) -> None:
+        mode_id = run.row.id
         when = min(run.next_at, run.row.ends_at)
-        self.scheduler.at(_key(run.row.id), when, lambda: self._due(run))
+        self.scheduler.at(_key(mode_id), when, lambda: self.due(mode_id))
 
-    async def _due(self, run: _Run) -> None:
-        row = run.row
-        if self._runs.get(row.id) is not run:
+    async def due(self, mode_id: int) -> None:
+        """The timer's callback: end the random mode when its time is up, else send the planned
+        firing and plan the next. (Tests call it to fire at once instead of waiting.)"""
+        run = self._runs.get(mode_id)
+        if run is None:
             return  # ended meanwhile
+        row = run.row
         current = self.clock()
         if run.next_at >= row.ends_at or current >= row.ends_at:
             await self._finish(run, TIME_UP)
