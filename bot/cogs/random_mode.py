@@ -186,6 +186,12 @@ class RandomModeCog(
         max_gap: Gap | None = None,
     ) -> None:
         share = shocker
+        if not interaction.app_permissions.view_channel:
+            # The status message is edited through the channel for hours: the bot must see it.
+            raise UserError(
+                "I cannot see this channel, so I could not keep random mode's status message "
+                "up to date; start it in a channel I can see."
+            )
         ranges = await self.ranges_for(
             interaction, share, mode, min_intensity, max_intensity, max_duration, min_gap, max_gap
         )
@@ -195,11 +201,16 @@ class RandomModeCog(
             ranges=ranges,
             minutes=minutes,
         )
-        response = await interaction.response.send_message(
-            status_text(row),
-            view=stop_view(row.id),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        try:
+            response = await interaction.response.send_message(
+                status_text(row),
+                view=stop_view(row.id),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except BaseException:
+            # Nothing may fire without the status message that tells it and can stop it.
+            await self.service.stop(row.id, "its status message could not be posted")
+            raise
         if response.message_id is not None and interaction.channel_id is not None:
             await self.storage.random_modes.set_message(
                 row.id, interaction.channel_id, response.message_id

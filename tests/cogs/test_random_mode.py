@@ -419,3 +419,54 @@ async def test_random_mode_starts_only_on_the_wearers_usable_share(scene: Scene,
 async def test_random_stop_with_nothing_running_says_so(scene: Scene) -> None:
     text = await scene.command("random stop", scene.alice)
     assert "No random mode is running on your shockers here" in text
+
+
+async def test_random_mode_needs_a_channel_the_bot_can_see(scene: Scene) -> None:
+    blind = Interactions(
+        scene.h.discord.app_id,
+        scene.h.discord.guild_id,
+        channel=scene.h.discord.channel(scene.h.discord.channel_id),
+        tree=scene.h.bot.tree,
+        app_permissions=0,
+    )
+    payload = blind.slash(
+        "random start", {"shocker": scene.collar_id, "minutes": 1}, user=scene.alice
+    )
+    await scene.h.run(payload)
+    reply = scene.h.discord.replies_for(payload)
+    assert reply.ephemeral and "I cannot see this channel" in reply.text
+    assert await scene.h.storage.random_modes.running_on(scene.collar_id) is None
+
+
+async def test_no_random_mode_runs_without_its_status_message(scene: Scene) -> None:
+    # Discord refuses the answer that would carry the status message (and every other answer).
+    scene.h.discord.fail(403, count=None, path=r"/interactions/\d+/[^/]+/callback")
+    await scene.start(**FAST)
+    await scene.service.idle()
+    assert await scene.h.storage.random_modes.running() == []
+    ended = await scene.h.storage.random_modes.get(1)  # the first row of a new database
+    assert ended is not None and ended.end_reason == "its status message could not be posted"
+    await asyncio.sleep(0.3)  # three times the longest gap
+    assert scene.random_frames() == []
+
+
+def test_the_registered_options_of_random_start(harness: Harness) -> None:
+    (group,) = [c for c in harness.bot.tree.get_commands() if c.name == "random"]
+    payload = group.to_dict(harness.bot.tree)
+    assert payload["contexts"] == [0]  # servers only
+    start = next(o for o in payload["options"] if o["name"] == "start")
+    options = {o["name"]: o for o in start["options"]}
+    assert list(options) == [
+        "shocker",
+        "minutes",
+        "mode",
+        "min_intensity",
+        "max_intensity",
+        "max_duration",
+        "min_gap",
+        "max_gap",
+    ]
+    assert (options["minutes"]["min_value"], options["minutes"]["max_value"]) == (1, 240)
+    assert [c["value"] for c in options["mode"]["choices"]] == ["shock", "vibrate", "both"]
+    assert options["min_gap"]["min_value"] == 5
+    assert [o["name"] for o in payload["options"]] == ["start", "stop"]
