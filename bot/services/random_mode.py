@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 TIME_UP = "its time is up"
 RANDOM_STOP = "the wearer used /random stop"
 NOT_SHARED = "the shocker is no longer shared here"
+PAUSED = "the shocker is paused"
+CLOSE_WAIT = 5.0  # seconds for endings to be written at shutdown
 
 ChangeListener = Callable[[int], Awaitable[None]]
 
@@ -128,9 +130,13 @@ class RandomModeService:
         for mode_id in list(self._runs):
             self.scheduler.cancel(_key(mode_id))
         self._runs.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Let endings reach their rows (a /panic just before shutdown must not resume later);
+        # they are a write and a message edit, so this is short unless Discord hangs.
+        if self._tasks:
+            _, stuck = await asyncio.wait(set(self._tasks), timeout=CLOSE_WAIT)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
 
     async def idle(self) -> None:
         """Wait until no clean-up task is running (for tests)."""
@@ -253,6 +259,11 @@ class RandomModeService:
         report = await self._send(run, firing)
         if report is None:
             return  # the shocker is not shared here any more; ended
+        decision = report.decision
+        if isinstance(decision, Refused) and decision.code is RefusalCode.PAUSED:
+            # A pause ends random mode (its halt normally got here first).
+            await self._finish(run, PAUSED)
+            return
         outcome, note = _firing_outcome(report)
         await self.storage.random_modes.record_firing(
             row.id,

@@ -470,3 +470,27 @@ def test_the_registered_options_of_random_start(harness: Harness) -> None:
     assert [c["value"] for c in options["mode"]["choices"]] == ["shock", "vibrate", "both"]
     assert options["min_gap"]["min_value"] == 5
     assert [o["name"] for o in payload["options"]] == ["start", "stop"]
+
+
+async def test_a_pause_the_service_was_not_told_about_still_ends_it_at_the_next_firing(
+    scene: Scene,
+) -> None:
+    row, _ = await scene.started(**FAST)
+    await scene.wait_frames(1)
+    # Written without its halt (as if the bot had stopped between the write and the halt).
+    guild = scene.h.discord.guild_id
+    await scene.h.storage.shares.set_paused(guild, scene.alice.id, scene.collar_id, True)
+    before = len(scene.random_frames())
+    status = await scene.wait_status(row, "Ended")
+    assert "the shocker is paused" in status["content"]
+    await scene.nothing_more_fires(row, 0.1)
+    assert len(scene.random_frames()) == before
+
+
+async def test_an_ending_right_before_shutdown_is_kept_after_the_restart(scene: Scene) -> None:
+    row, _ = await scene.started(min_gap=30, max_gap=60)
+    scene.h.bot.control.halts.announce(Halt("panic", wearer_id=scene.alice.id))
+    await scene.h.restart()  # at once: the ending is still being written
+    ended = await scene.h.storage.random_modes.get(row.id)
+    assert ended is not None and ended.end_reason == "the wearer used /panic"
+    assert not scene.service.is_running(row.id)
