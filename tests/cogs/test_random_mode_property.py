@@ -59,15 +59,25 @@ operations = st.builds(
 
 @dataclass
 class Model:
-    """What the wearer has set, as the test knows it."""
+    """What the wearer has set, as the test knows it (and the bot's own caps)."""
 
-    cap: int = CAP
-    cap_ms: int = CAP_MS
+    operator_cap: int
+    operator_cap_ms: int
+    share_cap: int = CAP
+    share_cap_ms: int = CAP_MS
     paused: bool = False
     mode_id: int | None = None
     kinds: tuple[ControlKind, ...] = ()
     max_intensity: int = 0
     max_duration_ms: int = 0
+
+    @property
+    def cap(self) -> int:
+        return min(self.share_cap, self.operator_cap)
+
+    @property
+    def cap_ms(self) -> int:
+        return min(self.share_cap_ms, self.operator_cap_ms)
 
 
 async def test_no_sequence_of_firings_exceeds_a_cap_or_fires_while_paused(
@@ -85,7 +95,8 @@ async def test_no_sequence_of_firings_exceeds_a_cap_or_fires_while_paused(
     async def run(ops: list[Op]) -> None:
         nonlocal checked
         await _reset(h, alice, collar)
-        model = Model()
+        settings = h.bot.settings
+        model = Model(settings.max_intensity, settings.max_duration_ms)
         for op in ops:
             checked += await _apply(h, alice, collar, model, op)
 
@@ -185,7 +196,7 @@ async def _apply(h: Harness, alice: DiscordUser, collar: FakeShocker, model: Mod
     if action == "caps":
         _, cap, cap_ms = op
         await h.share(alice, shocker, max_intensity=cap, max_duration_ms=cap_ms)
-        model.cap, model.cap_ms = cap, cap_ms
+        model.share_cap, model.share_cap_ms = cap, cap_ms
         return 0
     if action == "resume":
         await _command(h, "shockers resume", alice)
