@@ -173,12 +173,19 @@ class RandomModeCog(
         min_gap="Shortest wait between controls in seconds (default 30, at least 5)",
         max_gap="Longest wait between controls in seconds (default 300)",
     )
+    @app_commands.choices(
+        mode=[
+            app_commands.Choice(name="vibrate", value=RandomMode.VIBRATE.value),
+            app_commands.Choice(name="shock", value=RandomMode.SHOCK.value),
+            app_commands.Choice(name="both (shock or vibrate)", value=RandomMode.BOTH.value),
+        ]
+    )
     async def start(
         self,
         interaction: Interaction,
         shocker: OwnShare,
         minutes: Minutes,
-        mode: RandomMode = RandomMode.VIBRATE,
+        mode: str = RandomMode.VIBRATE.value,
         min_intensity: Percent | None = None,
         max_intensity: Percent | None = None,
         max_duration: Seconds | None = None,
@@ -222,7 +229,7 @@ class RandomModeCog(
         self,
         interaction: Interaction,
         share: Share,
-        mode: RandomMode,
+        mode_value: str,
         min_intensity: int | None,
         max_intensity: int | None,
         max_duration: float | None,
@@ -231,7 +238,10 @@ class RandomModeCog(
     ) -> RandomRanges:
         """The wearer's values, checked against what they may send on this shocker right now
         (every value again at run time: Discord's option bounds are a convenience)."""
-        mode = RandomMode(mode)
+        try:
+            mode = RandomMode(mode_value)
+        except ValueError:
+            raise UserError("`mode` must be shock, vibrate or both.") from None
         ((_, access),) = await self.bot.control.access(
             [share],
             guild_id=share.guild_id,

@@ -386,6 +386,7 @@ async def test_one_random_mode_per_shocker(scene: Scene) -> None:
         ({"max_duration": 0.1}, "`max_duration` must be between 0.3 s and 3 s"),
         ({"max_duration": 10}, "`max_duration` must be between 0.3 s and 3 s"),
         ({"min_gap": float("nan")}, "`min_gap` must be between"),
+        ({"mode": "sound"}, "`mode` must be shock, vibrate or both."),
     ],
 )
 async def test_values_are_checked_again_at_run_time(
@@ -467,7 +468,8 @@ def test_the_registered_options_of_random_start(harness: Harness) -> None:
         "max_gap",
     ]
     assert (options["minutes"]["min_value"], options["minutes"]["max_value"]) == (1, 240)
-    assert [c["value"] for c in options["mode"]["choices"]] == ["shock", "vibrate", "both"]
+    assert [c["value"] for c in options["mode"]["choices"]] == ["vibrate", "shock", "both"]
+    assert [c["name"] for c in options["mode"]["choices"]][:2] == ["vibrate", "shock"]
     assert options["min_gap"]["min_value"] == 5
     assert [o["name"] for o in payload["options"]] == ["start", "stop"]
 
