@@ -12,6 +12,7 @@ from bot.cogs.device import DeviceCog
 from bot.cogs.feed import FeedCog
 from bot.cogs.permissions import PermissionsCog
 from bot.cogs.play import PlayCog
+from bot.cogs.random_mode import RandomModeCog
 from bot.cogs.shockers import ShockersCog
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
     ActivityCog,
     PlayCog,
     ApprovalsCog,
+    RandomModeCog,
 ]
 
 __all__: list[Any] = ["COGS"]

@@ -12,6 +12,7 @@ from bot.storage.database import Database, RestrictionCounter
 from bot.storage.feeds import DeviceStateRepository, EventRepository, FeedRepository
 from bot.storage.migrations import MigrationError
 from bot.storage.permissions import CooldownRepository, GrantRepository, GuildSettingsRepository
+from bot.storage.random_modes import RandomModeRepository
 from bot.storage.shares import ShareRepository, ShockerSharedByOther
 from bot.storage.votes import VoteRepository
 
@@ -44,6 +45,7 @@ class Storage:
         self.device_states = DeviceStateRepository(db)
         self.votes = VoteRepository(db)
         self.approvals = ApprovalRepository(db)
+        self.random_modes = RandomModeRepository(db)
 
     @classmethod
     async def open(cls, path: Path | str, cipher: TokenCipher) -> Storage:

@@ -29,6 +29,7 @@ import re
 import secrets
 import socket
 import string
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -182,6 +183,8 @@ class HubInvocation:
     target: str
     arguments: list[Any]
     invocation_id: str | None
+    # When the server received it (unix seconds), for "not before" checks.
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass

@@ -1,2 +1,0 @@
--- Reserved for random mode (being written in parallel); replaced when it lands.
-SELECT 1;
