@@ -45,6 +45,7 @@ from bot.services.control import (
 from bot.services.halts import Halt
 from bot.services.scheduler import Scheduler
 from bot.storage import Storage
+from bot.storage.models import AccountState
 from bot.storage.votes import NewVote, Vote
 
 __all__ = ["EndKind", "RunningVote", "VoteBoard", "VoteEnding", "VoteService"]
@@ -333,12 +334,24 @@ class VoteService:
         `hub_wait`) for it, its device snapshot and its shocker list, so the control is decided
         on known facts rather than refused as "device unknown"."""
         share = await self.storage.shares.get(vote.guild_id, vote.shocker_id)
-        hub = self.hubs.get(share.account_id) if share is not None else None
+        if share is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.hub_wait
+        hub = self.hubs.get(share.account_id)
+        if hub is None:
+            # Votes are re-armed when the cogs load, before the accounts' hubs are started.
+            account = await self.storage.accounts.get(share.account_id)
+            while hub is None and account is not None and account.state is AccountState.ACTIVE:
+                if loop.time() >= deadline:
+                    return
+                await asyncio.sleep(0.05)
+                hub = self.hubs.get(share.account_id)
         if hub is None or hub.shockers is not None:
             return  # loaded since this start: an outage later is reported, not waited for
         snapshot = hub.expect(DeviceSnapshotApplied)
         try:
-            async with asyncio.timeout(self.hub_wait):
+            async with asyncio.timeout(max(0.0, deadline - loop.time())):
                 if not hub.connected:
                     await snapshot
                 if hub.shockers is None:
