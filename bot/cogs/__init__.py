@@ -8,6 +8,7 @@ from bot.cogs.account import AccountCog
 from bot.cogs.control import ControlCog
 from bot.cogs.device import DeviceCog
 from bot.cogs.feed import FeedCog
+from bot.cogs.panel import PanelCog
 from bot.cogs.permissions import PermissionsCog
 from bot.cogs.shockers import ShockersCog
 
@@ -25,6 +26,7 @@ COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
     ShockersCog,
     DeviceCog,
     FeedCog,
+    PanelCog,
 ]
 
 __all__: list[Any] = ["COGS"]

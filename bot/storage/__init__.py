@@ -10,6 +10,7 @@ from bot.storage.audit import AuditRepository
 from bot.storage.database import Database, RestrictionCounter
 from bot.storage.feeds import DeviceStateRepository, EventRepository, FeedRepository
 from bot.storage.migrations import MigrationError
+from bot.storage.panels import PanelRepository
 from bot.storage.permissions import CooldownRepository, GrantRepository, GuildSettingsRepository
 from bot.storage.shares import ShareRepository, ShockerSharedByOther
 
@@ -40,6 +41,7 @@ class Storage:
         self.feeds = FeedRepository(db)
         self.events = EventRepository(db)
         self.device_states = DeviceStateRepository(db)
+        self.panels = PanelRepository(db)
 
     @classmethod
     async def open(cls, path: Path | str, cipher: TokenCipher) -> Storage:
