@@ -33,6 +33,7 @@ from bot.domain.controls import MAX_DURATION_MS, MIN_DURATION_MS, ControlKind
 from bot.domain.panels import REACTIONS, PanelAction, preset, reaction_action
 from bot.domain.text import inert
 from bot.errors import UserError
+from bot.openshock.models import DeviceStatusChanged, HubEvent
 from bot.services.control import ControlOrder, ControlOutcome, ControlTicket, Origin, Sender
 from bot.services.halts import Halt
 from bot.storage.models import Share
@@ -132,12 +133,15 @@ class PanelCog(commands.Cog):
 
         self.bot.add_dynamic_items(PanelButton)
         self.bot.control.halts.subscribe(self._on_halt)
+        self.bot.hub_listeners.append(self._on_hub_event)
 
     async def cog_unload(self) -> None:
         from bot.cogs.panel_view import PanelButton
 
         self.bot.remove_dynamic_items(PanelButton)
         self.bot.control.halts.unsubscribe(self._on_halt)
+        if self._on_hub_event in self.bot.hub_listeners:
+            self.bot.hub_listeners.remove(self._on_hub_event)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -415,6 +419,15 @@ class PanelCog(commands.Cog):
         for panel in await self.storage.panels.open_matching(
             guild_id=halt.guild_id, wearer_id=halt.wearer_id, shocker_id=halt.shocker_id
         ):
+            self.editor.refresh(panel.id)
+
+    async def _on_hub_event(self, account_id: int, event: HubEvent) -> None:
+        """A device went online or offline: the panels of that account's shockers show it."""
+        if isinstance(event, DeviceStatusChanged) and event.is_change:
+            self._track(asyncio.create_task(self._refresh_account(account_id), name="panel-device"))
+
+    async def _refresh_account(self, account_id: int) -> None:
+        for panel in await self.storage.panels.open_of_account(account_id):
             self.editor.refresh(panel.id)
 
     def _track(self, task: asyncio.Task[None]) -> None:

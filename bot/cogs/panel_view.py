@@ -238,7 +238,8 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
     last_edit: float = -math.inf
-    last: LastControl | None = None
+    last: LastControl | None = None  # what the panel is to show
+    pending: LastControl | None = None  # the newest control, until its outcome is known
     written: LastControl | None = None
 
 
@@ -264,11 +265,13 @@ class PanelEditor:
         last = LastControl(
             ticket.order.sender.member_id, head, ticket.report.outcome, time.time(), ticket
         )
-        slot.last = last
         if last.outcome.final:
+            slot.last = last
             self._schedule(panel.id, slot)
-        elif slot.watcher is None or slot.watcher.done():
-            # Shown once its outcome is known (usually within milliseconds): one edit, not two.
+            return
+        # Shown once its outcome is known (usually within milliseconds): one edit, not two.
+        slot.pending = last
+        if slot.watcher is None or slot.watcher.done():
             slot.watcher = asyncio.create_task(
                 self._watch(panel.id, slot), name=f"panel-watch-{panel.id}"
             )
@@ -309,12 +312,16 @@ class PanelEditor:
             )
 
     async def _watch(self, panel_id: int, slot: _Slot) -> None:
-        while (last := slot.last) is not None and not last.outcome.final:
-            report = await last.ticket.settled(within=SETTLE_WAIT)
-            if slot.last is last:
-                head = control_head(report.decision) or last.summary
-                slot.last = replace(last, outcome=report.outcome, summary=head)
-                self._schedule(panel_id, slot)
+        """Show the newest control of the panel as soon as its outcome is known (or as
+        "sending…" after `SETTLE_WAIT`); under a steady stream of presses, each newest one in
+        turn, so the panel keeps moving (the edits themselves are coalesced by `_run`)."""
+        while (pending := slot.pending) is not None:
+            report = await pending.ticket.settled(within=SETTLE_WAIT)
+            head = control_head(report.decision) or pending.summary
+            slot.last = replace(pending, outcome=report.outcome, summary=head)
+            self._schedule(panel_id, slot)
+            if slot.pending is pending and report.outcome.final:
+                slot.pending = None
 
     async def _run(self, panel_id: int, slot: _Slot) -> None:
         loop = asyncio.get_running_loop()

@@ -153,6 +153,16 @@ class PanelRepository:
         )
         return [Panel.from_row(row) for row in rows]
 
+    async def open_of_account(self, account_id: int) -> list[Panel]:
+        """Open panels of the shockers an OpenShock account shares (its devices' state)."""
+        rows = await self._db.fetch_all(
+            "SELECT p.* FROM panels p JOIN shares s ON s.id = p.share_id"
+            " WHERE s.account_id = ? AND p.closed_at IS NULL AND p.message_id IS NOT NULL"
+            " ORDER BY p.id",
+            (account_id,),
+        )
+        return [Panel.from_row(row) for row in rows]
+
     async def close(self, panel_id: int, reason: str) -> bool:
         """Mark the panel closed; False when it already was."""
         changed = await self._db.execute(

@@ -22,7 +22,7 @@ from tests.fakes.discord_api import (
     message_text,
 )
 from tests.fakes.interactions import load_guild, run_reaction_add
-from tests.fakes.openshock_server import FakeShocker
+from tests.fakes.openshock_server import FakeDevice, FakeShocker
 from tests.fakes.openshock_server import FakeUser as OpenShockUser
 from tests.harness import Harness
 
@@ -38,6 +38,7 @@ class Scene:
     carol: FakeUser  # no grant
     admin: FakeUser
     alice_os: OpenShockUser
+    device: FakeDevice
     collar: FakeShocker
 
     @property
@@ -104,7 +105,8 @@ def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
 async def scene(harness: Harness) -> Scene:
     h = harness
     alice_os = h.openshock.add_user("Alice")
-    collar = h.openshock.add_shocker(h.openshock.add_device(alice_os, "Hub", online=True), "Collar")
+    device = h.openshock.add_device(alice_os, "Hub", online=True)
+    collar = h.openshock.add_shocker(device, "Collar")
     alice, bob, carol, admin = (h.discord_user(n) for n in ("alice", "bob", "carol", "admin"))
     await h.link(alice, alice_os)
     await h.share(alice, str(collar.id), max_intensity=40, max_duration_ms=3000)
@@ -121,7 +123,7 @@ async def scene(harness: Harness) -> Scene:
         allow_sound=True,
         created_by=admin.id,
     )
-    return Scene(h, alice, bob, carol, admin, alice_os, collar)
+    return Scene(h, alice, bob, carol, admin, alice_os, device, collar)
 
 
 async def test_the_wearer_posts_a_panel_with_the_shocker_its_wearer_state_and_buttons(
@@ -147,6 +149,13 @@ async def test_the_wearer_posts_a_panel_with_the_shocker_its_wearer_state_and_bu
     panel = await scene.h.storage.panels.get(int(panel_id))
     assert panel is not None and panel.message_id == int(message["id"])
     assert message["allowed_mentions"] == {"parse": []}
+
+
+async def test_the_panel_shows_its_device_going_offline(scene: Scene) -> None:
+    scene.fast_edits()
+    message = await scene.post()
+    await scene.h.openshock.set_device_online(scene.device, False)
+    await scene.panel_shows(message, "⚫ offline")
 
 
 async def test_only_the_wearer_or_an_admin_may_post_a_panel(scene: Scene) -> None:
