@@ -18,6 +18,7 @@ class Panel(Row):
     channel_id: int
     message_id: int | None
     share_id: int
+    share_created_at: float
     shocker_id: str
     shocker_name: str
     wearer_id: int
@@ -72,9 +73,10 @@ _STATE_SQL = (
     + ", EXISTS (SELECT 1 FROM wearer_pauses w"
     "  WHERE w.guild_id = p.guild_id AND w.wearer_id = p.wearer_id) AS wearer_paused"
     " FROM panels p"
-    # The share it was posted for, by id: a shocker shared again later is another share.
-    " LEFT JOIN shares s ON s.id = p.share_id AND s.guild_id = p.guild_id"
-    " AND s.shocker_id = p.shocker_id"
+    # The share it was posted for: a shocker shared again later is another share (SQLite may
+    # give it the same id, not the same creation time).
+    " LEFT JOIN shares s ON s.id = p.share_id AND s.created_at = p.share_created_at"
+    " AND s.guild_id = p.guild_id AND s.shocker_id = p.shocker_id"
 )
 
 
@@ -95,12 +97,14 @@ class PanelRepository:
     ) -> Panel:
         """A panel row for a message about to be posted (its buttons need the id first)."""
         panel_id = await self._db.insert(
-            "INSERT INTO panels (guild_id, channel_id, share_id, shocker_id, shocker_name,"
-            " wearer_id, reactions, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO panels (guild_id, channel_id, share_id, share_created_at, shocker_id,"
+            " shocker_name, wearer_id, reactions, created_by, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 share.guild_id,
                 channel_id,
                 share.id,
+                share.created_at,
                 share.shocker_id,
                 share.shocker_name,
                 share.wearer_id,
@@ -156,7 +160,8 @@ class PanelRepository:
     async def open_of_account(self, account_id: int) -> list[Panel]:
         """Open panels of the shockers an OpenShock account shares (its devices' state)."""
         rows = await self._db.fetch_all(
-            "SELECT p.* FROM panels p JOIN shares s ON s.id = p.share_id"
+            "SELECT p.* FROM panels p JOIN shares s"
+            " ON s.id = p.share_id AND s.created_at = p.share_created_at"
             " WHERE s.account_id = ? AND p.closed_at IS NULL AND p.message_id IS NOT NULL"
             " ORDER BY p.id",
             (account_id,),
