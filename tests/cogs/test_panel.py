@@ -411,3 +411,21 @@ async def test_reactions_on_a_panel_without_them_do_nothing(scene: Scene) -> Non
         scene.h.bot, scene.h.discord.reaction_add_payload(message, scene.bob, "⚡")
     )
     assert scene.frames() == []
+
+
+async def test_a_reaction_without_the_guild_cache_reads_the_member_from_discord(
+    scene: Scene,
+) -> None:
+    """With no cached guild discord.py gives no member with the event: the member and roles
+    are read over REST, and a bot account is still ignored."""
+    message = await scene.post(reactions=True)
+    scene.h.discord.add_member(scene.h.discord.guild_id, scene.bob)
+    await run_reaction_add(
+        scene.h.bot, scene.h.discord.reaction_add_payload(message, scene.bob, "🔊")
+    )
+    (frame,) = scene.frames()
+    assert frame["type"] == ControlKind.SOUND
+    robot = FakeUser.make("robot", bot=True)
+    scene.h.discord.add_member(scene.h.discord.guild_id, robot)
+    await run_reaction_add(scene.h.bot, scene.h.discord.reaction_add_payload(message, robot, "⚡"))
+    assert len(scene.frames()) == 1
