@@ -72,6 +72,15 @@ OUTCOME_TEXT = {
 }
 
 
+def outcome_text(outcome: str) -> str:
+    """How the panel says what became of its last control; an outcome this module does not
+    name (a newer one of the pipeline's, such as waiting for the wearer's approval) in words."""
+    try:
+        return OUTCOME_TEXT[ControlOutcome(outcome)]
+    except (ValueError, KeyError):
+        return outcome.replace("_", " ")
+
+
 def custom_id(panel_id: int, action: PanelAction) -> str:
     return f"{CUSTOM_ID_PREFIX}{panel_id}:{action.value}"
 
@@ -196,7 +205,7 @@ def panel_embed(state: PanelState, online: bool | None) -> discord.Embed:
             inline=False,
         )
     if panel.last_member_id is not None and panel.last_summary:
-        outcome = OUTCOME_TEXT.get(ControlOutcome(panel.last_outcome or "sent"), "")
+        outcome = outcome_text(panel.last_outcome or "sent")
         when = f" <t:{int(panel.last_at)}:R>" if panel.last_at else ""
         embed.add_field(
             name="Last control",
