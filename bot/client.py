@@ -49,6 +49,7 @@ class OpenShockBot(commands.AutoShardedBot):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channels, roles and our own member, for feed permission checks
+        intents.guild_reactions = True  # panel reactions (MESSAGE_REACTION_ADD); not privileged
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,

@@ -10,6 +10,7 @@ from bot.cogs.approvals import ApprovalsCog
 from bot.cogs.control import ControlCog
 from bot.cogs.device import DeviceCog
 from bot.cogs.feed import FeedCog
+from bot.cogs.panel import PanelCog
 from bot.cogs.permissions import PermissionsCog
 from bot.cogs.play import PlayCog
 from bot.cogs.random_mode import RandomModeCog
@@ -33,6 +34,7 @@ COGS: list[Callable[[OpenShockBot], commands.Cog]] = [
     PlayCog,
     ApprovalsCog,
     RandomModeCog,
+    PanelCog,
 ]
 
 __all__: list[Any] = ["COGS"]

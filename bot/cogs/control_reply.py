@@ -42,10 +42,14 @@ _TOLD_ALONE = (ControlOutcome.FAILED, ControlOutcome.REFUSED)
 
 
 async def answer_control(
-    interaction: discord.Interaction[OpenShockBot], ticket: ControlTicket
+    interaction: discord.Interaction[OpenShockBot],
+    ticket: ControlTicket,
+    *,
+    private: bool = False,
 ) -> None:
     """Answer the interaction with what became of the control, editing the answer until the
-    outcome is final. Returns once it is."""
+    outcome is final. Returns once it is. ``private``: every answer goes to the member alone (a
+    panel's button press: the panel itself shows the last control to everyone)."""
     share = ticket.share
     if ticket.refused or share is None:
         reason = ticket.report.reason or "This shocker is not available here."
@@ -60,10 +64,12 @@ async def answer_control(
     report = await ticket.settled(within=ANSWER_WAIT)
     summary = summarize(report.decision, target, summary)
     if report.outcome is ControlOutcome.SENDING:
-        await reply(interaction, f"{summary} · sending…", ephemeral=False)
+        await reply(interaction, f"{summary} · sending…", ephemeral=private)
     else:
         await reply(
-            interaction, result_text(summary, report), ephemeral=report.outcome in _TOLD_ALONE
+            interaction,
+            result_text(summary, report),
+            ephemeral=private or report.outcome in _TOLD_ALONE,
         )
     while not report.outcome.final:
         report = await ticket.changed(report)

@@ -195,35 +195,45 @@ class FeedCog(commands.GroupCog, group_name="feed", description="Where the feeds
     # -- the bot's permissions in a channel ----------------------------------------------------
 
     async def bot_permissions_in(self, guild_id: int, channel_id: int) -> discord.Permissions:
-        """From the guild cache when the gateway filled it, else over REST."""
-        guild = self.bot.get_guild(guild_id)
-        if guild is not None and guild.me is not None:
-            cached = guild.get_channel(channel_id)
-            if cached is not None:
-                return cached.permissions_for(guild.me)
-        return await self._fetch_permissions(guild_id, channel_id)
+        return await bot_permissions_in(self.bot, guild_id, channel_id)
 
-    async def _fetch_permissions(self, guild_id: int, channel_id: int) -> discord.Permissions:
-        assert self.bot.user is not None
-        http = self.bot.http
-        try:
-            channel: dict[str, Any] = dict(await http.get_channel(channel_id))
-        except (discord.Forbidden, discord.NotFound):
-            return discord.Permissions.none()  # the bot cannot even see it
-        if int(channel.get("guild_id") or 0) != guild_id:
-            raise UserError("Pick a text or announcement channel of this server.")
-        guild = await http.get_guild(guild_id)
-        member = await http.get_member(guild_id, self.bot.user.id)
-        return compute_permissions(
-            guild_id=guild_id,
-            owner_id=int(guild["owner_id"]),
-            member_id=self.bot.user.id,
-            member_role_ids=[int(role_id) for role_id in member.get("roles", [])],
-            role_permissions={
-                int(role["id"]): int(role.get("permissions", 0)) for role in guild.get("roles", [])
-            },
-            overwrites=list(channel.get("permission_overwrites", [])),
-        )
+
+async def bot_permissions_in(
+    bot: OpenShockBot, guild_id: int, channel_id: int
+) -> discord.Permissions:
+    """The bot's permissions in a channel: from the guild cache when the gateway filled it, else
+    over REST."""
+    guild = bot.get_guild(guild_id)
+    if guild is not None and guild.me is not None:
+        cached = guild.get_channel(channel_id)
+        if cached is not None:
+            return cached.permissions_for(guild.me)
+    return await _fetch_permissions(bot, guild_id, channel_id)
+
+
+async def _fetch_permissions(
+    bot: OpenShockBot, guild_id: int, channel_id: int
+) -> discord.Permissions:
+    assert bot.user is not None
+    http = bot.http
+    try:
+        channel: dict[str, Any] = dict(await http.get_channel(channel_id))
+    except (discord.Forbidden, discord.NotFound):
+        return discord.Permissions.none()  # the bot cannot even see it
+    if int(channel.get("guild_id") or 0) != guild_id:
+        raise UserError("Pick a text or announcement channel of this server.")
+    guild = await http.get_guild(guild_id)
+    member = await http.get_member(guild_id, bot.user.id)
+    return compute_permissions(
+        guild_id=guild_id,
+        owner_id=int(guild["owner_id"]),
+        member_id=bot.user.id,
+        member_role_ids=[int(role_id) for role_id in member.get("roles", [])],
+        role_permissions={
+            int(role["id"]): int(role.get("permissions", 0)) for role in guild.get("roles", [])
+        },
+        overwrites=list(channel.get("permission_overwrites", [])),
+    )
 
 
 def _count(n: int, noun: str) -> str:

@@ -11,6 +11,7 @@ from bot.storage.audit import AuditRepository
 from bot.storage.database import Database, RestrictionCounter
 from bot.storage.feeds import DeviceStateRepository, EventRepository, FeedRepository
 from bot.storage.migrations import MigrationError
+from bot.storage.panels import PanelRepository
 from bot.storage.permissions import CooldownRepository, GrantRepository, GuildSettingsRepository
 from bot.storage.random_modes import RandomModeRepository
 from bot.storage.shares import ShareRepository, ShockerSharedByOther
@@ -46,6 +47,7 @@ class Storage:
         self.votes = VoteRepository(db)
         self.approvals = ApprovalRepository(db)
         self.random_modes = RandomModeRepository(db)
+        self.panels = PanelRepository(db)
 
     @classmethod
     async def open(cls, path: Path | str, cipher: TokenCipher) -> Storage:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
@@ -631,6 +632,8 @@ class FakeDiscordAPI:
         self._channel_message_ids: dict[int, list[int]] = {}
         self._deleted: set[int] = set()
         self._dm_channels: dict[int, int] = {}  # user id -> dm channel id
+        # message id -> emoji -> ids of the users whose reaction it is, in order
+        self._reactions: dict[int, dict[str, list[int]]] = {}
         self._closed_dms: set[int] = set()
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
         self._interactions: dict[str, InteractionRecord] = {}
@@ -674,6 +677,17 @@ class FakeDiscordAPI:
             ("GET", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", self._channel_message),
             ("PATCH", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", self._channel_message),
             ("DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", self._channel_message),
+            (
+                "PUT",
+                r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/reactions/(?P<emoji>[^/]+)/@me",
+                self._add_reaction,
+            ),
+            (
+                "DELETE",
+                r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/reactions/(?P<emoji>[^/]+)"
+                r"/(?P<uid>@me|\d+)",
+                self._remove_reaction,
+            ),
             ("POST", r"/channels/(?P<cid>\d+)/typing", self._typing),
             ("GET", r"/channels/(?P<cid>\d+)", self._get_channel),
             ("POST", r"/users/@me/channels", self._create_dm),
@@ -940,6 +954,45 @@ class FakeDiscordAPI:
         """
         ids = self._channel_message_ids.get(int(channel_id), [])
         return [self._messages[i] for i in ids if i not in self._deleted]
+
+    def reactions(self, message_id: int | str) -> dict[str, list[int]]:
+        """The reactions on a message: emoji -> ids of the users who reacted, in order (the
+        bot's own through ``PUT``, members' through :meth:`reaction_add_payload`)."""
+        return {
+            emoji: list(users)
+            for emoji, users in self._reactions.get(int(message_id), {}).items()
+            if users
+        }
+
+    def reaction_add_payload(
+        self,
+        message: Mapping[str, Any],
+        user: FakeUser,
+        emoji: str,
+        *,
+        roles: Iterable[FakeRole | int] = (),
+        guild_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A member adds a (unicode) reaction to a message: recorded here, and the gateway's
+        ``MESSAGE_REACTION_ADD`` payload returned, with the member and their roles as Discord
+        sends them (feed it with ``tests.fakes.interactions.run_reaction_add``)."""
+        gid = guild_id if guild_id is not None else self.guild_id
+        users = self._reactions.setdefault(int(message["id"]), {}).setdefault(emoji, [])
+        if user.id not in users:
+            users.append(user.id)
+        role_ids = [r.id if isinstance(r, FakeRole) else int(r) for r in roles]
+        return {
+            "user_id": str(user.id),
+            "channel_id": str(message["channel_id"]),
+            "message_id": str(message["id"]),
+            "guild_id": str(gid),
+            "member": _member_dict(user, role_ids),
+            "emoji": {"id": None, "name": emoji},
+            "message_author_id": str((message.get("author") or {}).get("id", self.app_id)),
+            "burst": False,
+            "burst_colors": [],
+            "type": 0,
+        }
 
     def dm_channel_id(self, user_id: int) -> int | None:
         return self._dm_channels.get(int(user_id))
@@ -1220,6 +1273,10 @@ class FakeDiscordAPI:
                 return self._rl_headers(limit=5, remaining=4, reset_after=5.0, bucket="msg-create")
             return self._rl_headers()
         messages, per, global_per_second = self._limits
+        if req.path.startswith(("/interactions/", "/webhooks/")):
+            # "Interaction endpoints are not bound to the bot's Global Rate Limit" (Discord's
+            # rate-limit docs): callbacks and follow-ups to interaction tokens are not counted.
+            return self._rl_headers()
         now = time.monotonic()
         times = self._global_times
         while times and now - times[0] >= 1.0:
@@ -1378,6 +1435,31 @@ class FakeDiscordAPI:
             self._deleted.add(int(mid))
             return 204, None
         return 200, self._edit_message(msg, req.json, req.files)
+
+    def _reacted_message(self, cid: str, mid: str) -> dict[str, Any]:
+        msg = self.message(mid)
+        if msg is None or int(msg["channel_id"]) != int(cid):
+            raise self._error(404, 10008)
+        return msg
+
+    def _add_reaction(
+        self, req: RecordedRequest, cid: str, mid: str, emoji: str
+    ) -> tuple[int, Any]:
+        self._reacted_message(cid, mid)
+        users = self._reactions.setdefault(int(mid), {}).setdefault(unquote(emoji), [])
+        if self.bot_user.id not in users:
+            users.append(self.bot_user.id)
+        return 204, None
+
+    def _remove_reaction(
+        self, req: RecordedRequest, cid: str, mid: str, emoji: str, uid: str
+    ) -> tuple[int, Any]:
+        self._reacted_message(cid, mid)
+        user_id = self.bot_user.id if uid == "@me" else int(uid)
+        users = self._reactions.get(int(mid), {}).get(unquote(emoji), [])
+        if user_id in users:
+            users.remove(user_id)
+        return 204, None
 
     def _typing(self, req: RecordedRequest, cid: str) -> tuple[int, Any]:
         return 204, None

@@ -48,6 +48,7 @@ __all__ = [
     "Interactions",
     "load_guild",
     "run_interaction",
+    "run_reaction_add",
 ]
 
 # Application command option types
@@ -652,6 +653,34 @@ async def run_interaction(
     finally:
         if not waiter.done():
             waiter.cancel()
+
+
+async def run_reaction_add(
+    bot: discord.Client,
+    payload: Mapping[str, Any],
+    timeout: float = 5.0,  # noqa: ASYNC109
+) -> None:
+    """Feed a ``MESSAGE_REACTION_ADD`` payload (``api.reaction_add_payload(...)``) to a logged-in
+    client as the gateway would, and wait until the listeners discord.py started for it
+    (``discord.py: on_raw_reaction_add`` …) have finished. Tasks they start themselves are not
+    waited for. Uses the private ``ConnectionState.parse_message_reaction_add``
+    (discord.py~=2.7). The member in the payload becomes a ``discord.Member`` only when the guild
+    is in the client's cache (:func:`load_guild`); otherwise ``event.member`` is None.
+    """
+    loop = asyncio.get_running_loop()
+    before = asyncio.all_tasks()
+    bot._connection.parse_message_reaction_add(dict(payload))  # type: ignore[arg-type]
+    deadline = loop.time() + timeout
+    while True:
+        await asyncio.sleep(0)
+        pending = [t for t in asyncio.all_tasks() - before if not t.done() and _is_dispatch_task(t)]
+        if not pending:
+            return
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            names = sorted(t.get_name() for t in pending)
+            raise TimeoutError(f"reaction still being handled after {timeout}s: {names}")
+        await asyncio.wait(pending, timeout=remaining)
 
 
 def load_guild(

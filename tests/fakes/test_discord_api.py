@@ -550,3 +550,15 @@ async def test_wait_for_times_out_quickly(discord_api: FakeDiscordAPI) -> None:
         await discord_api.wait_for(lambda: False, timeout=0.1)
     with pytest.raises(TimeoutError):
         await discord_api.wait_for_request("POST", r"/never$", timeout=0.1)
+
+
+async def test_interaction_endpoints_are_not_bound_by_the_global_limit(
+    discord_api: FakeDiscordAPI,
+) -> None:
+    discord_api.enable_rate_limits(messages=100, per=1.0, global_per_second=1)
+    url = f"{discord_api.base_url}/webhooks/{discord_api.app_id}/no-such-token/messages/@original"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.get(url) as resp:
+                assert resp.status == 404  # unknown token, but never 429
+    assert discord_api.limiter_429s == 0
