@@ -168,7 +168,7 @@ async def test_pause_resume_and_panic(storage: Storage) -> None:
     assert await storage.shares.resume_wearer(GUILD, WEARER) == 2
     assert not await storage.shares.is_wearer_paused(GUILD, WEARER)
     assert not (await storage.shares.get(GUILD, "s-1")).paused  # type: ignore[union-attr]
-    assert await storage.shares.panic(WEARER) == 2
+    assert (await storage.shares.panic(WEARER)).own_shares == 2
     assert all(share.paused for share in await storage.shares.of_wearer(WEARER))
     assert await storage.shares.is_wearer_paused(OTHER_GUILD, WEARER)
     assert len(await storage.shares.of_wearer(WEARER, GUILD)) == 1
