@@ -176,6 +176,10 @@ class ShockersCog(
                 "request that pings you, with **Approve** and **Deny** buttons only you can use; "
                 "nothing is sent unless you approve within a minute."
             )
+        if not known.is_own and share.shocker_id in await self.storage.shares.owner_paused_in(
+            guild_id
+        ):
+            lines.append("Its owner has paused it here: only Stop works until they resume it.")
         feed = await self.storage.feeds.get(guild_id, FeedKind.CONTROLS)
         if feed is not None and feed.enabled and known.is_own:
             lines.append(
@@ -355,8 +359,7 @@ class ShockersCog(
                     "others included); your own shares elsewhere stay paused until you resume "
                     "them there."
                 )
-            hub = self.bot.hubs.get(view.account.id)
-            on_openshock = await lift_openshock_pauses(self.storage, hub, view.account)
+            on_openshock = await lift_openshock_pauses(self.storage, self.bot.hubs, view.account)
             if on_openshock.resumed:
                 names = ", ".join(f"**{inert(name)}**" for name in on_openshock.resumed)
                 lines.append(f"Resumed on OpenShock: {names}.")

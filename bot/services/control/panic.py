@@ -16,12 +16,13 @@ from bot.domain.render import custom_name_for
 from bot.domain.text import inert
 from bot.openshock.errors import OpenShockApiError, OpenShockError
 from bot.openshock.hub import MAX_CUSTOM_NAME, HubConnection
+from bot.openshock.manager import HubManager
 from bot.openshock.models import Control, ControlType, ShockerDirectory
 from bot.services.control.facts import FactGatherer, shocker_uuid
 from bot.services.halts import Halt, Halts
 from bot.services.owners import live_own_shockers, owner_of
 from bot.storage import Storage
-from bot.storage.models import Account, AuditOutcome, NewAuditEntry, Share
+from bot.storage.models import Account, AuditOutcome, NewAuditEntry, OpenShockPause, Share
 from bot.storage.shares import Owner
 
 log = logging.getLogger(__name__)
@@ -231,36 +232,42 @@ async def _pause_on_openshock(
     return list(paused.values()), problem
 
 
-async def lift_openshock_pauses(
-    storage: Storage, hub: HubConnection | None, account: Account
-) -> LiftResult:
+async def lift_openshock_pauses(storage: Storage, hubs: HubManager, account: Account) -> LiftResult:
     """Resume on OpenShock the shockers /panic paused there (and no other). A pause that could
     not be lifted stays recorded, for the next `/shockers resume`."""
     owner = owner_of(account)
     pauses = await storage.shares.openshock_pauses(owner)
     if not pauses:
         return LiftResult([])
+    hub = hubs.get(account.id)
     if hub is None:
         names = ", ".join(f"**{inert(p.shocker_name)}**" for p in pauses)
         return LiftResult([], f"your OpenShock connection is not running, so {names} stay paused")
     outcomes = await asyncio.gather(
         *(_resume_one(hub, pause.shocker_id) for pause in pauses), return_exceptions=True
     )
-    resumed, failed = [], []
+    resumed: list[OpenShockPause] = []
+    failed: list[str] = []
     for pause, outcome in zip(pauses, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             failed.append(pause.shocker_name)
             log.warning("Resuming shocker %s on OpenShock failed: %s", pause.shocker_id, outcome)
             continue
         await storage.shares.forget_openshock_pause(owner, pause.shocker_id)
-        resumed.append(pause.shocker_name)
+        resumed.append(pause)
     if resumed:
-        await _refresh([hub])
+        # The owner's list, and the lists of the accounts that share these shockers here.
+        sharing = {
+            share.account_id
+            for pause in resumed
+            for share in await storage.shares.of_shocker(pause.shocker_id)
+        }
+        await _refresh([hub, *(hubs.get(account_id) for account_id in sharing)])
     problem = None
     if failed:
         names = ", ".join(f"**{inert(name)}**" for name in failed)
         problem = f"{names} could not be resumed on OpenShock right now; try again later"
-    return LiftResult(resumed, problem)
+    return LiftResult([pause.shocker_name for pause in resumed], problem)
 
 
 async def _resume_one(hub: HubConnection, shocker_id: str) -> None:
