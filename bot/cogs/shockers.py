@@ -22,12 +22,13 @@ from bot.domain.controls import (
 from bot.domain.decision import ShockerAccess
 from bot.domain.text import inert
 from bot.errors import UserError
+from bot.openshock.models import KnownShocker
 from bot.services.accounts import require_account
 from bot.services.control.panic import lift_openshock_pauses
 from bot.services.halts import Halt
 from bot.services.owners import OwnerView, owner_view
 from bot.storage import ShockerSharedByOther
-from bot.storage.models import FeedKind, Share
+from bot.storage.models import Account, FeedKind, Share
 from bot.tree import reply
 
 if TYPE_CHECKING:
@@ -64,6 +65,13 @@ def access_text(access: ShockerAccess) -> str:
     elif access.cooldown_remaining_ms > 0:
         text += f" Next control in {format_duration(access.cooldown_remaining_ms)}."
     return text
+
+
+def _owner_openshock_id(account: Account, known: KnownShocker) -> str | None:
+    """Who owns the shocker on OpenShock: the account itself, or whom its server names."""
+    if known.is_own:
+        return account.openshock_user_id
+    return str(known.owner_id) if known.owner_id is not None else None
 
 
 def _shares_by_others(shares: list[Share]) -> str:
@@ -143,11 +151,7 @@ class ShockersCog(
                 allow_vibrate=vibrate,
                 allow_sound=sound,
                 approval=approval,
-                owner_openshock_id=account.openshock_user_id
-                if known.is_own
-                else str(known.owner_id)
-                if known.owner_id is not None
-                else None,
+                owner_openshock_id=_owner_openshock_id(account, known),
             )
         except ShockerSharedByOther as error:
             hint = " As its owner, you can `/shockers unshare` it." if known.is_own else ""

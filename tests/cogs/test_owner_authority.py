@@ -263,6 +263,8 @@ async def test_a_refused_pause_is_told_when_the_permissions_could_not_be_read(
 
 async def test_list_marks_the_owners_shocker_shared_by_someone_else(world: World) -> None:
     await _bob_shares_the_collar_in(world, world.guild)
+    share = await world.h.storage.shares.get(world.guild, world.collar_id)
+    assert share is not None and share.owner_openshock_id == str(world.alice_os.id)
     mark = f"↳ Your shocker, shared here by <@{world.bob.id}> through OpenShock"
     assert mark in await world.slash("shockers list", world.alice)
     assert "Your shocker" not in await world.slash("shockers list", world.carl)

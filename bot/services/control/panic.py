@@ -228,7 +228,10 @@ async def _pause_on_openshock(
     if forbidden:
         problem = NO_PAUSE_SCOPE
     elif failed:
-        problem = ", ".join(f"**{inert(name)}**" for name in failed) + " (OpenShock did not answer)"
+        problem = (
+            ", ".join(f"**{inert(name)}**" for name in failed)
+            + " (OpenShock refused or did not answer)"
+        )
     return list(paused.values()), problem
 
 
