@@ -158,6 +158,8 @@ class NewApprovalRequest(BaseModel):
     duration_ms: int
     origin: str
     summary: str
+
+
 class OpenShockPause(Row):
     """A pause /panic set on OpenShock itself, which `/shockers resume` lifts again."""
 

@@ -60,10 +60,10 @@ class ShareRepository:
         owner_openshock_id: str | None = None,
     ) -> Share:
         """Share a shocker in a guild, or update the caps of an existing share of the same wearer.
-        `owner_openshock_id` is the OpenShock account that owns the shocker (as the sharing
-        account's server lists it): that account's owner rules every share of it.
 
         ``approval`` turns approval mode on or off; None keeps it as it was (off for a new share).
+        ``owner_openshock_id`` is the OpenShock account that owns the shocker (as the sharing
+        account's server lists it): whoever linked that account rules every share of it.
         Raises `ShockerSharedByOther` when another wearer already shared that shocker here.
         """
         async with self._db.transaction() as tx:
@@ -80,7 +80,8 @@ class ShareRepository:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, coalesce(?, 0), ?)"
                 " ON CONFLICT (guild_id, shocker_id) DO UPDATE SET"
                 " account_id = excluded.account_id, shocker_name = excluded.shocker_name,"
-                " owner_openshock_id = coalesce(excluded.owner_openshock_id, shares.owner_openshock_id),"
+                " owner_openshock_id ="
+                "  coalesce(excluded.owner_openshock_id, shares.owner_openshock_id),"
                 " max_intensity = excluded.max_intensity,"
                 " max_duration_ms = excluded.max_duration_ms,"
                 " allow_shock = excluded.allow_shock, allow_vibrate = excluded.allow_vibrate,"
