@@ -356,7 +356,6 @@ class ShockersCog(
         lifted = await self.storage.shares.resume_wearer(guild_id, wearer_id)
         lines = []
         if view is not None:
-            lifted += await self.storage.shares.resume_as_owner(guild_id, view.owner)
             if await self.storage.shares.lift_owner_panic(view.owner):
                 lines.append(
                     "Lifted what /panic paused on your shockers in every server (shares by "

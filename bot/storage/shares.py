@@ -217,7 +217,9 @@ class ShareRepository:
         self._restrictions.bump()
 
     async def resume_wearer(self, guild_id: int, wearer_id: int) -> int:
-        """Lift the wearer's pause in this guild and every per-shocker pause of theirs there."""
+        """Lift the wearer's pause in this guild and every per-shocker pause of theirs there,
+        also their pauses as the owner of shockers others share here (not /panic's, which
+        `lift_owner_panic` lifts)."""
         async with self._db.transaction() as tx:
             lifted = await tx.execute(
                 "DELETE FROM wearer_pauses WHERE guild_id = ? AND wearer_id = ?",
@@ -225,6 +227,12 @@ class ShareRepository:
             )
             lifted += await tx.execute(
                 "UPDATE shares SET paused = 0 WHERE guild_id = ? AND wearer_id = ? AND paused = 1",
+                (guild_id, wearer_id),
+            )
+            # And the pauses they set here as the owner of shockers (whoever shares them).
+            lifted += await tx.execute(
+                "DELETE FROM owner_pauses WHERE guild_id = ? AND (api_url, owner_openshock_id) IN"
+                " (SELECT api_url, openshock_user_id FROM accounts WHERE discord_user_id = ?)",
                 (guild_id, wearer_id),
             )
         return lifted
