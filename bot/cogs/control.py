@@ -152,7 +152,4 @@ class ControlCog(commands.Cog):
             account=account,
             display_name=interaction.user.display_name,
         )
-        lines = [f"🛑 All your shares are paused in every server ({result.paused} paused)."]
-        lines.append(result.problem or "⏹️ Stop was sent to all your shockers.")
-        lines.append("Use `/shockers resume` in a server to allow controls there again.")
-        await reply(interaction, "\n".join(lines))
+        await reply(interaction, result.summary())

@@ -38,6 +38,7 @@ from bot.domain.durations import DurationError, parse_duration
 from bot.errors import UserError
 from bot.openshock.models import KnownShocker, ShockerDirectory
 from bot.services.accounts import require_account, require_usable, shocker_directory
+from bot.services.owners import owner_view
 from bot.storage import Storage
 from bot.storage.models import Share
 
@@ -180,6 +181,41 @@ def find_own_share(shares: list[Share], value: str) -> Share:
     raise UserError("You have not shared that shocker in this server; pick one from the list.")
 
 
+class RuledShareTransformer(app_commands.Transformer["OpenShockBot"]):
+    """A share in this server the caller rules (→ `Share`): one they made, or one of a shocker
+    their OpenShock account owns, whoever made it (the owner rules their shocker)."""
+
+    async def transform(self, interaction: Interaction, value: Any, /) -> Share:
+        return find_own_share(await ruled_shares(interaction), str(value))
+
+    @safe_autocomplete
+    async def autocomplete(self, interaction: Interaction, value: Any, /) -> Choices:  # type: ignore[override]
+        if interaction.guild_id is None:
+            return []
+        needle = str(value).strip().casefold()
+        return [
+            app_commands.Choice(
+                name=share.shocker_name
+                if share.wearer_id == interaction.user.id
+                else f"{share.shocker_name} (yours, shared here by another member)",
+                value=share.shocker_id,
+            )
+            for share in await ruled_shares(interaction)
+            if _matches(needle, share.shocker_name, share.shocker_id)
+        ]
+
+
+async def ruled_shares(interaction: Interaction) -> list[Share]:
+    bot = interaction.client
+    view = await owner_view(bot.storage, bot.hubs, interaction.user.id)
+    return await bot.storage.shares.ruled_in(
+        _guild_id(interaction),
+        interaction.user.id,
+        view.owner if view is not None else None,
+        view.own if view is not None else (),
+    )
+
+
 class OwnShockerTransformer(app_commands.Transformer["OpenShockBot"]):
     """One of the caller's shockers on OpenShock, own or shared with their account
     (→ `KnownShocker`). Reading the lists may wait on OpenShock, so it answers Discord first
@@ -256,6 +292,7 @@ class ExpiryTransformer(app_commands.Transformer["OpenShockBot"]):
 
 SharedShocker = app_commands.Transform[Share, SharedShockerTransformer]
 OwnShare = app_commands.Transform[Share, OwnShareTransformer]
+RuledShare = app_commands.Transform[Share, RuledShareTransformer]
 OwnShocker = app_commands.Transform[KnownShocker, OwnShockerTransformer]
 Expiry = app_commands.Transform[int, ExpiryTransformer]
 

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.common import member_role_ids, seconds_to_ms, types_text
-from bot.cogs.options import OwnShare, OwnShocker, Percent, Seconds
+from bot.cogs.options import OwnShocker, Percent, RuledShare, Seconds
 from bot.domain.controls import (
     MAX_DURATION_MS,
     MAX_INTENSITY,
@@ -22,10 +22,13 @@ from bot.domain.controls import (
 from bot.domain.decision import ShockerAccess
 from bot.domain.text import inert
 from bot.errors import UserError
+from bot.openshock.models import KnownShocker
 from bot.services.accounts import require_account
+from bot.services.control.panic import lift_openshock_pauses
 from bot.services.halts import Halt
+from bot.services.owners import OwnerView, owner_view
 from bot.storage import ShockerSharedByOther
-from bot.storage.models import FeedKind, Share
+from bot.storage.models import Account, FeedKind, Share
 from bot.tree import reply
 
 if TYPE_CHECKING:
@@ -62,6 +65,17 @@ def access_text(access: ShockerAccess) -> str:
     elif access.cooldown_remaining_ms > 0:
         text += f" Next control in {format_duration(access.cooldown_remaining_ms)}."
     return text
+
+
+def _owner_openshock_id(account: Account, known: KnownShocker) -> str | None:
+    """Who owns the shocker on OpenShock: the account itself, or whom its server names."""
+    if known.is_own:
+        return account.openshock_user_id
+    return str(known.owner_id) if known.owner_id is not None else None
+
+
+def _shares_by_others(shares: list[Share]) -> str:
+    return ", ".join(f"**{inert(s.shocker_name)}** (shared by <@{s.wearer_id}>)" for s in shares)
 
 
 def _online_text(online: bool | None) -> str:
@@ -137,10 +151,12 @@ class ShockersCog(
                 allow_vibrate=vibrate,
                 allow_sound=sound,
                 approval=approval,
+                owner_openshock_id=_owner_openshock_id(account, known),
             )
         except ShockerSharedByOther as error:
+            hint = " As its owner, you can `/shockers unshare` it." if known.is_own else ""
             raise UserError(
-                f"This shocker is already shared here by <@{error.wearer_id}>."
+                f"This shocker is already shared here by <@{error.wearer_id}>.{hint}"
             ) from None
         verb = "Updated" if existing is not None else "Shared"
         lines = [
@@ -164,6 +180,10 @@ class ShockersCog(
                 "request that pings you, with **Approve** and **Deny** buttons only you can use; "
                 "nothing is sent unless you approve within a minute."
             )
+        if not known.is_own and share.shocker_id in await self.storage.shares.owner_paused_in(
+            guild_id
+        ):
+            lines.append("Its owner has paused it here: only Stop works until they resume it.")
         feed = await self.storage.feeds.get(guild_id, FeedKind.CONTROLS)
         if feed is not None and feed.enabled and known.is_own:
             lines.append(
@@ -207,74 +227,162 @@ class ShockersCog(
         return ms
 
     @app_commands.command(name="unshare", description="Withdraw one of your shockers from here")
-    @app_commands.describe(shocker="A shocker you shared here")
+    @app_commands.describe(shocker="A shocker you shared here, or one of yours someone shared here")
     async def unshare(
-        self, interaction: discord.Interaction[OpenShockBot], shocker: OwnShare
+        self, interaction: discord.Interaction[OpenShockBot], shocker: RuledShare
     ) -> None:
         assert interaction.guild_id is not None
-        share = shocker
-        await self.storage.shares.unshare(
-            interaction.guild_id, interaction.user.id, share.shocker_id
-        )
+        guild_id, share = interaction.guild_id, shocker
+        if share.wearer_id == interaction.user.id:
+            await self.storage.shares.unshare(guild_id, interaction.user.id, share.shocker_id)
+        else:
+            # The owner withdraws the share another account made of their shocker.
+            await self.storage.shares.withdraw(guild_id, share.shocker_id)
         self.bot.control.halts.announce(
-            Halt("unshare", guild_id=interaction.guild_id, shocker_id=share.shocker_id)
+            Halt("unshare", guild_id=guild_id, shocker_id=share.shocker_id)
         )
-        await reply(
-            interaction,
+        text = (
             f"**{inert(share.shocker_name)}** is no longer usable here; "
-            "the admins' permissions for it no longer do anything.",
+            "the admins' permissions for it no longer do anything."
         )
+        if share.wearer_id != interaction.user.id:
+            text += (
+                f" It was shared by <@{share.wearer_id}> through OpenShock, who can share it "
+                "here again as long as your OpenShock share with them lasts; `/shockers pause` "
+                "(without a shocker) keeps your shockers paused here whoever shares them."
+            )
+        await reply(interaction, text)
 
     # -- pause / resume -------------------------------------------------------------------------
 
     @app_commands.command(name="pause", description="Pause your shockers here: only Stop works")
     @app_commands.describe(shocker="One shocker (leave empty for all of yours here)")
     async def pause(
-        self, interaction: discord.Interaction[OpenShockBot], shocker: OwnShare | None = None
+        self, interaction: discord.Interaction[OpenShockBot], shocker: RuledShare | None = None
     ) -> None:
         assert interaction.guild_id is not None
         guild_id, wearer_id = interaction.guild_id, interaction.user.id
+        halts = self.bot.control.halts
         if shocker:
             share = shocker
-            await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, True)
-            self.bot.control.halts.announce(
-                Halt("pause", guild_id=guild_id, shocker_id=share.shocker_id)
-            )
-            text = (
-                f"Paused **{inert(share.shocker_name)}** here: only Stop works until "
-                "`/shockers resume`."
-            )
+            if share.wearer_id == wearer_id:
+                await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, True)
+                text = (
+                    f"Paused **{inert(share.shocker_name)}** here: only Stop works until "
+                    "`/shockers resume`."
+                )
+            else:
+                view = await self._owner(interaction)
+                if view is None:  # unlinked since the option was read
+                    raise UserError("Link your OpenShock account again to pause this shocker.")
+                await self.storage.shares.pause_as_owner(guild_id, view.owner, [share.shocker_id])
+                text = (
+                    f"Paused **{inert(share.shocker_name)}** here, shared by "
+                    f"<@{share.wearer_id}> through OpenShock: only Stop works until you "
+                    "`/shockers resume` it; they cannot lift your pause."
+                )
+            halts.announce(Halt("pause", guild_id=guild_id, shocker_id=share.shocker_id))
         else:
             await self.storage.shares.pause_wearer(guild_id, wearer_id)
-            self.bot.control.halts.announce(Halt("pause", guild_id=guild_id, wearer_id=wearer_id))
+            halts.announce(Halt("pause", guild_id=guild_id, wearer_id=wearer_id))
             text = (
                 "Paused all your shockers here, including any you share later: only Stop works "
                 "until `/shockers resume`."
             )
+            others = await self._pause_owned_here(interaction, guild_id)
+            if others:
+                text += (
+                    f" Also paused here, as their owner: {_shares_by_others(others)}; "
+                    "they cannot lift your pause."
+                )
         await reply(interaction, text)
+
+    async def _pause_owned_here(
+        self, interaction: discord.Interaction[OpenShockBot], guild_id: int
+    ) -> list[Share]:
+        """Pause every shocker the caller owns in this guild, whoever shares it (now or later);
+        returns the shares here made by others, each announced as halted."""
+        view = await self._owner(interaction)
+        if view is None:
+            return []
+        owned = await self.storage.shares.owned_shares(view.owner, view.own)
+        shocker_ids = set(view.own) | {share.shocker_id for share in owned}
+        if shocker_ids:
+            await self.storage.shares.pause_as_owner(guild_id, view.owner, shocker_ids)
+        others = [
+            s
+            for s in owned
+            if s.guild_id == guild_id and s.wearer_id != view.account.discord_user_id
+        ]
+        for share in others:
+            self.bot.control.halts.announce(
+                Halt("pause", guild_id=guild_id, shocker_id=share.shocker_id)
+            )
+        return others
 
     @app_commands.command(name="resume", description="Lift a pause of yours here")
     @app_commands.describe(shocker="One shocker (leave empty for all of yours here)")
     async def resume(
-        self, interaction: discord.Interaction[OpenShockBot], shocker: OwnShare | None = None
+        self, interaction: discord.Interaction[OpenShockBot], shocker: RuledShare | None = None
     ) -> None:
         assert interaction.guild_id is not None
         guild_id, wearer_id = interaction.guild_id, interaction.user.id
+        view = await self._owner(interaction)
         if shocker:
             share = shocker
-            await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, False)
+            if share.wearer_id == wearer_id:
+                await self.storage.shares.set_paused(guild_id, wearer_id, share.shocker_id, False)
+            if view is not None:
+                await self.storage.shares.resume_as_owner(guild_id, view.owner, share.shocker_id)
             text = f"Resumed **{inert(share.shocker_name)}** here."
-            if await self.storage.shares.is_wearer_paused(guild_id, wearer_id):
+            if share.wearer_id == wearer_id and await self.storage.shares.is_wearer_paused(
+                guild_id, wearer_id
+            ):
                 text += (
                     " All your shockers here are still paused, though; "
                     "`/shockers resume` without a shocker lifts that."
                 )
-        else:
-            lifted = await self.storage.shares.resume_wearer(guild_id, wearer_id)
-            text = (
-                "Resumed all your shockers here." if lifted else "Nothing of yours was paused here."
-            )
-        await reply(interaction, text)
+            if view is not None and await self.storage.shares.is_owner_panicked(
+                view.owner, share.shocker_id
+            ):
+                text += (
+                    " Your /panic still pauses it in every server; `/shockers resume` without "
+                    "a shocker lifts that."
+                )
+            elif share.shocker_id in await self.storage.shares.owner_paused_in(guild_id):
+                text += " Its owner has paused it too; only they can lift that."
+            await reply(interaction, text)
+            return
+        lifted = await self.storage.shares.resume_wearer(guild_id, wearer_id)
+        lines = []
+        if view is not None:
+            if await self.storage.shares.lift_owner_panic(view.owner):
+                lines.append(
+                    "Lifted what /panic paused on your shockers in every server (shares by "
+                    "others included); your own shares elsewhere stay paused until you resume "
+                    "them there."
+                )
+            on_openshock = await lift_openshock_pauses(self.storage, self.bot.hubs, view.account)
+            if on_openshock.resumed:
+                names = ", ".join(f"**{inert(name)}**" for name in on_openshock.resumed)
+                lines.append(f"Resumed on OpenShock: {names}.")
+            if on_openshock.problem:
+                lines.append(f"⚠️ {on_openshock.problem}.")
+        first = "Resumed all your shockers here." if lifted else "Nothing of yours was paused here."
+        owner_paused = await self.storage.shares.owner_paused_in(guild_id)
+        still = [
+            share
+            for share in await self.storage.shares.of_wearer(wearer_id, guild_id)
+            if share.shocker_id in owner_paused
+        ]
+        if still:
+            names = ", ".join(f"**{inert(share.shocker_name)}**" for share in still)
+            lines.append(f"Still paused by their owner: {names}; only they can lift that.")
+        await reply(interaction, "\n".join([first, *lines]))
+
+    async def _owner(self, interaction: discord.Interaction[OpenShockBot]) -> OwnerView | None:
+        """The caller as the owner of shockers (None without a linked account)."""
+        return await owner_view(self.storage, self.bot.hubs, interaction.user.id)
 
     # -- block / unblock ------------------------------------------------------------------------
 
@@ -325,6 +433,20 @@ class ShockersCog(
         )
         entries = []
         wearer_paused: dict[int, bool] = {}
+        owner_paused = await self.storage.shares.owner_paused_in(guild_id)
+        view = await self._owner(interaction)
+        # Shares here of shockers the caller owns on OpenShock, made by someone else.
+        owned_by_caller = (
+            {
+                share.shocker_id
+                for share in await self.storage.shares.owned_shares(
+                    view.owner, view.own, guild_id=guild_id
+                )
+                if share.wearer_id != interaction.user.id
+            }
+            if view is not None
+            else set()
+        )
         for share, access in accesses:
             if share.wearer_id not in wearer_paused:
                 wearer_paused[share.wearer_id] = await self.storage.shares.is_wearer_paused(
@@ -334,13 +456,19 @@ class ShockersCog(
             state = [f"<@{share.wearer_id}>", _online_text(online)]
             if share.paused or wearer_paused[share.wearer_id]:
                 state.append("⏸️ paused")
+            elif share.shocker_id in owner_paused:
+                state.append("⏸️ paused by its owner")
             state.append(
                 f"≤ {share.max_intensity} %, {format_duration(share.max_duration_ms)}, "
                 f"{share_types(share)}"
             )
-            entries.append(
-                f"**{inert(share.shocker_name)}** · {' · '.join(state)}\n↳ {access_text(access)}"
-            )
+            entry = f"**{inert(share.shocker_name)}** · {' · '.join(state)}"
+            if share.shocker_id in owned_by_caller:
+                entry += (
+                    f"\n↳ Your shocker, shared here by <@{share.wearer_id}> through OpenShock: "
+                    "you can `/shockers pause` or `/shockers unshare` it."
+                )
+            entries.append(f"{entry}\n↳ {access_text(access)}")
         embed = discord.Embed(
             title="Shockers usable here",
             description=_fit(

@@ -65,6 +65,7 @@ class Share(Row):
     paused: bool
     created_at: float
     approval: bool = False  # each control by someone else waits for the wearer's approval
+    owner_openshock_id: str | None = None  # who owns the shocker on OpenShock, if recorded
 
 
 class Grant(Row):
@@ -157,6 +158,16 @@ class NewApprovalRequest(BaseModel):
     duration_ms: int
     origin: str
     summary: str
+
+
+class OpenShockPause(Row):
+    """A pause /panic set on OpenShock itself, which `/shockers resume` lifts again."""
+
+    api_url: str
+    shocker_id: str
+    owner_openshock_id: str
+    shocker_name: str
+    paused_at: float
 
 
 class GuildSettings(Row):

@@ -3,9 +3,39 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
-from bot.storage.database import Database, RestrictionCounter
-from bot.storage.models import ControlContext, Share
+from bot.storage.database import Database, RestrictionCounter, Transaction
+from bot.storage.models import ControlContext, OpenShockPause, Share
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """An OpenShock account on its server: who owns a shocker there. An OpenShock id means
+    something on its own server only, so every owner match also compares the server."""
+
+    openshock_id: str
+    api_url: str
+
+
+# The shares (alias s, with their account a) of shockers `:owner` owns on `:api_url`: recorded
+# when shared, or (older shares) one of the ids the owner's live list gives in `own`.
+def _owned(own: Collection[str]) -> str:
+    marks = ", ".join("?" for _ in own)
+    live = f" OR (s.owner_openshock_id IS NULL AND s.shocker_id IN ({marks}))" if own else ""
+    return f"(a.api_url = ? AND (s.owner_openshock_id = ?{live}))"
+
+
+def _owned_params(owner: Owner, own: Collection[str]) -> list[str]:
+    return [owner.api_url, owner.openshock_id, *own]
+
+
+# Whether an owner's pause holds for the share s (of account a).
+_OWNER_PAUSED = (
+    "EXISTS (SELECT 1 FROM owner_pauses o WHERE o.shocker_id = s.shocker_id"
+    " AND o.api_url = a.api_url AND (o.guild_id IS NULL OR o.guild_id = s.guild_id))"
+)
 
 
 class ShareRepository:
@@ -27,10 +57,13 @@ class ShareRepository:
         allow_vibrate: bool,
         allow_sound: bool,
         approval: bool | None = None,
+        owner_openshock_id: str | None = None,
     ) -> Share:
         """Share a shocker in a guild, or update the caps of an existing share of the same wearer.
 
         ``approval`` turns approval mode on or off; None keeps it as it was (off for a new share).
+        ``owner_openshock_id`` is the OpenShock account that owns the shocker (as the sharing
+        account's server lists it): whoever linked that account rules every share of it.
         Raises `ShockerSharedByOther` when another wearer already shared that shocker here.
         """
         async with self._db.transaction() as tx:
@@ -43,10 +76,12 @@ class ShareRepository:
             await tx.execute(
                 "INSERT INTO shares (guild_id, account_id, wearer_id, shocker_id, shocker_name,"
                 " max_intensity, max_duration_ms, allow_shock, allow_vibrate, allow_sound,"
-                " paused, created_at, approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?,"
-                " coalesce(?, 0))"
+                " paused, created_at, approval, owner_openshock_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, coalesce(?, 0), ?)"
                 " ON CONFLICT (guild_id, shocker_id) DO UPDATE SET"
                 " account_id = excluded.account_id, shocker_name = excluded.shocker_name,"
+                " owner_openshock_id ="
+                "  coalesce(excluded.owner_openshock_id, shares.owner_openshock_id),"
                 " max_intensity = excluded.max_intensity,"
                 " max_duration_ms = excluded.max_duration_ms,"
                 " allow_shock = excluded.allow_shock, allow_vibrate = excluded.allow_vibrate,"
@@ -65,6 +100,7 @@ class ShareRepository:
                     int(allow_sound),
                     time.time(),
                     None if approval is None else int(approval),
+                    owner_openshock_id,
                     None if approval is None else int(approval),
                 ),
             )
@@ -81,9 +117,10 @@ class ShareRepository:
     ) -> ControlContext | None:
         """The share of `shocker_id` in the guild, the wearer's pause there, whether the wearer
         blocked the member, the guild's caps and the member's last control of it: one round
-        trip, because this is on the path of every control."""
+        trip, because this is on the path of every control. An owner's pause (`pause_as_owner`)
+        counts as a pause of the share: only Stop passes."""
         row = await self._db.fetch_one(
-            "SELECT s.*,"
+            f"SELECT s.*, {_OWNER_PAUSED} AS owner_paused,"
             " EXISTS (SELECT 1 FROM wearer_pauses p"
             "  WHERE p.guild_id = s.guild_id AND p.wearer_id = s.wearer_id) AS wearer_paused,"
             " EXISTS (SELECT 1 FROM blocks b WHERE b.guild_id = s.guild_id"
@@ -92,12 +129,16 @@ class ShareRepository:
             # A cooldown is per member and shocker, across guilds.
             " (SELECT max(c.last_at) FROM cooldowns c"
             "  WHERE c.member_id = :member AND c.shocker_id = s.shocker_id) AS last_control_at"
-            " FROM shares s"
+            " FROM shares s JOIN accounts a ON a.id = s.account_id"
             " LEFT JOIN guild_settings g ON g.guild_id = s.guild_id"
             " WHERE s.guild_id = :guild AND s.shocker_id = :shocker",
             {"guild": guild_id, "shocker": shocker_id, "member": member_id},
         )
-        return ControlContext.from_row(row) if row is not None else None
+        if row is None:
+            return None
+        values = dict(row)
+        values["paused"] = bool(values["paused"]) or bool(values.pop("owner_paused"))
+        return ControlContext.model_validate(values)
 
     async def unshare(self, guild_id: int, wearer_id: int, shocker_id: str) -> bool:
         """Withdraw the share, and the admins' grants for that shocker here: a grant names a
@@ -176,7 +217,9 @@ class ShareRepository:
         self._restrictions.bump()
 
     async def resume_wearer(self, guild_id: int, wearer_id: int) -> int:
-        """Lift the wearer's pause in this guild and every per-shocker pause of theirs there."""
+        """Lift the wearer's pause in this guild and every per-shocker pause of theirs there,
+        also their pauses as the owner of shockers others share here (not /panic's, which
+        `lift_owner_panic` lifts)."""
         async with self._db.transaction() as tx:
             lifted = await tx.execute(
                 "DELETE FROM wearer_pauses WHERE guild_id = ? AND wearer_id = ?",
@@ -184,6 +227,12 @@ class ShareRepository:
             )
             lifted += await tx.execute(
                 "UPDATE shares SET paused = 0 WHERE guild_id = ? AND wearer_id = ? AND paused = 1",
+                (guild_id, wearer_id),
+            )
+            # And the pauses they set here as the owner of shockers (whoever shares them).
+            lifted += await tx.execute(
+                "DELETE FROM owner_pauses WHERE guild_id = ? AND (api_url, owner_openshock_id) IN"
+                " (SELECT api_url, openshock_user_id FROM accounts WHERE discord_user_id = ?)",
                 (guild_id, wearer_id),
             )
         return lifted
@@ -195,8 +244,13 @@ class ShareRepository:
         )
         return row is not None
 
-    async def panic(self, wearer_id: int) -> int:
-        """Pause every share of the wearer in every guild, and the wearer in each such guild."""
+    async def panic(
+        self, wearer_id: int, owner: Owner | None = None, own: Collection[str] = ()
+    ) -> PanicPauses:
+        """Pause every share of the wearer in every guild, and the wearer in each such guild.
+        With `owner` (the wearer's OpenShock account), also pause every shocker it owns in
+        every guild, whoever shared it (an owner's pause, `guild_id` NULL): the shockers of its
+        shares recorded as its own and the ids `own` its live list gives. One transaction."""
         now = time.time()
         async with self._db.transaction() as tx:
             paused = await tx.execute(
@@ -208,8 +262,160 @@ class ShareRepository:
                 " ON CONFLICT DO NOTHING",
                 (now, wearer_id),
             )
+            shocker_ids: set[str] = set()
+            others: list[Share] = []
+            if owner is not None:
+                owned = await self._owned_shares(tx, owner, own)
+                shocker_ids = set(own) | {share.shocker_id for share in owned}
+                others = [share for share in owned if share.wearer_id != wearer_id]
+                await self._insert_owner_pauses(tx, None, owner, shocker_ids, now)
         self._restrictions.bump()
-        return paused
+        return PanicPauses(paused, others, frozenset(shocker_ids))
+
+    # -- the owner's authority ------------------------------------------------------------------
+
+    async def owned_shares(
+        self, owner: Owner, own: Collection[str] = (), guild_id: int | None = None
+    ) -> list[Share]:
+        """Every share (in one guild, or in all) of a shocker `owner` owns, whoever made it."""
+        where = _owned(own)
+        guild = " AND s.guild_id = ?" if guild_id is not None else ""
+        rows = await self._db.fetch_all(
+            "SELECT s.* FROM shares s JOIN accounts a ON a.id = s.account_id"
+            f" WHERE {where}{guild} ORDER BY s.guild_id, s.shocker_name, s.id",
+            [*_owned_params(owner, own), *([guild_id] if guild_id is not None else [])],
+        )
+        return [Share.from_row(row) for row in rows]
+
+    async def ruled_in(
+        self, guild_id: int, wearer_id: int, owner: Owner | None, own: Collection[str] = ()
+    ) -> list[Share]:
+        """The shares here the caller may pause and unshare: their own, and (with `owner`, their
+        OpenShock account) every share of a shocker that account owns, whoever made it."""
+        if owner is None:
+            return await self.of_wearer(wearer_id, guild_id)
+        where = _owned(own)
+        rows = await self._db.fetch_all(
+            "SELECT s.* FROM shares s JOIN accounts a ON a.id = s.account_id"
+            f" WHERE s.guild_id = ? AND (s.wearer_id = ? OR {where})"
+            " ORDER BY s.shocker_name, s.id",
+            [guild_id, wearer_id, *_owned_params(owner, own)],
+        )
+        return [Share.from_row(row) for row in rows]
+
+    async def pause_as_owner(self, guild_id: int, owner: Owner, shocker_ids: Iterable[str]) -> None:
+        """The owner pauses their shockers in this guild, whoever shares them (now or later):
+        only Stop passes until the owner resumes them here."""
+        async with self._db.transaction() as tx:
+            await self._insert_owner_pauses(tx, guild_id, owner, set(shocker_ids), time.time())
+        self._restrictions.bump()
+
+    async def resume_as_owner(
+        self, guild_id: int, owner: Owner, shocker_id: str | None = None
+    ) -> int:
+        """Lift the owner's pauses in this guild (of one shocker, or all of theirs)."""
+        shocker = " AND shocker_id = ?" if shocker_id is not None else ""
+        return await self._db.execute(
+            "DELETE FROM owner_pauses WHERE guild_id = ? AND api_url = ?"
+            f" AND owner_openshock_id = ?{shocker}",
+            [guild_id, owner.api_url, owner.openshock_id]
+            + ([shocker_id] if shocker_id is not None else []),
+        )
+
+    async def lift_owner_panic(self, owner: Owner) -> int:
+        """Lift the pauses /panic set on the owner's shockers in every guild."""
+        return await self._db.execute(
+            "DELETE FROM owner_pauses WHERE guild_id IS NULL AND api_url = ?"
+            " AND owner_openshock_id = ?",
+            (owner.api_url, owner.openshock_id),
+        )
+
+    async def is_owner_panicked(self, owner: Owner, shocker_id: str) -> bool:
+        row = await self._db.fetch_one(
+            "SELECT 1 FROM owner_pauses WHERE guild_id IS NULL AND api_url = ?"
+            " AND owner_openshock_id = ? AND shocker_id = ?",
+            (owner.api_url, owner.openshock_id, shocker_id),
+        )
+        return row is not None
+
+    async def owner_paused_in(self, guild_id: int) -> set[str]:
+        """The shockers shared here that their owner paused (here, or everywhere by /panic)."""
+        rows = await self._db.fetch_all(
+            f"SELECT s.shocker_id FROM shares s JOIN accounts a ON a.id = s.account_id"
+            f" WHERE s.guild_id = ? AND {_OWNER_PAUSED}",
+            (guild_id,),
+        )
+        return {row["shocker_id"] for row in rows}
+
+    async def withdraw(self, guild_id: int, shocker_id: str) -> Share | None:
+        """The owner withdraws a share of their shocker, whoever made it, with the admins' grants
+        for it here (as `unshare`). Returns the share withdrawn."""
+        async with self._db.transaction() as tx:
+            row = await tx.fetch_one(
+                "SELECT * FROM shares WHERE guild_id = ? AND shocker_id = ?",
+                (guild_id, shocker_id),
+            )
+            if row is not None:
+                await tx.execute("DELETE FROM shares WHERE id = ?", (row["id"],))
+                await tx.execute(
+                    "DELETE FROM grants WHERE guild_id = ? AND shocker_id = ?",
+                    (guild_id, shocker_id),
+                )
+        self._restrictions.bump()
+        return Share.from_row(row) if row is not None else None
+
+    @staticmethod
+    async def _owned_shares(tx: Transaction, owner: Owner, own: Collection[str]) -> list[Share]:
+        where = _owned(own)
+        rows = await tx.fetch_all(
+            f"SELECT s.* FROM shares s JOIN accounts a ON a.id = s.account_id WHERE {where}",
+            _owned_params(owner, own),
+        )
+        return [Share.from_row(row) for row in rows]
+
+    @staticmethod
+    async def _insert_owner_pauses(
+        tx: Transaction, guild_id: int | None, owner: Owner, shocker_ids: set[str], now: float
+    ) -> None:
+        await tx.executemany(
+            "INSERT INTO owner_pauses (guild_id, api_url, shocker_id, owner_openshock_id,"
+            " paused_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [
+                (guild_id, owner.api_url, sid, owner.openshock_id, now)
+                for sid in sorted(shocker_ids)
+            ],
+        )
+
+    # -- pauses /panic set on OpenShock ---------------------------------------------------------
+
+    async def record_openshock_pauses(self, owner: Owner, shockers: dict[str, str]) -> None:
+        """/panic paused these shockers (id → name) on OpenShock, where they were not paused."""
+        now = time.time()
+        async with self._db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO panic_openshock_pauses (api_url, shocker_id, owner_openshock_id,"
+                " shocker_name, paused_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET shocker_name = excluded.shocker_name",
+                [
+                    (owner.api_url, sid, owner.openshock_id, name, now)
+                    for sid, name in shockers.items()
+                ],
+            )
+
+    async def openshock_pauses(self, owner: Owner) -> list[OpenShockPause]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM panic_openshock_pauses WHERE api_url = ? AND owner_openshock_id = ?"
+            " ORDER BY shocker_name, shocker_id",
+            (owner.api_url, owner.openshock_id),
+        )
+        return [OpenShockPause.from_row(row) for row in rows]
+
+    async def forget_openshock_pause(self, owner: Owner, shocker_id: str) -> None:
+        await self._db.execute(
+            "DELETE FROM panic_openshock_pauses WHERE api_url = ? AND owner_openshock_id = ?"
+            " AND shocker_id = ?",
+            (owner.api_url, owner.openshock_id, shocker_id),
+        )
 
     # -- blocks ---------------------------------------------------------------------------------
 
@@ -235,6 +441,16 @@ class ShareRepository:
             (guild_id, wearer_id, member_id),
         )
         return row is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PanicPauses:
+    """What a panic paused: the wearer's own shares, the shares others made of shockers the
+    wearer's account owns, and those shockers (now paused in every guild)."""
+
+    own_shares: int
+    others_shares: list[Share]
+    owned_shocker_ids: frozenset[str]
 
 
 class ShockerSharedByOther(Exception):

@@ -143,7 +143,7 @@ async def _reset(h: Harness, alice: DiscordUser, collar: FakeShocker) -> None:
     service = _service(h)
     for row in await h.storage.random_modes.running():
         await service.stop(row.id, "test reset")
-    await h.storage.shares.resume_wearer(h.discord.guild_id, alice.id)
+    await _command(h, "shockers resume", alice)  # also what /panic paused on OpenShock
     await h.share(alice, str(collar.id), max_intensity=CAP, max_duration_ms=CAP_MS)
 
 

@@ -12,6 +12,7 @@ from bot.domain.decision import GrantTarget
 from bot.storage import AccountLinkedElsewhere, ShockerSharedByOther, Storage
 from bot.storage.models import AuditOutcome, FeedKind, NewAuditEntry
 from bot.storage.permissions import ShockerNotShared
+from bot.storage.shares import Owner
 
 TOKEN = "t" * 64
 GUILD = 111
@@ -168,10 +169,113 @@ async def test_pause_resume_and_panic(storage: Storage) -> None:
     assert await storage.shares.resume_wearer(GUILD, WEARER) == 2
     assert not await storage.shares.is_wearer_paused(GUILD, WEARER)
     assert not (await storage.shares.get(GUILD, "s-1")).paused  # type: ignore[union-attr]
-    assert await storage.shares.panic(WEARER) == 2
+    assert (await storage.shares.panic(WEARER)).own_shares == 2
     assert all(share.paused for share in await storage.shares.of_wearer(WEARER))
     assert await storage.shares.is_wearer_paused(OTHER_GUILD, WEARER)
     assert len(await storage.shares.of_wearer(WEARER, GUILD)) == 1
+
+
+async def test_the_owner_rules_shares_of_their_shocker_on_their_own_server_only(
+    storage: Storage,
+) -> None:
+    """Bob's share of Alice's collar is Alice's to pause and withdraw; the same shocker id
+    claimed by an account on another server (OpenShock ids mean something on their server
+    only) gives that account nothing, and its owner pauses do not reach Bob's share."""
+    alice = Owner("os-alice", "https://api.openshock.app")
+    bob_account = await _link(storage, discord_user_id=MEMBER, os_id="os-bob")
+    await storage.shares.share(
+        guild_id=GUILD,
+        account_id=bob_account,
+        wearer_id=MEMBER,
+        shocker_id="collar",
+        shocker_name="Collar",
+        max_intensity=25,
+        max_duration_ms=3000,
+        allow_shock=True,
+        allow_vibrate=True,
+        allow_sound=True,
+        owner_openshock_id="os-alice",
+    )
+    await storage.shares.share(  # an older share, with no owner recorded
+        guild_id=GUILD,
+        account_id=bob_account,
+        wearer_id=MEMBER,
+        shocker_id="leg",
+        shocker_name="Leg",
+        max_intensity=25,
+        max_duration_ms=3000,
+        allow_shock=True,
+        allow_vibrate=True,
+        allow_sound=True,
+    )
+    owned = await storage.shares.ruled_in(GUILD, WEARER, alice)
+    assert [s.shocker_id for s in owned] == ["collar"]
+    owned = await storage.shares.ruled_in(GUILD, WEARER, alice, own=["leg"])
+    assert [s.shocker_id for s in owned] == ["collar", "leg"]  # the live list knows the leg
+    elsewhere = Owner("os-alice", "https://evil.example")
+    assert await storage.shares.ruled_in(GUILD, WEARER, elsewhere, own=["collar", "leg"]) == []
+
+    generation = storage.restrictions.value
+    await storage.shares.pause_as_owner(GUILD, elsewhere, ["collar"])
+    context = await storage.shares.control_context(GUILD, "collar", WEARER)
+    assert context is not None and not context.paused
+    await storage.shares.pause_as_owner(GUILD, alice, ["collar"])
+    assert storage.restrictions.value > generation
+    context = await storage.shares.control_context(GUILD, "collar", WEARER)
+    assert context is not None and context.paused
+    assert await storage.shares.owner_paused_in(GUILD) == {"collar"}
+    # Bob's resume does not lift it; a withdraw and a share again keep it.
+    await storage.shares.resume_wearer(GUILD, MEMBER)
+    assert await storage.shares.withdraw(GUILD, "collar") is not None
+    assert await storage.shares.get(GUILD, "collar") is None
+    assert await storage.shares.resume_as_owner(GUILD, alice, "collar") == 1
+    assert await storage.shares.owner_paused_in(GUILD) == set()
+
+
+async def test_panic_pauses_the_owners_shockers_in_every_guild_and_records_openshock_pauses(
+    storage: Storage,
+) -> None:
+    alice = Owner("os-1", "https://api.openshock.app")
+    account = await _link(storage)  # Alice, os-1
+    bob_account = await _link(storage, discord_user_id=MEMBER, os_id="os-bob")
+    for guild in (GUILD, OTHER_GUILD):
+        await storage.shares.share(
+            guild_id=guild,
+            account_id=bob_account,
+            wearer_id=MEMBER,
+            shocker_id="collar",
+            shocker_name="Collar",
+            max_intensity=25,
+            max_duration_ms=3000,
+            allow_shock=True,
+            allow_vibrate=True,
+            allow_sound=True,
+            owner_openshock_id="os-1",
+        )
+    await _share(storage, account, "leg", GUILD)
+    pauses = await storage.shares.panic(WEARER, alice, own=["leg", "arm"])
+    assert pauses.own_shares == 1
+    assert sorted((s.guild_id, s.shocker_id) for s in pauses.others_shares) == [
+        (GUILD, "collar"),
+        (OTHER_GUILD, "collar"),
+    ]
+    assert pauses.owned_shocker_ids == {"collar", "leg", "arm"}
+    for guild in (GUILD, OTHER_GUILD):
+        context = await storage.shares.control_context(guild, "collar", MEMBER)
+        assert context is not None and context.paused
+        assert await storage.shares.is_owner_panicked(alice, "collar")
+    assert await storage.shares.lift_owner_panic(alice) == 3
+    context = await storage.shares.control_context(GUILD, "collar", MEMBER)
+    assert context is not None and not context.paused
+
+    await storage.shares.record_openshock_pauses(alice, {"leg": "Leg", "arm": "Arm"})
+    assert [p.shocker_name for p in await storage.shares.openshock_pauses(alice)] == [
+        "Arm",
+        "Leg",
+    ]
+    await storage.shares.forget_openshock_pause(alice, "arm")
+    assert [p.shocker_id for p in await storage.shares.openshock_pauses(alice)] == ["leg"]
+    assert await storage.shares.openshock_pauses(Owner("os-1", "https://evil.example")) == []
 
 
 async def test_blocks(storage: Storage) -> None:
