@@ -458,6 +458,8 @@ class ShockersCog(
                 state.append("⏸️ paused")
             elif share.shocker_id in owner_paused:
                 state.append("⏸️ paused by its owner")
+            if share.approval:
+                state.append("🙋 asks the wearer first")
             state.append(
                 f"≤ {share.max_intensity} %, {format_duration(share.max_duration_ms)}, "
                 f"{share_types(share)}"

@@ -374,3 +374,11 @@ async def test_requests_hold_no_cooldown_and_a_cooldown_in_between_wins(scene: S
     await h.discord.wait_for(lambda: "cooling down" in scene.reply_text(second))
     await h.discord.wait_for(lambda: "delivered" in scene.reply_text(first))
     assert len(scene.frames()) == 1
+
+
+async def test_list_says_the_shocker_asks_its_wearer_first(scene: Scene) -> None:
+    h = scene.h
+    listing = h.ix.slash("shockers list", user=scene.bob)
+    await h.run(listing)
+    (embed,) = h.discord.replies_for(listing).embeds
+    assert "🙋 asks the wearer first" in embed["description"]
