@@ -133,6 +133,7 @@ class PanelCog(commands.Cog):
 
         self.bot.add_dynamic_items(PanelButton)
         self.bot.control.halts.subscribe(self._on_halt)
+        self.bot.control.halts.subscribe_resumes(self._on_halt)
         self.bot.hub_listeners.append(self._on_hub_event)
 
     async def cog_unload(self) -> None:
@@ -140,6 +141,7 @@ class PanelCog(commands.Cog):
 
         self.bot.remove_dynamic_items(PanelButton)
         self.bot.control.halts.unsubscribe(self._on_halt)
+        self.bot.control.halts.unsubscribe_resumes(self._on_halt)
         if self._on_hub_event in self.bot.hub_listeners:
             self.bot.hub_listeners.remove(self._on_hub_event)
         for task in list(self._tasks):
@@ -411,8 +413,8 @@ class PanelCog(commands.Cog):
     # -- halts ----------------------------------------------------------------------------------
 
     def _on_halt(self, halt: Halt) -> None:
-        """A pause, an unshare, an unlink or /panic: the panels of that shocker or wearer show
-        it (a panel whose share ended is closed and its buttons disabled)."""
+        """A pause, an unshare, an unlink or /panic, or a resume: the panels of that shocker or
+        wearer show it (a panel whose share ended is closed and its buttons disabled)."""
         if halt.reason == "stop":
             return
         self._track(asyncio.create_task(self._refresh_matching(halt), name="panel-halt"))

@@ -351,6 +351,9 @@ class ShockersCog(
                 )
             elif share.shocker_id in await self.storage.shares.owner_paused_in(guild_id):
                 text += " Its owner has paused it too; only they can lift that."
+            self.bot.control.halts.announce_resume(
+                Halt("resume", guild_id=guild_id, shocker_id=share.shocker_id)
+            )
             await reply(interaction, text)
             return
         lifted = await self.storage.shares.resume_wearer(guild_id, wearer_id)
@@ -378,6 +381,8 @@ class ShockersCog(
         if still:
             names = ", ".join(f"**{inert(share.shocker_name)}**" for share in still)
             lines.append(f"Still paused by their owner: {names}; only they can lift that.")
+        # This guild's pauses, and /panic's in every guild.
+        self.bot.control.halts.announce_resume(Halt("resume", wearer_id=wearer_id))
         await reply(interaction, "\n".join([first, *lines]))
 
     async def _owner(self, interaction: discord.Interaction[OpenShockBot]) -> OwnerView | None:

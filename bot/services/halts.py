@@ -59,10 +59,30 @@ HaltListener = Callable[[Halt], None]
 
 
 class Halts:
-    """The subscribers, and `announce` to reach them all."""
+    """The subscribers, and `announce` to reach them all.
+
+    A resume is announced on its own channel (`subscribe_resumes` / `announce_resume`, with the
+    same scope fields): it ends nothing, but what shows a pause (panels) shows that it lifted.
+    """
 
     def __init__(self) -> None:
         self._listeners: list[HaltListener] = []
+        self._resume_listeners: list[HaltListener] = []
+
+    def subscribe_resumes(self, listener: HaltListener) -> None:
+        self._resume_listeners.append(listener)
+
+    def unsubscribe_resumes(self, listener: HaltListener) -> None:
+        if listener in self._resume_listeners:
+            self._resume_listeners.remove(listener)
+
+    def announce_resume(self, scope: Halt) -> None:
+        """A pause in `scope` was lifted; one failing subscriber does not stop the others."""
+        for listener in list(self._resume_listeners):
+            try:
+                listener(scope)
+            except Exception:
+                log.exception("A resume listener failed on %s", scope)
 
     def subscribe(self, listener: HaltListener) -> None:
         self._listeners.append(listener)

@@ -247,6 +247,10 @@ async def test_stop_works_while_paused_and_the_panel_shows_the_pause(scene: Scen
     stop = await scene.press(message, "stop", scene.bob)
     assert "⏹️ Stop" in stop.text
     assert [f["type"] for f in scene.frames()] == [ControlKind.STOP]
+    # A resume shows on the panel without waiting for the next press.
+    resume = scene.h.ix.slash("shockers resume", {"shocker": scene.collar_id}, user=scene.alice)
+    await scene.h.run(resume)
+    await scene.h.discord.wait_for(lambda: "⏸️ paused" not in message_text(message))
 
 
 async def test_custom_opens_a_modal_and_its_values_are_checked_again(scene: Scene) -> None:

@@ -56,3 +56,17 @@ def test_every_subscriber_hears_a_halt_even_after_one_fails(
 def test_each_reason_has_a_sentence() -> None:
     for reason in ("stop", "panic", "pause", "unshare", "unlink"):
         assert Halt(reason).sentence != "it was stopped"
+
+
+def test_a_resume_reaches_resume_subscribers_only() -> None:
+    halts = Halts()
+    halted: list[Halt] = []
+    resumed: list[Halt] = []
+    halts.subscribe(halted.append)
+    halts.subscribe_resumes(resumed.append)
+    halts.announce_resume(Halt("resume", guild_id=GUILD, shocker_id="s1"))
+    assert halted == []  # a resume ends nothing that waits to fire
+    assert resumed == [Halt("resume", guild_id=GUILD, shocker_id="s1")]
+    halts.unsubscribe_resumes(resumed.append)
+    halts.announce_resume(Halt("resume", wearer_id=WEARER))
+    assert len(resumed) == 1
