@@ -8,7 +8,8 @@ autocomplete) from the same stages, so the two can never disagree.
 
 The rules ("Deciding a control" in the design), in the order they are checked:
 
-1. The shocker must be shared in the guild by its wearer, else ``NOT_SHARED``.
+1. The shocker must be shared in the guild by its wearer, and the wearer must still be a member
+   of the guild, else ``NOT_SHARED`` ("not available here"), Stop included.
 2. The caller is either the wearer (self-control: no grant needed, no cooldown, no grant caps) or
    holds a grant that covers the shocker, else ``NO_GRANT``. Which grants count is decided by
    precedence (`GrantIndex.resolve`): the first non-empty tier of member+this shocker,
@@ -22,13 +23,16 @@ The rules ("Deciding a control" in the design), in the order they are checked:
    paused on OpenShock, or a user-share that permits no type at all) or when the device is not
    known to be online: a Stop that cannot be delivered is reported honestly, never pretended.
 4. Anything but Stop is refused while the member is blocked by the wearer (``BLOCKED``), the share
-   is paused in the guild, or the wearer paused everything in the guild (``PAUSED``). A pause means
-   "nothing but Stop fires", so it refuses the **wearer's own** controls too; the reason tells them
-   how to resume.
+   is paused in the guild, the wearer paused everything in the guild, or the wearer's API token
+   is paused on OpenShock (``PAUSED``). A pause means "nothing but Stop fires", so it refuses the
+   **wearer's own** controls too; the reason tells them how to resume. So does a wearer whose
+   membership could not be checked just now (``MEMBERSHIP_UNKNOWN``): Stop is harmless.
 5. The type must be allowed by the winning grant(s), by the wearer's share in the guild and, when
    the wearer's account reaches the shocker through an OpenShock user-share, by that share
    (``TYPE_NOT_ALLOWED``, ``OPENSHOCK_NOT_PERMITTED``: OpenShock would drop the batch silently).
-6. An intensity cap below 1 % leaves nothing to send (``ZERO_LIMIT``).
+6. An intensity cap below 1 % leaves nothing to send (``ZERO_LIMIT``). A minimum of the wearer's
+   API token above the cap that results from every other limit cannot be honoured
+   (``TOKEN_LIMIT``).
 7. The requested values must be in OpenShock's range, intensity 1 to 100 and duration
    300 to 65535 ms; out of range is refused with the valid range, never silently fixed
    (``OUT_OF_RANGE``).
@@ -36,11 +40,14 @@ The rules ("Deciding a control" in the design), in the order they are checked:
 9. The shocker must not be paused on OpenShock (own shocker paused, or the user-share paused):
    OpenShock would drop the control silently (``OPENSHOCK_PAUSED``).
 10. The device must be known to be online (``DEVICE_OFFLINE``, ``DEVICE_UNKNOWN``).
-11. Values above a cap are lowered, not refused: the effective value is the minimum of the request
-    and every cap that applies (winning grants, wearer's share, guild, operator, OpenShock share
-    limit). A duration cap below 300 ms counts as 300 ms, the shortest control OpenShock sends.
-    `Allowed.capped_notes` says what was lowered and by which caps ("capped at 25 % (wearer's
-    limit)").
+11. Values above a cap are lowered, not refused. The request first goes through the wearer's
+    API token's own limits exactly as OpenShock applies them to REST controls (Clamp or Lerp,
+    `token_limits`), then the effective value is the minimum of that and every cap that applies
+    (winning grants, wearer's share, guild, operator, OpenShock share limit, the token's
+    maximum). A duration cap below 300 ms counts as 300 ms, the shortest control OpenShock
+    sends. `Allowed.capped_notes` says what was changed and by which limits ("capped at 25 %
+    (wearer's limit)", "scaled to 15 % (token limit)"); a token whose scaling leaves 0 % has
+    nothing to send (``ZERO_LIMIT``).
 
 Performance: the caller builds one `GrantIndex` per guild (O(grants), cache it and rebuild when the
 guild's grants change); a decision is then a handful of dictionary lookups, O(member's roles),
@@ -50,7 +57,7 @@ independent of how many grants and shares the guild has.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Final
@@ -81,6 +88,7 @@ from bot.domain.grants import (
     GrantTier,
     merge_grants,
 )
+from bot.domain.token_limits import LimitMode, TokenLimits
 
 __all__ = [
     "MAX_DURATION_MS",
@@ -119,6 +127,7 @@ class CapSource(Enum):
     GUILD = "server limit"
     OPERATOR = "bot's limit"
     OPENSHOCK = "OpenShock share limit"
+    TOKEN = "token limit"  # noqa: S105 - a cap source, not a secret
 
 
 class RefusalCode(StrEnum):
@@ -134,6 +143,8 @@ class RefusalCode(StrEnum):
     OPENSHOCK_NOT_PERMITTED = "openshock_not_permitted"
     DEVICE_OFFLINE = "device_offline"
     DEVICE_UNKNOWN = "device_unknown"
+    TOKEN_LIMIT = "token_limit"  # noqa: S105 - a refusal code
+    MEMBERSHIP_UNKNOWN = "membership_unknown"
 
 
 # --- Results ----------------------------------------------------------------------------------
@@ -214,7 +225,7 @@ def _authorize(
     member_id: int, role_ids: Iterable[int], guild_id: int, facts: ControlFacts
 ) -> Authority | Refused:
     share = facts.share
-    if share is None:
+    if share is None or facts.wearer_is_member is False:
         return _NOT_SHARED
     if member_id == share.wearer_id:
         return WEARER
@@ -248,6 +259,13 @@ def _caps(authority: Authority, facts: ControlFacts) -> _Caps:
         (facts.guild_limits.max_duration_ms, CapSource.GUILD, duration),
         (facts.operator_limits.max_duration_ms, CapSource.OPERATOR, duration),
         (os_share.max_duration_ms if os_share else None, CapSource.OPENSHOCK, duration),
+    ):
+        if value is not None:
+            into.append((value, source))
+    token = _token_scope(facts)
+    for value, source, into in (
+        (token.intensity.maximum if token else None, CapSource.TOKEN, intensity),
+        (token.duration.maximum if token else None, CapSource.TOKEN, duration),
     ):
         if value is not None:
             into.append((value, source))
@@ -301,12 +319,35 @@ def _permission_refusal(
     return None
 
 
-def _zero_limit_refusal(caps: _Caps) -> Refused | None:
-    """An intensity cap below 1 % leaves nothing but Stop to send."""
+def _token_scope(facts: ControlFacts) -> TokenLimits | None:
+    """The token's limits when they limit anything (a full-range Clamp changes nothing)."""
+    token = facts.token
+    return token if token is not None and token.limits_anything else None
+
+
+def _zero_limit_refusal(caps: _Caps, facts: ControlFacts) -> Refused | None:
+    """An intensity cap below 1 % leaves nothing but Stop to send; a token minimum above what
+    every other limit allows cannot be honoured."""
     if caps.intensity < MIN_INTENSITY:
         return Refused(
             RefusalCode.ZERO_LIMIT,
             f"A limit of {caps.intensity} % applies to this shocker, so nothing can be sent.",
+        )
+    token = _token_scope(facts)
+    if token is None:
+        return None
+    if token.intensity.minimum > caps.intensity:
+        return Refused(
+            RefusalCode.TOKEN_LIMIT,
+            f"The wearer's OpenShock API token only sends at least {token.intensity.minimum} %, "
+            f"above the {caps.intensity} % allowed here, so nothing can be sent.",
+        )
+    if token.duration.minimum > caps.duration_ms:
+        return Refused(
+            RefusalCode.TOKEN_LIMIT,
+            "The wearer's OpenShock API token only sends at least "
+            f"{format_duration(token.duration.minimum)}, above the "
+            f"{format_duration(caps.duration_ms)} allowed here, so nothing can be sent.",
         )
     return None
 
@@ -321,6 +362,10 @@ def _hold_refusal(authority: Authority, facts: ControlFacts) -> Refused | None:
         return _SELF_SHARE_PAUSED if authority.is_wearer else _SHARE_PAUSED
     if facts.wearer_paused:
         return _SELF_WEARER_PAUSED if authority.is_wearer else _WEARER_PAUSED
+    if facts.token is not None and facts.token.paused:
+        return _SELF_TOKEN_PAUSED if authority.is_wearer else _TOKEN_PAUSED
+    if facts.wearer_is_member is None:
+        return _MEMBERSHIP_UNKNOWN
     return None
 
 
@@ -380,7 +425,7 @@ def decide_control(request: ControlRequest, facts: ControlFacts) -> ControlDecis
     if refusal is not None:
         return refusal
     caps = _caps(authority, facts)
-    refusal = _zero_limit_refusal(caps)
+    refusal = _zero_limit_refusal(caps, facts)
     if refusal is not None:
         return refusal
     refusal = _range_refusal(request.intensity, request.duration_ms)
@@ -398,26 +443,36 @@ def decide_control(request: ControlRequest, facts: ControlFacts) -> ControlDecis
     if refusal is not None:
         return refusal
 
-    intensity = request.intensity
-    duration_ms = request.duration_ms
-    notes: list[str] = []
-    intensity_by: tuple[CapSource, ...] = ()
-    duration_by: tuple[CapSource, ...] = ()
-    if caps.intensity < intensity:
-        intensity = caps.intensity
-        intensity_by = tuple(s for v, s in caps.intensity_by if v == intensity)
-        notes.append(f"capped at {intensity} % ({_names(intensity_by)})")
-    if caps.duration_ms < duration_ms:
-        duration_ms = caps.duration_ms
-        duration_by = tuple(
-            s for v, s in caps.duration_by if max(v, MIN_DURATION_MS) == duration_ms
+    token = _token_scope(facts)
+    intensity, intensity_by, intensity_note = _effective(
+        request.intensity,
+        token.apply_intensity(request.intensity) if token else request.intensity,
+        caps.intensity,
+        caps.intensity_by,
+        token.intensity.mode if token else None,
+        lambda value: f"{value} %",
+    )
+    if intensity < MIN_INTENSITY:
+        return Refused(
+            RefusalCode.ZERO_LIMIT,
+            f"The wearer's OpenShock API token scales {request.intensity} % down to "
+            f"{intensity} %, so nothing would be sent.",
         )
-        notes.append(f"capped at {format_duration(duration_ms)} ({_names(duration_by)})")
+    duration_ms, duration_by, duration_note = _effective(
+        request.duration_ms,
+        token.apply_duration(request.duration_ms) if token else request.duration_ms,
+        caps.duration_ms,
+        caps.duration_by,
+        token.duration.mode if token else None,
+        format_duration,
+        floor=MIN_DURATION_MS,
+    )
+    notes = tuple(note for note in (intensity_note, duration_note) if note)
     return Allowed(
         type=control_type,
         intensity=intensity,
         duration_ms=duration_ms,
-        capped_notes=tuple(notes),
+        capped_notes=notes,
         intensity_capped_by=intensity_by,
         duration_capped_by=duration_by,
         via_grants=authority.grants,
@@ -434,7 +489,7 @@ def describe_access(
         return ShockerAccess(refusal=authority)
     caps = _caps(authority, facts)
     types = frozenset(t for t in ControlKind if _permission_refusal(authority, facts, t) is None)
-    if _zero_limit_refusal(caps) is not None:
+    if _zero_limit_refusal(caps, facts) is not None:
         types &= _STOP_ONLY
     return ShockerAccess(
         refusal=None,
@@ -463,6 +518,31 @@ def _range_refusal(intensity: int, duration_ms: int) -> Refused | None:
             f"and {format_duration(MAX_DURATION_MS)}.",
         )
     return None
+
+
+def _effective(
+    requested: int,
+    scaled: int,
+    cap: int,
+    cap_by: Sequence[tuple[int, CapSource]],
+    token_mode: LimitMode | None,
+    show: Callable[[int], str],
+    *,
+    floor: int = 0,
+) -> tuple[int, tuple[CapSource, ...], str | None]:
+    """One value: ``requested``, after the token's limits ``scaled``, then within ``cap`` (the
+    lowest of ``cap_by``; never below ``floor``). Returns the value, the limits that set it and
+    the note that says so (None when it is what was asked)."""
+    value = max(floor, min(scaled, cap))
+    if value == requested:
+        return value, (), None
+    by = tuple(source for v, source in cap_by if max(v, floor) == value)
+    if token_mode is not None and value == scaled and CapSource.TOKEN not in by:
+        by += (CapSource.TOKEN,)
+    if value > requested:
+        return value, by, f"raised to {show(value)} ({_names(by)})"
+    verb = "scaled to" if by == (CapSource.TOKEN,) and token_mode is LimitMode.LERP else "capped at"
+    return value, by, f"{verb} {show(value)} ({_names(by)})"
 
 
 def _names(sources: Sequence[CapSource]) -> str:
@@ -505,6 +585,20 @@ _OPENSHOCK_SHARE_PAUSED: Final = Refused(
     RefusalCode.OPENSHOCK_PAUSED,
     "The OpenShock share of this shocker is paused, so OpenShock would drop any control; "
     "nothing was sent.",
+)
+_TOKEN_PAUSED: Final = Refused(
+    RefusalCode.PAUSED,
+    "The wearer's OpenShock API token is paused; only Stop works until they resume it.",
+)
+_SELF_TOKEN_PAUSED: Final = Refused(
+    RefusalCode.PAUSED,
+    "Your linked OpenShock API token is paused on OpenShock; only Stop works until you resume "
+    "it there.",
+)
+_MEMBERSHIP_UNKNOWN: Final = Refused(
+    RefusalCode.MEMBERSHIP_UNKNOWN,
+    "Could not check that the wearer is still a member of this server just now; only Stop "
+    "works. Try again in a moment.",
 )
 _DEVICE_OFFLINE: Final = Refused(
     RefusalCode.DEVICE_OFFLINE, "The shocker's device is offline; nothing was sent."

@@ -9,6 +9,7 @@ from typing import Final
 
 from bot.domain.controls import NO_LIMITS, STOP_DURATION_MS, ControlKind, Limits
 from bot.domain.grants import GrantIndex
+from bot.domain.token_limits import TokenLimits
 
 __all__ = [
     "OWN_SHOCKER",
@@ -84,6 +85,11 @@ class ControlFacts:
     wearer blocked this member in the guild. ``last_control_at`` is when this member last
     controlled this shocker (anything but Stop), and ``now`` the current time, both in seconds
     since the epoch. ``device_online`` None means the device's state is not known.
+
+    ``token`` is the control scope of the wearer's API token (None: the server knows none, or the
+    token has none); OpenShock does not apply it over the hub, so the decision does.
+    ``wearer_is_member`` says whether the wearer is still a member of the guild (None: it could
+    not be checked just now).
     """
 
     share: GuildShare | None
@@ -96,3 +102,5 @@ class ControlFacts:
     device_online: bool | None = None
     last_control_at: float | None = None
     now: float = 0.0
+    token: TokenLimits | None = None
+    wearer_is_member: bool | None = True
