@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -14,14 +15,14 @@ from bot.cogs.common import report_component_error
 from bot.domain.text import inert
 from bot.openshock.errors import OpenShockError
 from bot.openshock.hub import HubConnection, HubState
-from bot.openshock.models import ShockerDirectory
+from bot.openshock.models import ShockerDirectory, TokenInfo
 from bot.services.accounts import (
     NEEDED_PERMISSIONS,
     AccountService,
     LinkResult,
     require_account,
-    shocker_directory,
 )
+from bot.services.control.facts import token_limits
 from bot.storage.models import Account, AccountState, Share
 from bot.tree import reply
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 
 FIELD_LIMIT = 1024  # Discord's limit for one embed field value
+STATUS_READ_WAIT = 3.0  # how long /account status waits for a fresh read of the lists
 
 
 def clip_lines(lines: Sequence[str], empty: str, limit: int = FIELD_LIMIT) -> str:
@@ -116,6 +118,39 @@ def shocker_lines(
     return lines
 
 
+RECOMMENDATION = (
+    "Recommended: a token with only `shockers.use` and `shockers.pause` and a low intensity "
+    "limit (OpenShock → Settings → API Tokens). OpenShock does not apply a token's limits over "
+    "the live connection the bot uses, so the bot applies them itself: that limit holds for "
+    "everything sent through this bot."
+)
+
+
+def token_text(info: TokenInfo) -> str:
+    """The token's scopes and control limits, for its owner only (link reply, status)."""
+    permissions = ", ".join(f"`{p}`" for p in sorted(info.permissions)) or "none"
+    lines = [f"**{inert(info.name)}** · scopes: {permissions}"]
+    limits = token_limits(info)
+    if limits is None:
+        lines.append(
+            "Control limits: this OpenShock server does not support limits on a token, so "
+            "only your share caps (`/shockers share`) apply."
+        )
+    else:
+        if limits.paused:
+            lines.append(
+                "⏸️ This token is **paused** on OpenShock: only Stop is sent until you resume it."
+            )
+        if limits.limits_anything:
+            lines.append(
+                f"Control limits: {limits.describe().removesuffix('; paused')}. The bot applies "
+                "them to everything it sends, as OpenShock does for its own API."
+            )
+        else:
+            lines.append(f"Control limits: none. {RECOMMENDATION}")
+    return clip_lines(lines, "")
+
+
 def link_embed(result: LinkResult, connection: str) -> discord.Embed:
     account = result.account
     verb = "Re-linked" if result.replaced else "Linked"
@@ -162,6 +197,8 @@ def link_embed(result: LinkResult, connection: str) -> discord.Embed:
         warnings.append(f"Could not read the token's permissions: {result.token_problem}")
     if warnings:
         embed.add_field(name="⚠️ Token permissions", value=clip_lines(warnings, ""), inline=False)
+    if result.token is not None:
+        embed.add_field(name="API token", value=token_text(result.token), inline=False)
     embed.add_field(name="Connection", value=connection, inline=False)
     embed.set_footer(text="Next: make a shocker usable in a server with /shockers share.")
     return embed
@@ -259,7 +296,14 @@ class AccountCog(commands.GroupCog, group_name="account", description="Your Open
         account = await require_account(self.storage, interaction.user.id)
         await interaction.response.defer(ephemeral=True, thinking=True)
         hub = self.bot.hubs.get(account.id)
-        directory = await shocker_directory(hub) if hub is not None and hub.connected else None
+        directory = None
+        if hub is not None and hub.connected:
+            # Read again now: a wearer who just changed their token's limits on OpenShock sees
+            # (and gets) them at once.
+            try:
+                directory = await asyncio.wait_for(hub.refresh_shockers(), STATUS_READ_WAIT)
+            except (OpenShockError, TimeoutError):
+                directory = None
         if directory is None and hub is not None:
             directory = hub.shockers
         shares = await self.storage.shares.of_account(account.id)
@@ -267,6 +311,8 @@ class AccountCog(commands.GroupCog, group_name="account", description="Your Open
         embed.add_field(name="Server", value=account.api_url, inline=True)
         embed.add_field(name="Linked", value=timestamp(account.linked_at), inline=True)
         embed.add_field(name="Connection", value=describe_connection(account, hub), inline=False)
+        if directory is not None and directory.token is not None:
+            embed.add_field(name="API token", value=token_text(directory.token), inline=False)
         devices: list[str] = []
         if directory is not None:
             devices += [device_line(hub, d.id, d.name, None) for d in directory.own]

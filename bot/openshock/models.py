@@ -261,13 +261,36 @@ class SelfUser(OpenShockModel):
     rank: str | None = None
 
 
+class ControlLimitSettings(OpenShockModel):
+    """One value's scope on an API token (`IntensityLimitSettings`, `DurationLimitSettings`).
+    ``mode`` is ``Clamp`` or ``Lerp`` (a string on REST; an integer is accepted too)."""
+
+    min: int
+    max: int
+    mode: str | int = "Clamp"
+
+
+class ShockerControlSettings(OpenShockModel):
+    """An API token's own control scope (``GET /2/tokens/self``, ``shockerControl``). Early
+    servers said ``enabled`` (false: the token may not control) where later ones say
+    ``paused``."""
+
+    paused: bool = False
+    enabled: bool = True
+    intensity: ControlLimitSettings | None = None
+    duration: ControlLimitSettings | None = None
+
+
 class TokenInfo(OpenShockModel):
+    """``GET /2/tokens/self`` (newer servers, with ``shockerControl``) or ``/1/tokens/self``."""
+
     id: UUID
     name: str
     created_on: datetime | None = None
     valid_until: datetime | None = None
     last_used: datetime | None = None
     permissions: list[str] = Field(default_factory=list)
+    shocker_control: ShockerControlSettings | None = None
 
 
 class OwnShocker(OpenShockModel):
@@ -360,6 +383,8 @@ class ShockerDirectory(OpenShockModel):
 
     own: list[OwnDevice] = Field(default_factory=list)
     shared: list[SharedOwner] = Field(default_factory=list)
+    # The API token's scopes and control limits, read with the lists (None: not described).
+    token: TokenInfo | None = None
 
     def all(self) -> list[KnownShocker]:
         known = [

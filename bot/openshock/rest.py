@@ -30,6 +30,9 @@ TOKEN_HEADER = "OpenShockToken"  # noqa: S105 - a header name, not a secret
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# How a server without an API version 2 of an endpoint answers it (no route; unsupported
+# version; method not allowed on a catch-all).
+_NO_SUCH_VERSION = frozenset({400, 404, 405})
 # Logged validation errors never show the response body (/1/users/self holds the email).
 _NO_INPUT_IN_ERRORS = ConfigDict(hide_input_in_errors=True)
 
@@ -130,8 +133,18 @@ class OpenShockRest:
         return await self._get_data("/1/shockers/shared", list[SharedOwner])
 
     async def get_token_info(self) -> TokenInfo:
-        """The token's own name and permissions (scopes). Not wrapped in an envelope."""
-        body = await self._request("GET", "/1/tokens/self")
+        """The token's own name, permissions (scopes) and, on newer servers, its control scope
+        (``shockerControl``: limits and a paused flag). Reads ``/2/tokens/self`` and falls back
+        to ``/1/tokens/self`` on a server without it (then ``shocker_control`` is None: no
+        limits). Not wrapped in an envelope."""
+        try:
+            body = await self._request("GET", "/2/tokens/self")
+        except OpenShockApiError as error:
+            if error.status not in _NO_SUCH_VERSION:
+                raise
+            body = await self._request("GET", "/1/tokens/self")
+            info = self._validate(TokenInfo, body)
+            return info.model_copy(update={"shocker_control": None})
         return self._validate(TokenInfo, body)
 
     async def set_shocker_paused(self, shocker_id: UUID, paused: bool) -> None:

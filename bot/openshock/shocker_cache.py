@@ -1,4 +1,5 @@
-"""The account's shocker lists, read over REST and kept fresh while the hub is connected.
+"""The account's shocker lists (and its API token's scope), read over REST and kept fresh while
+the hub is connected.
 
 The hub says when the lists may have changed (``Welcome`` after a reconnect, ``DeviceUpdate``)
 but not what changed, so the connection asks for a refresh then; the refresh runs in the
@@ -11,8 +12,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.openshock.errors import OpenShockError, TokenRejected
-from bot.openshock.models import HubEvent, ShockerDirectory, ShockersRefreshed
+from bot.openshock.errors import OpenShockApiError, OpenShockError, TokenRejected
+from bot.openshock.models import HubEvent, ShockerDirectory, ShockersRefreshed, TokenInfo
 from bot.openshock.rest import OpenShockRest
 from bot.openshock.timings import HubTimings
 
@@ -60,17 +61,32 @@ class ShockerCache:
     async def refresh(self) -> ShockerDirectory:
         """Re-read the own and shared shocker lists now (raises the REST client's errors)."""
         try:
-            own, shared = await asyncio.gather(
-                self._rest.get_own_shockers(), self._rest.get_shared_shockers()
+            own, shared, token = await asyncio.gather(
+                self._rest.get_own_shockers(),
+                self._rest.get_shared_shockers(),
+                self._token_info(),
             )
         except TokenRejected:
             if asyncio.current_task() is not self._task and self._alive():
                 # Let the background refresh see it too: it ends the connection.
                 self.request_refresh()
             raise
-        self._directory = ShockerDirectory(own=own, shared=shared)
+        self._directory = ShockerDirectory(own=own, shared=shared, token=token)
         await self._publish(ShockersRefreshed(shockers=self._directory))
         return self._directory
+
+    async def _token_info(self) -> TokenInfo | None:
+        """The token's scopes and control limits, read with the lists (so after every
+        reconnect): OpenShock does not apply the limits over the hub, the bot does. None when
+        the server has no such endpoint at all; any other failure fails the refresh, so
+        controls wait for limits that are known."""
+        try:
+            return await self._rest.get_token_info()
+        except OpenShockApiError as error:
+            if error.status in (403, 404):
+                _log.info("%s: the server does not describe its API token (%s)", self._name, error)
+                return None
+            raise
 
     def request_refresh(self) -> None:
         """Refresh in the background; requests made during a refresh coalesce into one more."""

@@ -79,7 +79,7 @@ async def test_link_stores_the_token_encrypted_and_opens_the_hub_connection(
     assert harness.storage.accounts.token_of(account) == alice_os.token
     (connection,) = await harness.openshock.wait_for_connections(alice_os)
     assert connection.is_open
-    assert [r.path for r in harness.openshock.requests][:2] == ["/1/users/self", "/1/tokens/self"]
+    assert [r.path for r in harness.openshock.requests][:2] == ["/1/users/self", "/2/tokens/self"]
 
     # Encrypted at rest: the raw token is in neither the database nor its write-ahead log.
     files = [p for p in harness.data_dir.iterdir() if p.name.startswith("bot.db")]
@@ -200,7 +200,7 @@ async def test_the_servers_own_words_stay_in_the_log(
     assert "did not answer like an OpenShock API server" in reply.text
     assert remote not in reply.text and remote in production_log.text
 
-    harness.openshock.fail_rest("/1/tokens/self", 500, title=remote)
+    harness.openshock.fail_rest("/2/tokens/self", 500, title=remote)
     reply = await link_via_modal(harness, alice, alice_os.token)
     assert "Linked to OpenShock as Alice" in reply.text
     assert "Could not read the token's permissions: the server did not say." in reply.text

@@ -62,6 +62,26 @@ class FakeUser:
     token_name: str = "bot token"
     permissions: list[str] = field(default_factory=lambda: ["shockers.use", "shockers.pause"])
     token_revoked: bool = False
+    # The token's own control scope, as GET /2/tokens/self shows it (`shockerControl`); the
+    # default is the real server's: full range, Clamp, not paused.
+    token_paused: bool = False
+    token_intensity: tuple[int, int, str] = (0, 100, "Clamp")
+    token_duration: tuple[int, int, str] = (300, 65535, "Clamp")
+
+    def limit_token(
+        self,
+        *,
+        intensity: tuple[int, int, str] | None = None,
+        duration: tuple[int, int, str] | None = None,
+        paused: bool | None = None,
+    ) -> None:
+        """Scope the token, as its owner would on the website: (min, max, "Clamp"|"Lerp")."""
+        if intensity is not None:
+            self.token_intensity = intensity
+        if duration is not None:
+            self.token_duration = duration
+        if paused is not None:
+            self.token_paused = paused
 
     @property
     def email(self) -> str:
@@ -252,6 +272,7 @@ class FakeOpenShockServer:
         self.reboot_delay = 0.05
         self.simulate_ota = True  # OtaInstall: emit OtaInstallStarted to the owner
         self.unanswered_methods: set[str] = set()  # recorded, never completed (timeout tests)
+        self.serve_tokens_v2 = True  # False: an older server without GET /2/tokens/self
 
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -533,6 +554,7 @@ class FakeOpenShockServer:
         app.router.add_get(p + "/1/shockers/own", self._shockers_own)
         app.router.add_get(p + "/1/shockers/shared", self._shockers_shared)
         app.router.add_get(p + "/1/tokens/self", self._tokens_self)
+        app.router.add_get(p + "/2/tokens/self", self._tokens_self_v2)
         app.router.add_post(p + "/1/shockers/{shocker_id}/pause", self._pause_shocker)
         app.router.add_post(p + HUB_PATH + "/negotiate", self._negotiate)
         app.router.add_get(p + HUB_PATH, self._hub)
@@ -673,6 +695,32 @@ class FakeOpenShockServer:
                 "validUntil": None,
                 "lastUsed": datetime.now(UTC).isoformat(),
                 "permissions": user.permissions,
+            }
+        )
+
+    async def _tokens_self_v2(self, request: web.Request) -> web.StreamResponse:
+        if not self.serve_tokens_v2:
+            return _problem(404, "NotFound", "Not Found")
+        user = self._authenticate(request)
+        if user is None:
+            return _unauthorized()
+
+        def scope(limits: tuple[int, int, str]) -> dict[str, Any]:
+            return {"min": limits[0], "max": limits[1], "mode": limits[2]}
+
+        return web.json_response(
+            {
+                "id": str(user.token_id),
+                "name": user.token_name,
+                "createdOn": "2024-01-01T00:00:00Z",
+                "validUntil": None,
+                "lastUsed": datetime.now(UTC).isoformat(),
+                "permissions": user.permissions,
+                "shockerControl": {
+                    "paused": user.token_paused,
+                    "intensity": scope(user.token_intensity),
+                    "duration": scope(user.token_duration),
+                },
             }
         )
 

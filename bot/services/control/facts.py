@@ -11,9 +11,16 @@ from bot.domain.controls import ControlKind, Limits
 from bot.domain.decision import RefusalCode, Refused, ShockerAccess, describe_access
 from bot.domain.facts import ControlFacts, GuildShare, OpenShockAccess, OpenShockShare
 from bot.domain.grants import GrantIndex, GrantRule
+from bot.domain.token_limits import (
+    DURATION_INPUT,
+    INTENSITY_INPUT,
+    LimitMode,
+    TokenLimits,
+    TokenRange,
+)
 from bot.openshock.hub import HubConnection
 from bot.openshock.manager import HubManager
-from bot.openshock.models import KnownShocker
+from bot.openshock.models import ControlLimitSettings, KnownShocker, TokenInfo
 from bot.services.control.cooldowns import CooldownReservations
 from bot.storage import Storage
 from bot.storage.models import ControlContext, Grant, Share
@@ -69,6 +76,33 @@ def openshock_access(known: KnownShocker | None) -> OpenShockAccess:
     )
 
 
+def _limit_mode(mode: str | int) -> LimitMode:
+    """OpenShock's ``ControlLimitMode`` (a string on REST, 0/1 as a number); anything else is
+    applied as Clamp, as OpenShock's own switch does."""
+    if isinstance(mode, str):
+        return LimitMode.LERP if mode.strip().casefold() == "lerp" else LimitMode.CLAMP
+    return LimitMode.LERP if mode == 1 else LimitMode.CLAMP
+
+
+def _token_range(settings: ControlLimitSettings | None, default: tuple[int, int]) -> TokenRange:
+    if settings is None:
+        return TokenRange(*default)
+    return TokenRange(settings.min, settings.max, _limit_mode(settings.mode))
+
+
+def token_limits(info: TokenInfo | None) -> TokenLimits | None:
+    """The control scope of an account's API token, as the decision reads it (None: the server
+    describes none, so OpenShock would apply none either)."""
+    control = info.shocker_control if info is not None else None
+    if control is None:
+        return None
+    return TokenLimits(
+        intensity=_token_range(control.intensity, INTENSITY_INPUT),
+        duration=_token_range(control.duration, DURATION_INPUT),
+        paused=control.paused or not control.enabled,
+    )
+
+
 def shocker_uuid(shocker_id: str) -> UUID | None:
     try:
         return UUID(shocker_id)
@@ -105,6 +139,12 @@ class FactGatherer:
         if hub is None or not hub.connected or known is None:
             return None
         return hub.device_state(known.device_id).online
+
+    @staticmethod
+    def token_limits(hub: HubConnection | None) -> TokenLimits | None:
+        """The account's token scope, read with its shocker lists after every (re)connect."""
+        directory = hub.shockers if hub is not None else None
+        return token_limits(directory.token if directory is not None else None)
 
     def share_online(self, share: Share) -> bool | None:
         """Whether the device of a shared shocker is online (None: not known)."""
@@ -148,6 +188,7 @@ class FactGatherer:
             device_online=self.device_online(hub, known),
             last_control_at=last,
             now=self.clock(),
+            token=self.token_limits(hub),
         )
 
     async def access(
