@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -22,6 +23,7 @@ from bot.services.control import ControlService
 from bot.services.feed_discord import DiscordPort
 from bot.services.feed_service import FeedService
 from bot.services.halts import Halt
+from bot.services.members import MemberDirectory, NotAMember
 from bot.services.scheduler import Scheduler
 from bot.storage import AccountLinkedElsewhere, Storage
 from bot.storage.models import Account
@@ -68,7 +70,11 @@ class OpenShockBot(commands.AutoShardedBot):
         self.hubs = HubManager(
             on_event=self._on_hub_event, on_invalid=self._on_account_invalid, timings=hub_timings
         )
-        self.control = ControlService(storage, self.hubs, settings, confirm_timeout=confirm_timeout)
+        # Who is still a member of which guild, and their display names (no members intent).
+        self.members = MemberDirectory(self._fetch_member)
+        self.control = ControlService(
+            storage, self.hubs, settings, confirm_timeout=confirm_timeout, members=self.members
+        )
         # Timers of what happens later (approvals, votes, random mode); each feature re-arms its
         # own from its table when its cog loads.
         self.scheduler = Scheduler()
@@ -104,8 +110,23 @@ class OpenShockBot(commands.AutoShardedBot):
         await self.scheduler.close()  # nothing scheduled starts while the rest shuts down
         await self.feeds.stop()
         await self.control.close()
+        await self.members.close()
         await self.hubs.stop_all()
         await super().close()
+
+    # -- guild members --------------------------------------------------------------------------
+
+    async def _fetch_member(self, guild_id: int, user_id: int) -> dict[str, Any]:
+        try:
+            return dict(await self.http.get_member(guild_id, user_id))
+        except discord.NotFound:
+            raise NotAMember() from None
+
+    async def on_interaction(self, interaction: discord.Interaction[OpenShockBot]) -> None:
+        """Whoever uses an interaction in a guild is a member of it at that moment."""
+        user = interaction.user
+        if interaction.guild_id is not None and isinstance(user, discord.Member):
+            self.members.note(interaction.guild_id, user.id, user.display_name)
 
     # -- OpenShock accounts ---------------------------------------------------------------------
 

@@ -103,9 +103,14 @@ class Harness:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def discord_user(self, name: str) -> DiscordUser:
+    def discord_user(self, name: str, *, member: bool = True) -> DiscordUser:
+        """A Discord user, by default a member of the test guild (a share works only while its
+        wearer is a member: the bot asks the member endpoint)."""
         user = DiscordUser.make(name)
-        self.discord.add_user(user)
+        if member:
+            self.discord.add_member(None, user)
+        else:
+            self.discord.add_user(user)
         return user
 
     async def run(self, payload: dict[str, Any], timeout: float = 5.0) -> discord.Interaction:  # noqa: ASYNC109

@@ -47,6 +47,7 @@ class Scene:
 
     async def add_guild_with_cooldown_grant(self, guild_id: int) -> None:
         """Another guild where the collar is shared and @everyone may control it every 600 s."""
+        self.h.discord.add_member(guild_id, self.alice)
         await self.h.share(self.alice, self.collar_id, guild_id=guild_id)
         await self.h.storage.grants.grant(
             guild_id=guild_id,

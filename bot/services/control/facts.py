@@ -22,6 +22,7 @@ from bot.openshock.hub import HubConnection
 from bot.openshock.manager import HubManager
 from bot.openshock.models import ControlLimitSettings, KnownShocker, TokenInfo
 from bot.services.control.cooldowns import CooldownReservations
+from bot.services.members import MemberDirectory
 from bot.storage import Storage
 from bot.storage.models import ControlContext, Grant, Share
 
@@ -118,12 +119,24 @@ class FactGatherer:
         operator_limits: Limits,
         reservations: CooldownReservations,
         clock: Callable[[], float] = time.time,
+        members: MemberDirectory | None = None,
     ) -> None:
         self.storage = storage
         self.hubs = hubs
         self.operator_limits = operator_limits
         self.reservations = reservations
         self.clock = clock
+        # Whether a wearer is still a member of a guild (None: not checked, as in tests of the
+        # pipeline alone; the bot always passes one).
+        self.members = members
+
+    async def wearer_is_member(self, guild_id: int, wearer_id: int) -> bool | None:
+        """Whether the wearer is a member of the guild now (an answer at most a minute old;
+        None: it could not be checked). Someone who just used an interaction there is one
+        (the bot notes them), so a wearer's own command asks Discord nothing."""
+        if self.members is None:
+            return True
+        return await self.members.is_member(guild_id, wearer_id)
 
     def hub_for(self, account_id: int) -> HubConnection | None:
         return self.hubs.get(account_id)
@@ -164,6 +177,7 @@ class FactGatherer:
         member_id: int,
         grants: GrantIndex,
         kind: ControlKind | None = None,
+        wearer_is_member: bool | None = True,
     ) -> ControlFacts:
         """The decision's facts: `context` from storage, delivery facts from the live hub, and
         the member's cooldown reservations made in this process. No await: the control service
@@ -189,20 +203,30 @@ class FactGatherer:
             last_control_at=last,
             now=self.clock(),
             token=self.token_limits(hub),
+            wearer_is_member=wearer_is_member,
         )
 
     async def access(
         self, shares: Sequence[Share], *, guild_id: int, member_id: int, role_ids: Iterable[int]
     ) -> list[tuple[Share, ShockerAccess]]:
-        """What the member may do with each share (for lists and autocomplete)."""
+        """What the member may do with each share (for lists and autocomplete). Shares whose
+        wearer is no longer a member of the guild are left out: they work nowhere here."""
         roles = list(role_ids)
         grants = await self.grant_index(guild_id, member_id, roles)
+        present: dict[int, bool | None] = {}
+        if self.members is not None:
+            present = await self.members.memberships(guild_id, {s.wearer_id for s in shares})
         result = []
         for share in shares:
+            membership = present.get(share.wearer_id, True)
+            if membership is False:
+                continue
             context = await self.storage.shares.control_context(
                 guild_id, share.shocker_id, member_id
             )
-            facts = self.facts(context, member_id=member_id, grants=grants)
+            facts = self.facts(
+                context, member_id=member_id, grants=grants, wearer_is_member=membership
+            )
             access = describe_access(
                 facts, member_id=member_id, member_role_ids=roles, guild_id=guild_id
             )

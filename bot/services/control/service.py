@@ -46,6 +46,7 @@ from bot.services.control.ticket import (
     Origin,
 )
 from bot.services.halts import Halt, Halts
+from bot.services.members import MemberDirectory
 from bot.storage import Storage
 from bot.storage.models import (
     Account,
@@ -124,6 +125,7 @@ class ControlService:
         confirm_timeout: float = 3.0,
         clock: Callable[[], float] = time.time,
         halts: Halts | None = None,
+        members: MemberDirectory | None = None,
     ) -> None:
         self.storage = storage
         # Pending controls (approvals, votes, random mode) subscribe here; an allowed Stop and
@@ -136,6 +138,7 @@ class ControlService:
             Limits(settings.max_intensity, settings.max_duration_ms),
             self.reservations,
             clock,
+            members,
         )
         self.delivery = Dispatcher(
             storage, self.facts, confirm_timeout=confirm_timeout, send_timeout=5.0
@@ -214,9 +217,16 @@ class ControlService:
             order.guild_id, order.shocker_id, sender.member_id
         )
         grants = await self.facts.grant_index(order.guild_id, sender.member_id, sender.role_ids)
+        member = None
+        if context is not None:
+            member = await self.facts.wearer_is_member(order.guild_id, context.wearer_id)
         # -- no await from here until the reservation is made --
         facts = self.facts.facts(
-            context, member_id=sender.member_id, grants=grants, kind=order.kind
+            context,
+            member_id=sender.member_id,
+            grants=grants,
+            kind=order.kind,
+            wearer_is_member=member,
         )
         decision = decide_control(order.request, facts)
         reserved_at = previous = None
