@@ -105,18 +105,25 @@ async def _asked_for_approval(
         )
 
 
+UNNAMED_MEMBER = "a member"
+
+
 async def wearer_name(interaction: discord.Interaction[OpenShockBot], share: Share) -> str:
+    """The wearer's display name in the guild, for text that cannot show a mention
+    (autocomplete choices): from discord.py's cache or the bot's member directory (fetched
+    when unknown), never the OpenShock account name, which only its owner sees."""
     guild = interaction.guild
     member = guild.get_member(share.wearer_id) if guild is not None else None
     if member is not None:
         return member.display_name
-    account = await interaction.client.storage.accounts.get(share.account_id)
-    return account.openshock_name if account is not None else "unknown wearer"
+    name = await interaction.client.members.display_name(share.guild_id, share.wearer_id)
+    return name or UNNAMED_MEMBER
 
 
 async def target_label(interaction: discord.Interaction[OpenShockBot], share: Share) -> str:
-    """`Collar (Alice)`, with outside names made inert."""
-    return f"{inert(share.shocker_name)} ({inert(await wearer_name(interaction, share))})"
+    """`Collar (<@wearer>)`: the shocker's name made inert, the wearer by mention (public
+    replies are sent with no mentions allowed, so nobody is pinged)."""
+    return f"{inert(share.shocker_name)} (<@{share.wearer_id}>)"
 
 
 def summarize(decision: ControlDecision | None, target: str, fallback: str = "") -> str:

@@ -96,12 +96,13 @@ class ControlsEntry(_Input):
     guild only ever sees controls of shockers shared there.
     """
 
-    sender_name: str  # the OpenShock account that sent it
+    sender_name: str  # the OpenShock account that sent it: never shown (privacy)
     custom_name: str | None  # the label the sender chose
     from_bot: bool  # sent through this bot's own hub connection
     wearer_id: int | None  # the Discord user who linked the receiving account
     controls: list[LoggedControl]
     shockers_by_guild: dict[int, list[str]]
+    sender_discord_id: int | None = None  # the Discord user who linked the sending account
 
     def for_guild(self, guild_id: int) -> list[LoggedControl]:
         visible = set(self.shockers_by_guild.get(guild_id, ()))
@@ -109,14 +110,27 @@ class ControlsEntry(_Input):
 
     @property
     def who(self) -> str:
-        """Custom name, else account name; the bot's own controls are marked as such."""
+        """Who sent it, by their Discord identity, never their OpenShock account name: the
+        bot's own controls by the member's name it put in the custom name; others by the
+        Discord user who linked the sending account (with the custom name the sending app
+        chose, when it chose one), else that custom name, else "an OpenShock user"."""
         if self.from_bot:
-            name = self.custom_name or self.sender_name
-            name = name.removesuffix(BOT_NAME_SUFFIX)
-            return f"**{inert(name)}** via Discord (this bot)"
+            name = (self.custom_name or "").removesuffix(BOT_NAME_SUFFIX)
+            if name:
+                return f"**{inert(name)}** via Discord (this bot)"
+            if self.sender_discord_id is not None:
+                return f"<@{self.sender_discord_id}> via Discord (this bot)"
+            return "a member via Discord (this bot)"
+        if self.sender_discord_id is not None:
+            if self.custom_name:
+                return (
+                    f"**{inert(self.custom_name)}** (through <@{self.sender_discord_id}>'s "
+                    "OpenShock account)"
+                )
+            return f"<@{self.sender_discord_id}>"
         if self.custom_name:
             return f"**{inert(self.custom_name)}**"
-        return f"**{inert(self.sender_name)}**"
+        return "an OpenShock user"
 
 
 _CONTROL_LABELS = {

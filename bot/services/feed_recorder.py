@@ -34,6 +34,7 @@ from bot.services.feed_timings import FeedTimings
 from bot.storage import Storage
 from bot.storage.feed_payloads import (
     StoredControlsV1,
+    StoredControlsV2,
     StoredControlV1,
     StoredDeviceChangeV1,
     StoredEventKind,
@@ -161,7 +162,10 @@ class FeedRecorder:
         if not deliveries:
             return  # no controls feed shows these shockers: nothing to post, nothing to keep
         account = await self.storage.accounts.get(account_id)
-        entry = StoredControlsV1(
+        # Public posts name the sender by the Discord user who linked the sending account.
+        sender = await self.storage.accounts.by_openshock_user(str(event.sender.id))
+        entry = StoredControlsV2(
+            sender_discord_id=sender.discord_user_id if sender is not None else None,
             sender_name=event.sender.name,
             custom_name=event.sender.custom_name,
             from_bot=from_bot,

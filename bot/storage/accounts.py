@@ -109,6 +109,13 @@ class AccountRepository:
         )
         return Account.from_row(row) if row is not None else None
 
+    async def by_openshock_user(self, openshock_user_id: str) -> Account | None:
+        """The linked account of an OpenShock user (e.g. the sender of a ``Log``), if any."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM accounts WHERE openshock_user_id = ?", (openshock_user_id,)
+        )
+        return Account.from_row(row) if row is not None else None
+
     async def list_active(self) -> list[Account]:
         rows = await self._db.fetch_all("SELECT * FROM accounts WHERE state = 'active' ORDER BY id")
         return [Account.from_row(row) for row in rows]

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter
 
 from bot.domain.feed_render import ControlsEntry, DeviceChange, LoggedControl, OtaEvent, OtaPhase
 
 __all__ = [
     "StoredControlV1",
     "StoredControlsV1",
+    "StoredControlsV2",
     "StoredDeviceChangeV1",
     "StoredEventKind",
     "StoredOtaPhase",
@@ -99,6 +100,18 @@ class StoredControlsV1(_StoredV1):
         )
 
 
+class StoredControlsV2(StoredControlsV1):
+    """Version 2 adds who sent it in Discord terms: ``sender_discord_id`` is the Discord user
+    who linked the OpenShock account that sent it (None: not linked here). Public posts name
+    the sender by that, never by the OpenShock account name."""
+
+    v: Literal[2] = 2  # type: ignore[assignment]
+    sender_discord_id: int | None = None
+
+    def to_render(self) -> ControlsEntry:
+        return super().to_render().model_copy(update={"sender_discord_id": self.sender_discord_id})
+
+
 # --- devices -------------------------------------------------------------------------------------
 
 
@@ -162,13 +175,25 @@ class StoredOtaV1(_StoredV1):
 # --- reading -------------------------------------------------------------------------------------
 
 # Each kind's versions; a V2 joins its kind here as ``StoredXV1 | StoredXV2`` (told apart by `v`).
-StoredControls: TypeAlias = StoredControlsV1
+StoredControls: TypeAlias = StoredControlsV1 | StoredControlsV2
 StoredDeviceChange: TypeAlias = StoredDeviceChangeV1
 StoredOta: TypeAlias = StoredOtaV1
 StoredPayload: TypeAlias = StoredControls | StoredDeviceChange | StoredOta
 
+
+def _version(data: Any) -> int:
+    """A payload's ``v``; the payloads stored before versions existed have none: version 1."""
+    value = data.get("v", 1) if isinstance(data, dict) else getattr(data, "v", 1)
+    return value if isinstance(value, int) else 1
+
+
+_ControlsByVersion = Annotated[
+    Annotated[StoredControlsV1, Tag("1")] | Annotated[StoredControlsV2, Tag("2")],
+    Discriminator(lambda data: str(_version(data))),
+]
+
 _READERS: dict[StoredEventKind, Callable[[str], StoredPayload]] = {
-    StoredEventKind.CONTROLS: TypeAdapter(StoredControls).validate_json,
+    StoredEventKind.CONTROLS: TypeAdapter(_ControlsByVersion).validate_json,
     StoredEventKind.DEVICE: TypeAdapter(StoredDeviceChange).validate_json,
     StoredEventKind.OTA: TypeAdapter(StoredOta).validate_json,
 }

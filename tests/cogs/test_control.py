@@ -105,7 +105,7 @@ async def test_allowed_shock_reaches_the_hub_as_one_control_v2_and_is_confirmed(
         }
     ]
     assert custom_name == "bob (Discord)"
-    assert "⚡ Shock 20 % · 1.5 s → Collar (Alice)" in text
+    assert f"⚡ Shock 20 % · 1.5 s → Collar (<@{scene.alice.id}>)" in text
     assert "✅ delivered" in text
     # One public answer, sent once OpenShock's Log confirmed it: no edit needed.
     assert not scene.h.discord.replies_for(payload).ephemeral
@@ -190,7 +190,7 @@ async def test_stop_works_while_paused_and_blocked(scene: Scene) -> None:
     (frame,) = scene.control_frames()
     assert frame.arguments[0][0]["type"] == ControlKind.STOP
     assert frame.arguments[0][0]["intensity"] == 0
-    assert "⏹️ Stop → Collar (Alice)" in text
+    assert f"⏹️ Stop → Collar (<@{scene.alice.id}>)" in text
 
 
 async def test_wearer_controls_their_own_shocker_without_a_grant(scene: Scene) -> None:
@@ -263,7 +263,7 @@ async def test_autocomplete_lists_only_usable_shockers(scene: Scene) -> None:
     await scene.h.run(payload)
     assert scene.h.discord.replies_for(payload).choices == []
     await scene.grant_everyone(shock=False)
-    for command, expected in (("shock", []), ("vibrate", ["Collar (Alice)"])):
+    for command, expected in (("shock", []), ("vibrate", ["Collar (alice)"])):
         payload = scene.h.ix.autocomplete(command, "shocker", "col", user=carol)
         await scene.h.run(payload)
         names = [c["name"] for c in scene.h.discord.replies_for(payload).choices]
@@ -539,7 +539,8 @@ async def test_outside_names_in_a_control_reply_are_inert(harness: Harness) -> N
     await h.run(payload)
     text = h.discord.replies_for(payload).text
     assert "\\*\\*Loud\\*\\* @\u200bhere" in text  # no bold, no mention
-    assert "(@\u200beveryone)" in text  # the wearer's OpenShock name, not cached in the guild
+    # The wearer by mention, never by their OpenShock account name.
+    assert f"(<@{wearer.id}>)" in text and "everyone" not in text
     assert account.openshock_name == "@everyone"
 
 

@@ -65,7 +65,7 @@ async def test_a_button_press_is_a_control_by_the_presser_answered_like_a_comman
     press = h.ix.button("test-panel:light", user=bob)
     await h.run(press)
     answer = h.discord.replies_for(press)
-    assert "⚡ Shock 10 % · 1 s → Collar (Alice) · ✅ delivered" in answer.text
+    assert f"⚡ Shock 10 % · 1 s → Collar (<@{alice.id}>) · ✅ delivered" in answer.text
     assert not answer.ephemeral
     frames = [i for i in h.openshock.invocations if i.target == "ControlV2"]
     assert [f.arguments[1] for f in frames] == ["bob (Discord)"]

@@ -58,9 +58,21 @@ def test_a_control_line_says_who_what_how_strong_how_long_which_shocker_and_when
     )
 
 
-def test_without_a_custom_name_the_account_name_is_shown() -> None:
+def test_the_openshock_account_name_is_never_shown() -> None:
     (line,) = render_controls(entry(), GUILD)
-    assert line.endswith("by **Alice**")
+    assert line.endswith("by an OpenShock user")
+    assert "Alice" not in line
+
+
+def test_a_linked_sender_is_shown_by_their_discord_identity() -> None:
+    linked = entry().model_copy(update={"sender_discord_id": 77})
+    (line,) = render_controls(linked, GUILD)
+    assert line.endswith("by <@77>")
+    labelled = entry(custom_name="ShockOSC").model_copy(update={"sender_discord_id": 77})
+    (line,) = render_controls(labelled, GUILD)
+    assert line.endswith("by **ShockOSC** (through <@77>'s OpenShock account)")
+    (line,) = render_controls(entry(custom_name="ShockOSC"), GUILD)
+    assert line.endswith("by **ShockOSC**")
 
 
 def test_the_bots_own_controls_name_the_member_and_the_bot() -> None:

@@ -102,7 +102,10 @@ async def test_the_bots_own_controls_are_marked_with_the_member(harness: Harness
     text = joined(h, channel)
     assert "by **Bob** via Discord (this bot)" in text
     assert "〰️ **Vibrate** 20 % · 1 s → **Collar**" in text
-    assert "by **Alice**" in text  # no custom name: the OpenShock account
+    # No custom name: the Discord user who linked the sending account, never "Alice" (the
+    # OpenShock account name).
+    assert f"by <@{alice.user.id}>" in text
+    assert "Alice" not in text
 
 
 async def test_a_burst_is_combined_into_few_messages_with_every_log_once(
@@ -578,3 +581,25 @@ async def test_a_guild_gets_only_what_the_account_that_shared_there_received(
     assert texts(h, controls_here) == []
     assert texts(h, updates_here) == []
     assert joined(h, devices_here).count("went offline") == 1  # once, though both accounts saw it
+
+
+async def test_a_sender_from_outside_discord_is_never_named_by_their_openshock_account(
+    harness: Harness,
+) -> None:
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    channel = await feed_channel(h, FeedKind.CONTROLS)
+    stranger = h.openshock.add_user("jane.doe.realname")  # not linked to this bot
+    bob_os = h.openshock.add_user("bob.realname")
+    bob = h.discord_user("bob")
+    await h.link(bob, bob_os)
+
+    await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker, sender=stranger))
+    await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker, sender=bob_os))
+
+    await h.discord.wait_for(lambda: joined(h, channel).count("by ") == 2)
+    text = joined(h, channel)
+    assert "by an OpenShock user" in text
+    assert f"by <@{bob.id}>" in text
+    assert "realname" not in text

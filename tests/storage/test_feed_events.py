@@ -10,6 +10,7 @@ from bot.domain.feed_render import ControlsEntry, OtaPhase
 from bot.storage import Storage
 from bot.storage.feed_payloads import (
     StoredControlsV1,
+    StoredControlsV2,
     StoredDeviceChangeV1,
     StoredOtaV1,
     UnreadablePayload,
@@ -184,3 +185,16 @@ def test_an_unreadable_payload_or_kind_is_refused_as_such() -> None:
         read_payload("device", '{"v": 9, "device_id": "d1"}')
     with pytest.raises(UnreadablePayload):
         read_payload("weather", "{}")
+
+
+def test_controls_version_2_carries_the_senders_discord_identity() -> None:
+    written = StoredControlsV2.model_validate_json(OLD_CONTROLS).model_copy(
+        update={"sender_discord_id": 77}
+    )
+    text = written.model_dump_json()
+    assert json.loads(text)["v"] == 2
+    read = read_payload("controls", text)
+    assert isinstance(read, StoredControlsV2) and read.sender_discord_id == 77
+    assert read.to_render().who == "**Bob** (through <@77>'s OpenShock account)"
+    # Version 1 stays version 1.
+    assert type(read_payload("controls", OLD_CONTROLS)) is StoredControlsV1
