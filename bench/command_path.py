@@ -204,7 +204,9 @@ async def _serve(pipe: Connection) -> None:
     collar = server.add_shocker(server.add_device(alice_os, "Hub", online=True), "Collar")
     carol_os = server.add_user("Carol")
     carol_collar = server.add_shocker(server.add_device(carol_os, "Hub", online=True), "Collar")
-    alice, bob, admin = (api.add_user(FakeUser.make(name)) for name in ("alice", "bob", "admin"))
+    alice, bob, admin = (FakeUser.make(name) for name in ("alice", "bob", "admin"))
+    for user in (alice, bob, admin):
+        api.add_member(None, user)  # a share works only while its wearer is a member
     channel = api.channel(api.channel_id)
     assert channel is not None
     await api.start()
