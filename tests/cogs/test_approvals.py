@@ -127,7 +127,10 @@ async def test_approve_sends_the_control_decided_again_within_the_caps(scene: Sc
     asked = await scene.ask(scene.bob, intensity=80, duration=2)  # the share caps at 25 %
     answer = h.discord.replies_for(asked)
     assert answer.ephemeral
-    assert "Asked the wearer for approval: ⚡ Shock 25 % · 2 s → Collar (Alice)" in answer.text
+    assert (
+        f"Asked the wearer for approval: ⚡ Shock 25 % · 2 s → Collar (<@{scene.alice.id}>)"
+        in answer.text
+    )
     request = await scene.posted()
     assert request["content"].startswith(f"🙋 <@{scene.alice.id}>, <@{scene.bob.id}> asks")
     assert "⚡ Shock 25 % · 2 s → Collar" in request["content"]

@@ -435,7 +435,7 @@ async def test_vote_autocomplete_offers_shockers_the_member_may_put_to_a_vote(
     scene: Scene,
 ) -> None:
     eve = scene.h.discord_user("eve")
-    for user, expected in ((scene.bob, ["Collar (Alice)"]), (eve, [])):
+    for user, expected in ((scene.bob, ["Collar (alice)"]), (eve, [])):
         payload = scene.h.ix.autocomplete("vote", "shocker", "", {"type": "sound"}, user=user)
         await scene.h.run(payload)
         assert [c["name"] for c in scene.h.discord.replies_for(payload).choices] == expected
