@@ -78,12 +78,12 @@ class ShockerCache:
     async def _token_info(self) -> TokenInfo | None:
         """The token's scopes and control limits, read with the lists (so after every
         reconnect): OpenShock does not apply the limits over the hub, the bot does. None when
-        the server has no such endpoint at all; any other failure fails the refresh, so
-        controls wait for limits that are known."""
+        the server has no such endpoint at all; any other failure (403 included) fails the
+        refresh, so controls wait for limits that are known."""
         try:
             return await self._rest.get_token_info()
         except OpenShockApiError as error:
-            if error.status in (403, 404):
+            if error.status == 404:  # neither /2 nor /1: a server older than token scopes
                 _log.info("%s: the server does not describe its API token (%s)", self._name, error)
                 return None
             raise

@@ -127,9 +127,10 @@ class MemberDirectory:
         return entry.display_name
 
     async def close(self) -> None:
-        for task in list(self._background):
+        pending = [*self._background, *self._inflight.values()]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
 
     # -- plumbing -------------------------------------------------------------------------------
 

@@ -192,3 +192,25 @@ async def test_an_older_server_says_it_has_no_token_limits(harness: Harness) -> 
     alice_os = h.openshock.add_user("Alice")
     reply = await link_via_modal(h, h.discord_user("alice"), alice_os.token)
     assert "does not support limits on a token" in reply.text
+
+
+async def test_controls_wait_for_limits_that_are_known(harness: Harness) -> None:
+    """A failed read of the token fails the whole refresh: no shocker list (so no control)
+    until the token's limits are known; the refresh is retried until it succeeds."""
+    h = harness
+    alice_os = h.openshock.add_user("Alice")
+    alice_os.limit_token(intensity=(0, 10, "Clamp"))
+    collar = h.openshock.add_shocker(h.openshock.add_device(alice_os, "Hub", online=True), "Collar")
+    h.openshock.fail_rest("/2/tokens/self", 500, times=3)
+    alice = h.discord_user("alice")
+    account = await h.link(alice, alice_os, wait=False)
+    hub = h.bot.hubs.get(account.id)
+    assert hub is not None
+    refreshed = hub.expect(ShockersRefreshed)
+    # The first list the bot ever has already carries the token's limits.
+    directory = (await asyncio.wait_for(refreshed, 10)).shockers
+    assert directory.get(collar.id) is not None
+    assert directory.token is not None and directory.token.shocker_control is not None
+    limits = h.bot.control.facts.token_limits(hub)
+    assert limits is not None and limits.intensity.maximum == 10
+    assert len(h.openshock.requests_to("/2/tokens/self")) >= 4
