@@ -253,7 +253,8 @@ async def test_a_refused_pause_is_told_when_the_permissions_could_not_be_read(
     world: World,
 ) -> None:
     world.alice_os.permissions = ["shockers.use"]
-    world.h.openshock.fail_rest("/1/tokens/self", 500)
+    # Read first since token scopes: by the list refresh, then by the pause itself.
+    world.h.openshock.fail_rest("/2/tokens/self", 500, times=2)
     text = await world.slash("panic", world.alice)
     # Unknown permissions: tried, and OpenShock's 403 is told as the missing permission.
     assert len(world.pause_requests(world.collar)) == 1
