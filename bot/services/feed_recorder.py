@@ -1,5 +1,12 @@
 """Recording: each hub event becomes a stored event with one delivery per feed channel that
-should see it (one transaction), before anything is posted; then the publisher is woken.
+should see it, before anything is posted; then the publisher is woken.
+
+Routing reads only memory once known (`FeedRoutes`): an event no feed shows (the bot's own
+controls where no controls feed is set) is dropped with no I/O. Storing is batched: events wait
+in arrival order for one writer task, which stores whatever has queued up in one transaction (a
+burst of a thousand events a second costs a few transactions a second, not one per event). While
+`_BACKLOG` events wait, `record` waits too, so the hub connections stop reading (they bound their
+own queues) and a flood cannot exhaust memory.
 
 What is stored is a versioned payload (`bot.storage.feed_payloads`), decided when the event
 arrives: which guilds may see which shocker (the shares at that moment), whether a control came
@@ -30,6 +37,7 @@ from bot.openshock.models import (
     ShockerDirectory,
     ShockersRefreshed,
 )
+from bot.services.feed_routes import FeedRoutes
 from bot.services.feed_timings import FeedTimings
 from bot.storage import Storage
 from bot.storage.feed_payloads import (
@@ -42,7 +50,7 @@ from bot.storage.feed_payloads import (
     StoredOtaV1,
     StoredPayload,
 )
-from bot.storage.feeds import DeliveryTarget
+from bot.storage.feeds import DeliveryTarget, NewEvent
 from bot.storage.models import FeedKind
 
 __all__ = ["FeedRecorder", "HubLookup"]
@@ -76,11 +84,19 @@ class FeedRecorder:
         timings: FeedTimings,
         *,
         on_stored: StoredCallback,
+        routes: FeedRoutes | None = None,
     ) -> None:
         self.storage = storage
         self._hub_of = hub_of
         self._timings = timings
         self._on_stored = on_stored
+        self._routes = routes or FeedRoutes(storage)
+        # Events to store, oldest first, and the task storing them (see the module docstring).
+        self._queue: list[NewEvent] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closed = False
         # (guild, device) -> the last device change routed there (see _not_yet_posted).
         self._recent_device_posts: dict[tuple[int, str], _DevicePost] = {}
 
@@ -110,6 +126,7 @@ class FeedRecorder:
 
     def forget_account(self, account_id: int) -> None:
         """The account was unlinked: its devices are gone from every guild."""
+        self._routes.forget_account(account_id)
         for key, post in list(self._recent_device_posts.items()):
             if post.account_id == account_id:
                 del self._recent_device_posts[key]
@@ -130,18 +147,68 @@ class FeedRecorder:
 
     # -- storing ----------------------------------------------------------------------------------
 
+    async def close(self) -> None:
+        """Store what is queued; from now on each event is stored before `record` returns."""
+        self._closed = True
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def flushed(self) -> None:
+        """Wait until every event recorded so far is stored."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
     async def _store(
         self, account_id: int, payload: StoredPayload, targets: Sequence[DeliveryTarget]
     ) -> None:
-        await self.storage.events.store(
-            account_id, _kind_of(payload), payload.model_dump_json(), targets
+        event = NewEvent(
+            account_id, _kind_of(payload), payload.model_dump_json(), time.time(), tuple(targets)
         )
-        if targets:
-            self._on_stored({target.channel_id for target in targets})
+        if self._closed:
+            await self._write([event])
+            return
+        self._queue.append(event)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain(), name="feed-recorder")
+        if len(self._queue) >= _BACKLOG:
+            self._room.clear()
+            await self._room.wait()
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[:_BATCH]
+                del self._queue[:_BATCH]
+                if len(self._queue) < _BACKLOG:
+                    self._room.set()
+                await self._write(batch)
+        finally:
+            self._writer = None
+            self._room.set()
+
+    async def _write(self, batch: list[NewEvent]) -> None:
+        try:
+            await self.storage.events.store_many(batch)
+        except Exception:
+            if len(batch) > 1:  # one bad event (its account just unlinked) spoils no other
+                for event in batch:
+                    await self._write([event])
+                return
+            log.exception("A hub event of account %d could not be stored", batch[0].account_id)
+            return
+        channels = {target.channel_id for event in batch for target in event.deliveries}
+        if channels:
+            self._on_stored(channels)
 
     async def _feeds(self, kind: FeedKind, guild_ids: set[int]) -> list[DeliveryTarget]:
-        feeds = await self.storage.feeds.enabled_in(kind, guild_ids)
-        return [DeliveryTarget(feed.guild_id, feed.kind, feed.channel_id) for feed in feeds]
+        if not guild_ids:
+            return []
+        channels = await self._routes.channels(guild_ids)
+        return [
+            DeliveryTarget(guild_id, kind, feeds[kind])
+            for guild_id, feeds in sorted(channels.items())
+            if kind in feeds
+        ]
 
     # -- controls -------------------------------------------------------------------------------
 
@@ -154,22 +221,23 @@ class FeedRecorder:
             and hub.connection_id is not None
             and event.sender.connection_id == hub.connection_id
         )
+        routes = await self._routes.of_account(account_id)
+        if routes is None:
+            return  # unlinked meanwhile
         by_guild: dict[int, list[str]] = {}
         for shocker_id in dict.fromkeys(str(log_.shocker.id) for log_ in event.logs):
-            for guild_id in await self._guilds_sharing(account_id, shocker_id):
+            for guild_id in routes.guilds_of.get(shocker_id, ()):
                 by_guild.setdefault(guild_id, []).append(shocker_id)
-        deliveries = await self._feeds(FeedKind.CONTROLS, set(by_guild)) if by_guild else []
+        deliveries = await self._feeds(FeedKind.CONTROLS, set(by_guild))
         if not deliveries:
             return  # no controls feed shows these shockers: nothing to post, nothing to keep
-        account = await self.storage.accounts.get(account_id)
         # Public posts name the sender by the Discord user who linked the sending account.
-        sender = await self.storage.accounts.by_openshock_user(str(event.sender.id))
         entry = StoredControlsV2(
-            sender_discord_id=sender.discord_user_id if sender is not None else None,
+            sender_discord_id=await self._routes.discord_user_of(str(event.sender.id)),
             sender_name=event.sender.name,
             custom_name=event.sender.custom_name,
             from_bot=from_bot,
-            wearer_id=account.discord_user_id if account is not None else None,
+            wearer_id=routes.wearer_id,
             controls=[
                 StoredControlV1(
                     shocker_id=str(log_.shocker.id),
@@ -324,11 +392,8 @@ class FeedRecorder:
         shared in a guild by another linked account that it reached through an OpenShock share:
         what this account receives about it must not appear there, as its owner never agreed.
         """
-        return {
-            share.guild_id
-            for share in await self.storage.shares.of_shocker(shocker_id)
-            if share.account_id == account_id
-        }
+        routes = await self._routes.of_account(account_id)
+        return set(routes.guilds_of.get(shocker_id, ())) if routes is not None else set()
 
     async def _guilds_of_device(
         self, account_id: int, directory: ShockerDirectory | None, device_id: UUID
@@ -342,6 +407,11 @@ class FeedRecorder:
             if shocker.device_id == device_id:
                 guilds |= await self._guilds_sharing(account_id, str(shocker.id))
         return guilds
+
+
+# Events stored per transaction, and how many may wait before `record` waits for room.
+_BATCH = 500
+_BACKLOG = 5_000
 
 
 def _device_name(directory: ShockerDirectory | None, device_id: UUID) -> str | None:

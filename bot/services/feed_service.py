@@ -19,6 +19,7 @@ import logging
 from bot.openshock.models import HubEvent
 from bot.services.feed_discord import DiscordPort
 from bot.services.feed_recorder import FeedRecorder, HubLookup
+from bot.services.feed_routes import FeedRoutes
 from bot.services.feed_timings import FeedTimings
 from bot.services.feeds import FeedPublisher
 from bot.storage import Storage
@@ -46,10 +47,18 @@ class FeedService:
     ) -> None:
         self.storage = storage
         self.timings = timings or DEFAULT_TIMINGS
+        routes = FeedRoutes(storage)  # where events go: read by both sides
         self.publisher = FeedPublisher(
-            discord, storage, self.timings, retention_days=retention_days, on_sweep=self.sweep
+            discord,
+            storage,
+            self.timings,
+            retention_days=retention_days,
+            on_sweep=self.sweep,
+            routes=routes,
         )
-        self.recorder = FeedRecorder(storage, hub_of, self.timings, on_stored=self.publisher.wake)
+        self.recorder = FeedRecorder(
+            storage, hub_of, self.timings, on_stored=self.publisher.wake, routes=routes
+        )
 
     async def on_hub_event(self, account_id: int, event: HubEvent) -> None:
         await self.recorder.record(account_id, event)
@@ -58,6 +67,7 @@ class FeedService:
         self.publisher.start()
 
     async def stop(self) -> None:
+        await self.recorder.close()  # what arrived is stored (and posted after a restart)
         await self.publisher.stop()
 
     # -- changes of feeds -------------------------------------------------------------------------

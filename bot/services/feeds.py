@@ -46,6 +46,7 @@ from bot.domain.feed_render import (
 )
 from bot.logs import describe_network_error
 from bot.services.feed_discord import ALLOWED_MENTIONS, DiscordPort, tell_admins
+from bot.services.feed_routes import FeedRoutes
 from bot.services.feed_timings import FeedTimings
 from bot.storage import Storage
 from bot.storage.feed_payloads import StoredOtaV1, UnreadablePayload, read_payload
@@ -102,9 +103,11 @@ class FeedPublisher:
         *,
         retention_days: int,
         on_sweep: Callable[[], Awaitable[None]] | None = None,
+        routes: FeedRoutes | None = None,
     ) -> None:
         self.discord = discord_
         self.storage = storage
+        self._routes = routes or FeedRoutes(storage)
         self.timings = timings
         self.retention_days = retention_days
         self._on_sweep = on_sweep
@@ -289,12 +292,13 @@ class FeedPublisher:
     async def _still_wanted(self, channel_id: int, pending: list[Pending]) -> list[Pending]:
         """Drop deliveries whose feed is no longer here (removed, or disabled since). A feed
         moved to another channel took its pending deliveries along (`FeedRepository.set`)."""
-        guilds = {d.guild_id for d, _ in pending}
-        wanted: set[tuple[int, FeedKind]] = set()
-        for guild_id in guilds:
-            for feed in await self.storage.feeds.in_guild(guild_id):
-                if feed.enabled and feed.channel_id == channel_id:
-                    wanted.add((guild_id, feed.kind))
+        channels = await self._routes.channels({d.guild_id for d, _ in pending})
+        wanted = {
+            (guild_id, kind)
+            for guild_id, feeds in channels.items()
+            for kind, feed_channel in feeds.items()
+            if feed_channel == channel_id
+        }
         keep = [p for p in pending if (p[0].guild_id, p[0].kind) in wanted]
         unwanted = [p[0].id for p in pending if (p[0].guild_id, p[0].kind) not in wanted]
         if unwanted:

@@ -60,6 +60,10 @@ class Database:
         self._reports = reports or self._reader
         self._write_lock = asyncio.Lock()
         self.path = path
+        # See `routing_version`: set (on the writer's thread) by the routing triggers, turned
+        # into a new version on the loop once the write has committed.
+        self._routing_touched = False
+        self.routing_version = 0
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True) -> Database:
@@ -79,6 +83,7 @@ class Database:
                 await database.migrate()
             else:
                 await database.check_version()
+            await database._watch_routing()
             if file is not None:
                 reader = await _connect(str(file))
                 await reader.execute("PRAGMA query_only = ON")
@@ -147,6 +152,38 @@ class Database:
                 applied.append(migration)
         return applied
 
+    # -- what feeds are routed by -----------------------------------------------------------------
+
+    async def _watch_routing(self) -> None:
+        """`routing_version` moves after every committed write that changes who shares which
+        shocker where, which feeds are enabled in which channel, or whose account is whose (the
+        tables the feed routing is read from), whichever repository wrote it (foreign-key
+        cascades included). Temporary triggers on the writer connection call back into Python;
+        they live with the connection and are not part of the schema."""
+        await self._conn.create_function("routing_touched", 0, self._touch_routing)
+        tables = {
+            row[0]
+            for row in await self._conn.execute_fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            )
+        }
+        for table, when in _ROUTING_WRITES:
+            if table not in tables:  # a database not migrated (yet): nothing to route
+                continue
+            await self._conn.execute(
+                f"CREATE TEMP TRIGGER IF NOT EXISTS routing_{table}_{when.split()[0].lower()}"
+                f" AFTER {when} ON main.{table} BEGIN SELECT routing_touched(); END"
+            )
+
+    def _touch_routing(self) -> None:
+        self._routing_touched = True  # on the writer's thread, inside the write
+
+    def _committed(self) -> None:
+        """After a write (or a rolled-back one: a spurious bump costs one reload)."""
+        if self._routing_touched:
+            self._routing_touched = False
+            self.routing_version += 1
+
     # -- statements -----------------------------------------------------------------------------
     # Reads go straight to the connection; writes take the lock (see the class docstring).
 
@@ -163,12 +200,18 @@ class Database:
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement on its own; returns the number of rows changed."""
         async with self._write_lock:
-            return await _execute(self._conn, sql, params)
+            try:
+                return await _execute(self._conn, sql, params)
+            finally:
+                self._committed()
 
     async def insert(self, sql: str, params: Params = ()) -> int:
         """Run one INSERT on its own; returns the new row id."""
         async with self._write_lock:
-            return await _insert(self._conn, sql, params)
+            try:
+                return await _insert(self._conn, sql, params)
+            finally:
+                self._committed()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -179,9 +222,11 @@ class Database:
                 yield Transaction(self._conn)
             except BaseException:
                 await self._conn.rollback()
+                self._committed()
                 raise
             else:
                 await self._conn.commit()
+                self._committed()
 
 
 class Transaction:
@@ -204,6 +249,18 @@ class Transaction:
 
     async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
         return await _fetch_all(self._conn, sql, params)
+
+
+# The writes the feed routing depends on (see `Database._watch_routing`).
+_ROUTING_WRITES = [
+    (table, when)
+    for table, columns in (
+        ("shares", "account_id, shocker_id, guild_id"),
+        ("feeds", "guild_id, kind, channel_id, enabled"),
+        ("accounts", "discord_user_id, openshock_user_id"),
+    )
+    for when in ("INSERT", "DELETE", f"UPDATE OF {columns}")
+]
 
 
 def _owner_only(file: Path) -> None:

@@ -92,6 +92,45 @@ class FeedRepository:
         )
         return [Feed.from_row(row) for row in rows]
 
+    # -- routing (read by the feed recorder and publisher, cached until `routing_version` moves)
+
+    async def routes_of_account(self, account_id: int) -> AccountRoutes | None:
+        """The account's wearer and, per shocker, the guilds where this account shared it
+        (None when the account is not linked)."""
+        rows = list(
+            await self._db.fetch_all(
+                "SELECT a.discord_user_id, s.shocker_id, s.guild_id FROM accounts a"
+                " LEFT JOIN shares s ON s.account_id = a.id WHERE a.id = ?",
+                (account_id,),
+            )
+        )
+        if not rows:
+            return None
+        guilds: dict[str, set[int]] = {}
+        for row in rows:
+            if row["shocker_id"] is not None:
+                guilds.setdefault(row["shocker_id"], set()).add(int(row["guild_id"]))
+        return AccountRoutes(
+            wearer_id=int(rows[0]["discord_user_id"]),
+            guilds_of={shocker: frozenset(ids) for shocker, ids in guilds.items()},
+        )
+
+    async def enabled_channels(self, guild_ids: Iterable[int]) -> dict[int, dict[FeedKind, int]]:
+        """Each guild's enabled feeds (kind -> channel); every guild asked for has an entry."""
+        guilds = sorted(set(guild_ids))
+        found: dict[int, dict[FeedKind, int]] = {guild_id: {} for guild_id in guilds}
+        if not guilds:
+            return found
+        marks = ",".join("?" * len(guilds))
+        rows = await self._db.fetch_all(
+            "SELECT guild_id, kind, channel_id FROM feeds"
+            f" WHERE enabled = 1 AND guild_id IN ({marks})",
+            guilds,
+        )
+        for row in rows:
+            found[int(row["guild_id"])][FeedKind(row["kind"])] = int(row["channel_id"])
+        return found
+
     async def disable_channel(self, channel_id: int, reason: str) -> list[Feed]:
         """Disable every enabled feed posting to this channel; returns those that changed."""
         async with self._db.transaction() as tx:
@@ -106,12 +145,29 @@ class FeedRepository:
         return [Feed.from_row(row).model_copy(update={"enabled": False}) for row in rows]
 
 
+class AccountRoutes(NamedTuple):
+    """Where a linked account's shockers are shared (see `FeedRepository.routes_of_account`)."""
+
+    wearer_id: int
+    guilds_of: dict[str, frozenset[int]]
+
+
 class DeliveryTarget(NamedTuple):
     """Where a stored event is to be posted: one feed of one guild."""
 
     guild_id: int
     kind: FeedKind
     channel_id: int
+
+
+class NewEvent(NamedTuple):
+    """A hub event to store (`EventRepository.store_many`)."""
+
+    account_id: int
+    kind: str
+    payload: str
+    received_at: float
+    deliveries: tuple[DeliveryTarget, ...]
 
 
 class EventRepository:
@@ -124,22 +180,41 @@ class EventRepository:
     async def store(
         self, account_id: int, kind: str, payload: str, deliveries: Sequence[DeliveryTarget]
     ) -> int:
+        [event_id] = await self.store_many(
+            [NewEvent(account_id, kind, payload, time.time(), tuple(deliveries))]
+        )
+        return event_id
+
+    async def store_many(self, events: Sequence[NewEvent]) -> list[int]:
+        """Store events with their deliveries, in this order, in one transaction (a burst costs
+        a handful of statements, not a handful per event); returns their ids."""
+        if not events:
+            return []
         now = time.time()
         async with self._db.transaction() as tx:
-            event_id = await tx.insert(
-                "INSERT INTO hub_events (account_id, kind, payload, received_at)"
-                " VALUES (?, ?, ?, ?)",
-                (account_id, kind, payload, now),
+            # The write lock and BEGIN IMMEDIATE keep every other writer out: the ids SQLite
+            # would give these rows one by one are known beforehand.
+            row = await tx.fetch_one("SELECT coalesce(max(id), 0) AS last FROM hub_events")
+            first = int(row["last"]) + 1 if row is not None else 1
+            ids = list(range(first, first + len(events)))
+            await tx.executemany(
+                "INSERT INTO hub_events (id, account_id, kind, payload, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (event_id, event.account_id, event.kind, event.payload, event.received_at)
+                    for event_id, event in zip(ids, events, strict=True)
+                ],
             )
             await tx.executemany(
                 "INSERT INTO feed_deliveries (event_id, guild_id, kind, channel_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 [
                     (event_id, guild_id, feed_kind.value, channel_id, now)
-                    for guild_id, feed_kind, channel_id in deliveries
+                    for event_id, event in zip(ids, events, strict=True)
+                    for guild_id, feed_kind, channel_id in event.deliveries
                 ],
             )
-        return event_id
+        return ids
 
     async def pending(self, limit: int = 500) -> list[tuple[FeedDelivery, StoredHubEvent]]:
         rows = await self._db.fetch_all(

@@ -16,7 +16,7 @@ from bot.storage.feed_payloads import (
     UnreadablePayload,
     read_payload,
 )
-from bot.storage.feeds import DeliveryTarget
+from bot.storage.feeds import DeliveryTarget, NewEvent
 from bot.storage.models import DeliveryState, FeedKind
 
 GUILD = 111
@@ -198,3 +198,84 @@ def test_controls_version_2_carries_the_senders_discord_identity() -> None:
     assert read.to_render().who == "**Bob** (through <@77>'s OpenShock account)"
     # Version 1 stays version 1.
     assert type(read_payload("controls", OLD_CONTROLS)) is StoredControlsV1
+
+
+async def test_a_burst_is_stored_in_one_go_in_order_with_its_deliveries(storage: Storage) -> None:
+    account = await _account(storage)
+    before = await storage.events.store(
+        account, "controls", "{}", [(GUILD, FeedKind.CONTROLS, CHANNEL)]
+    )
+    here = (DeliveryTarget(GUILD, FeedKind.CONTROLS, CHANNEL),)
+    both = (*here, DeliveryTarget(GUILD + 1, FeedKind.CONTROLS, OTHER_CHANNEL))
+    burst = [
+        NewEvent(account, "controls", json.dumps({"n": n}), 100.0 + n, both if n % 2 else here)
+        for n in range(5)
+    ]
+
+    ids = await storage.events.store_many(burst)
+
+    assert ids == list(range(before + 1, before + 6))
+    pending = await storage.events.pending_in(CHANNEL)
+    assert [(e.id, e.payload, e.received_at) for _, e in pending[1:]] == [
+        (event_id, event.payload, event.received_at)
+        for event_id, event in zip(ids, burst, strict=True)
+    ]
+    assert [e.id for _, e in await storage.events.pending_in(OTHER_CHANNEL)] == [ids[1], ids[3]]
+
+
+async def test_the_routing_version_moves_after_writes_that_change_feed_routing(
+    storage: Storage,
+) -> None:
+    """Shares, feeds and accounts, whichever repository writes them (cascades too); nothing
+    else (a pause, a stored event)."""
+    db = storage.db
+    seen = db.routing_version
+    account = await _account(storage)
+    assert db.routing_version > seen
+
+    changes = {
+        "share": storage.shares.share(
+            guild_id=GUILD,
+            account_id=account,
+            wearer_id=10,
+            shocker_id="s-1",
+            shocker_name="Collar",
+            max_intensity=25,
+            max_duration_ms=3000,
+            allow_shock=True,
+            allow_vibrate=True,
+            allow_sound=True,
+        ),
+        "feed set": storage.feeds.set(GUILD, FeedKind.CONTROLS, CHANNEL),
+        "feed disabled": storage.feeds.disable_channel(CHANNEL, "gone"),
+        "feed removed": storage.feeds.remove(GUILD, FeedKind.CONTROLS),
+        "unshare": storage.shares.unshare(GUILD, 10, "s-1"),
+    }
+    for what, change in changes.items():
+        seen = db.routing_version
+        await change
+        assert db.routing_version > seen, what
+
+    seen = db.routing_version
+    await storage.events.store(account, "controls", "{}", [])
+    await db.execute("UPDATE shares SET paused = 1")
+    assert db.routing_version == seen
+
+    await storage.shares.share(
+        guild_id=GUILD,
+        account_id=account,
+        wearer_id=10,
+        shocker_id="s-1",
+        shocker_name="Collar",
+        max_intensity=25,
+        max_duration_ms=3000,
+        allow_shock=True,
+        allow_vibrate=True,
+        allow_sound=True,
+    )
+    routes = await storage.feeds.routes_of_account(account)
+    assert routes is not None and routes.guilds_of == {"s-1": frozenset({GUILD})}
+    seen = db.routing_version
+    await db.execute("DELETE FROM accounts WHERE id = ?", (account,))  # shares cascade
+    assert db.routing_version > seen
+    assert await storage.feeds.routes_of_account(account) is None
