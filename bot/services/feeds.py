@@ -81,6 +81,7 @@ class _UnknownMessage(Exception):
 
 
 Pending = tuple[FeedDelivery, StoredHubEvent]
+Rendered = tuple[FeedDelivery, StoredHubEvent, str]  # with the lines it shows
 
 
 @dataclass(slots=True)
@@ -122,6 +123,10 @@ class FeedPublisher:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._last_edit: dict[int, _Edit] = {}  # update message id -> its last write
+        # Per channel, how many deliveries its last post held: the next page reads about that.
+        self._fits: dict[int, int] = {}
+        # Event id -> (payload, what it shows), the last _PARSED_KEPT read (see _shown).
+        self._parsed: dict[int, tuple[str, ControlsEntry | DeviceChange]] = {}
         self._next_prune = 0.0
 
     def start(self) -> None:
@@ -258,6 +263,7 @@ class FeedPublisher:
         finally:
             if self._workers.get(channel_id) is asyncio.current_task():
                 del self._workers[channel_id]
+                self._fits.pop(channel_id, None)
                 lock = self._locks.get(channel_id)
                 if lock is not None and not lock.locked():
                     del self._locks[channel_id]
@@ -268,7 +274,9 @@ class FeedPublisher:
         """Post the channel's next message (False when nothing is pending). The page read is
         dropped on return, so the worker holds no rows while it waits for its next post."""
         async with self.posting_in(channel_id):
-            pending = await self.storage.events.pending_in(channel_id, _PENDING_PAGE)
+            fit = self._fits.get(channel_id)
+            page = _PENDING_PAGE if fit is None else min(_PENDING_PAGE, max(_MIN_PAGE, 2 * fit))
+            pending = await self.storage.events.pending_in(channel_id, page)
             if not pending:
                 return False
             await self._post_next(channel_id, pending)
@@ -284,10 +292,12 @@ class FeedPublisher:
         elif head.nonce is not None:
             # A message we may already have created before a crash: same deliveries, same
             # nonce, so Discord hands back that message if it exists.
-            batch = [p for p in pending if p[0].nonce == head.nonce]
+            batch = [(d, e, self._lines(d, e)) for d, e in pending if d.nonce == head.nonce]
             await self._create(channel_id, batch, head.nonce)
         else:
-            await self._create(channel_id, self._next_batch(pending), None)
+            batch = self._next_batch(pending)
+            self._fits[channel_id] = len(batch)
+            await self._create(channel_id, batch, None)
 
     async def _still_wanted(self, channel_id: int, pending: list[Pending]) -> list[Pending]:
         """Drop deliveries whose feed is no longer here (removed, or disabled since). A feed
@@ -305,10 +315,11 @@ class FeedPublisher:
             await self.storage.events.drop(unwanted)
         return keep
 
-    def _next_batch(self, pending: list[Pending]) -> list[Pending]:
-        """Consecutive deliveries of the head's kind (without a nonce) that fit in one post."""
+    def _next_batch(self, pending: list[Pending]) -> list[Rendered]:
+        """Consecutive deliveries of the head's kind (without a nonce) that fit in one post,
+        with their text (rendered once: the post is made of it)."""
         kind = pending[0][0].kind
-        batch: list[Pending] = []
+        batch: list[Rendered] = []
         size = 0
         for delivery, event in pending:
             if delivery.kind is not kind or delivery.nonce is not None:
@@ -316,31 +327,45 @@ class FeedPublisher:
             text = self._lines(delivery, event)
             if batch and size + len(text) + 1 > _POST_BUDGET:
                 break
-            batch.append((delivery, event))
+            batch.append((delivery, event, text))
             size += len(text) + 1
         return batch
 
     def _lines(self, delivery: FeedDelivery, event: StoredHubEvent) -> str:
-        try:
-            shown = read_payload(event.kind, event.payload).to_render()
-        except UnreadablePayload:
-            log.exception("Stored feed event %d is unreadable; skipping it", event.id)
-            return ""
+        shown = self._shown(event)
         if isinstance(shown, ControlsEntry):
             return pack_lines(render_controls(shown, delivery.guild_id), _ENTRY_BUDGET)
         if isinstance(shown, DeviceChange):
             return pack_lines(render_device_change(shown), _ENTRY_BUDGET)
         return ""
 
-    def _embed_for(self, batch: list[Pending]) -> discord.Embed | None:
-        lines = [text for d, e in batch if (text := self._lines(d, e))]
+    def _shown(self, event: StoredHubEvent) -> ControlsEntry | DeviceChange | None:
+        """The renderer's input of a stored controls or device event. An event goes to one
+        channel per guild that shows it: the last few read are kept, so each is parsed once."""
+        kept = self._parsed.get(event.id)
+        if kept is not None and kept[0] == event.payload:
+            return kept[1]
+        try:
+            shown = read_payload(event.kind, event.payload).to_render()
+        except UnreadablePayload:
+            log.exception("Stored feed event %d is unreadable; skipping it", event.id)
+            return None
+        if not isinstance(shown, ControlsEntry | DeviceChange):
+            return None
+        self._parsed[event.id] = (event.payload, shown)
+        if len(self._parsed) > _PARSED_KEPT:
+            del self._parsed[next(iter(self._parsed))]
+        return shown
+
+    def _embed_for(self, batch: list[Rendered]) -> discord.Embed | None:
+        lines = [text for _, _, text in batch if text]
         if not lines:
             return None
         colour = COLOUR_CONTROLS if batch[0][0].kind is FeedKind.CONTROLS else COLOUR_DEVICES
         return discord.Embed(description="\n".join(lines)[:4096], colour=colour)
 
-    async def _create(self, channel_id: int, batch: list[Pending], nonce: str | None) -> None:
-        ids = [d.id for d, _ in batch]
+    async def _create(self, channel_id: int, batch: list[Rendered], nonce: str | None) -> None:
+        ids = [d.id for d, _, _ in batch]
         embed = self._embed_for(batch)
         if embed is None:  # nothing to show in this guild (e.g. unreadable): done with them
             await self.storage.events.drop(ids)
@@ -487,5 +512,9 @@ def _embed(post: Post) -> discord.Embed:
 _POST_BUDGET = 3900
 _ENTRY_BUDGET = 1500
 # Pending deliveries read per post: one post holds at most ~100 entries (the shortest line is
-# about 40 characters); reading more only makes objects the garbage collector has to walk.
+# about 40 characters); reading more only makes objects the garbage collector has to walk. After
+# a post, twice what it held (at least _MIN_PAGE): lines of one channel are alike.
 _PENDING_PAGE = 100
+_MIN_PAGE = 40
+# Parsed stored events kept for the other channels that show them.
+_PARSED_KEPT = 512

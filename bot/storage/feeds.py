@@ -7,7 +7,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from bot.storage.database import Database
-from bot.storage.models import DeviceState, Feed, FeedDelivery, FeedKind, FeedSet, StoredHubEvent
+from bot.storage.models import (
+    DeliveryState,
+    DeviceState,
+    Feed,
+    FeedDelivery,
+    FeedKind,
+    FeedSet,
+    StoredHubEvent,
+)
 
 
 class FeedRepository:
@@ -246,10 +254,11 @@ class EventRepository:
     async def drop(self, delivery_ids: Sequence[int]) -> None:
         """Give up on these deliveries (their feed was removed or moved, or Discord refused
         them for good)."""
-        async with self._db.transaction() as tx:
-            await tx.executemany(
-                "UPDATE feed_deliveries SET state = 'dropped' WHERE id = ? AND state = 'pending'",
-                [(delivery_id,) for delivery_id in delivery_ids],
+        for chunk in _chunks(delivery_ids):
+            await self._db.execute(
+                "UPDATE feed_deliveries SET state = 'dropped'"
+                f" WHERE id IN ({_marks(chunk)}) AND state = 'pending'",
+                chunk,
             )
 
     async def ota_history(
@@ -279,34 +288,47 @@ class EventRepository:
 
     @staticmethod
     def _deliveries(rows: Iterable[Any]) -> list[tuple[FeedDelivery, StoredHubEvent]]:
+        """Rows of our own schema (STRICT tables, CHECKed states): built without validating
+        each field again (`model_construct`), only the enums made from their values."""
         result = []
         for row in rows:
-            data = dict(row)
-            event = StoredHubEvent(
-                id=data["event_id"],
-                account_id=data.pop("account_id"),
-                kind=data.pop("event_kind"),
-                payload=data.pop("payload"),
-                received_at=data.pop("received_at"),
+            event = StoredHubEvent.model_construct(
+                id=row["event_id"],
+                account_id=row["account_id"],
+                kind=row["event_kind"],
+                payload=row["payload"],
+                received_at=row["received_at"],
             )
-            result.append((FeedDelivery.model_validate(data), event))
+            delivery = FeedDelivery.model_construct(
+                id=row["id"],
+                event_id=row["event_id"],
+                guild_id=row["guild_id"],
+                kind=FeedKind(row["kind"]),
+                channel_id=row["channel_id"],
+                state=DeliveryState(row["state"]),
+                nonce=row["nonce"],
+                message_id=row["message_id"],
+                created_at=row["created_at"],
+                posted_at=row["posted_at"],
+            )
+            result.append((delivery, event))
         return result
 
     async def set_nonce(self, delivery_ids: Sequence[int], nonce: str) -> None:
         """Remember the nonce before posting, so a retry after a crash reuses it."""
-        async with self._db.transaction() as tx:
-            await tx.executemany(
-                "UPDATE feed_deliveries SET nonce = ? WHERE id = ?",
-                [(nonce, delivery_id) for delivery_id in delivery_ids],
+        for chunk in _chunks(delivery_ids):
+            await self._db.execute(
+                f"UPDATE feed_deliveries SET nonce = ? WHERE id IN ({_marks(chunk)})",
+                (nonce, *chunk),
             )
 
     async def mark_posted(self, delivery_ids: Sequence[int], message_id: int) -> None:
         now = time.time()
-        async with self._db.transaction() as tx:
-            await tx.executemany(
+        for chunk in _chunks(delivery_ids):
+            await self._db.execute(
                 "UPDATE feed_deliveries SET state = 'posted', message_id = ?, posted_at = ?"
-                " WHERE id = ?",
-                [(message_id, now, delivery_id) for delivery_id in delivery_ids],
+                f" WHERE id IN ({_marks(chunk)})",
+                (message_id, now, *chunk),
             )
 
     async def drop_guild(self, guild_id: int) -> int:
@@ -332,6 +354,15 @@ class EventRepository:
             " AND d.state = 'pending')",
             (older_than,),
         )
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> list[Sequence[int]]:
+    """Ids in groups small enough for one statement's parameters."""
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def _marks(ids: Sequence[int]) -> str:
+    return ",".join("?" * len(ids))
 
 
 class DeviceStateRepository:
