@@ -347,6 +347,8 @@ class Floor:
     cpu: float  # this process's CPU seconds from asking for the push until all were stored
     stored_at: float  # seconds from asking for the push until all were stored
     pushed: Pushed
+    stalls: list[float]  # ms late, each wake-up of the sleeper above the bar while it stored
+    max_late_ms: float
 
     @property
     def cpu_per_event_ms(self) -> float:
@@ -413,12 +415,23 @@ async def measure_floor(
             clients.append(asyncio.create_task(client.run()))
             opened.append(is_open.wait())
         await asyncio.wait_for(asyncio.gather(*opened), 30)
+        monitor = StallMonitor()  # the machine's own stalls: the floor has no long callback
         cpu = cpu_seconds()
         origin = time.monotonic()
+        monitor.start()
         pushed: Pushed = await fakes.ask("push", (args.events, args.seconds), args.seconds + 60)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_stored.wait(), args.timeout)
-        return Floor(stored, cpu_seconds() - cpu, time.monotonic() - origin, pushed)
+        stored_at, cpu = time.monotonic() - origin, cpu_seconds() - cpu
+        await monitor.stop()
+        return Floor(
+            stored,
+            cpu,
+            stored_at,
+            pushed,
+            [ms for _, ms in monitor.stalls],
+            max(monitor.lateness_ms, default=0.0),
+        )
     finally:
         for task in clients:
             task.cancel()
@@ -633,7 +646,9 @@ async def run(
             f"floor (bare pysignalr + one SQLite transaction per event, no posting; before the "
             f"bot): {floor.events:,} stored by {floor.stored_at:.1f} s (pushed in "
             f"{floor.pushed.seconds:.1f} s), {floor.cpu:.1f} s CPU, "
-            f"{floor.cpu_per_event_ms:.3f} ms per event"
+            f"{floor.cpu_per_event_ms:.3f} ms per event; its event loop: {len(floor.stalls)} "
+            f"stalls above {STALL_BAR_MS:g} ms, max {floor.max_late_ms:.1f} ms late (what this "
+            "machine does to a loop that runs no long callback)"
         )
         print(
             "machine-independent: bot CPU per event ÷ floor CPU per event (same run) = "
