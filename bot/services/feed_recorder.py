@@ -103,6 +103,9 @@ class FeedRecorder:
     async def record(self, account_id: int, event: HubEvent) -> None:
         if isinstance(event, ControlLogEvent):
             await self._record_controls(account_id, event)
+            # Routing a control reads only memory: without this, a connection's queued events
+            # would all be recorded in one go, holding the event loop meanwhile.
+            await asyncio.sleep(0)
         elif isinstance(event, DeviceStatusChanged):
             await self._record_device(account_id, event)
         elif isinstance(event, DeviceSnapshotApplied):
