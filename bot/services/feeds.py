@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import secrets
@@ -123,6 +124,10 @@ class FeedPublisher:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._last_edit: dict[int, _Edit] = {}  # update message id -> its last write
+        # One channel at a time reads its page and renders its post (a few ms): a burst wakes
+        # every channel's worker at once, and their preparations would otherwise all run in
+        # the same turn of the event loop, holding it for the sum of them.
+        self._preparing = asyncio.Semaphore(1)
         # Per channel, how many deliveries its last post held: the next page reads about that.
         self._fits: dict[int, int] = {}
         # Event id -> (payload, what it shows), the last _PARSED_KEPT read (see _shown).
@@ -276,28 +281,35 @@ class FeedPublisher:
         async with self.posting_in(channel_id):
             fit = self._fits.get(channel_id)
             page = _PENDING_PAGE if fit is None else min(_PENDING_PAGE, max(_MIN_PAGE, 2 * fit))
-            pending = await self.storage.events.pending_in(channel_id, page)
-            if not pending:
-                return False
-            await self._post_next(channel_id, pending)
+            async with self._preparing:
+                pending = await self.storage.events.pending_in(channel_id, page)
+                if not pending:
+                    return False
+                post = await self._prepare(channel_id, pending)
+            if post is not None:
+                await post()
             return True
 
-    async def _post_next(self, channel_id: int, pending: list[Pending]) -> None:
+    async def _prepare(
+        self, channel_id: int, pending: list[Pending]
+    ) -> Callable[[], Awaitable[None]] | None:
+        """The channel's next post, read and rendered (None: nothing left to post)."""
         pending = await self._still_wanted(channel_id, pending)
         if not pending:
-            return
+            return None
         head, _ = pending[0]
         if head.kind is FeedKind.UPDATES:
-            await self._post_update(channel_id, pending)
-        elif head.nonce is not None:
+            return functools.partial(self._post_update, channel_id, pending)
+        if head.nonce is not None:
             # A message we may already have created before a crash: same deliveries, same
             # nonce, so Discord hands back that message if it exists.
             batch = [(d, e, self._lines(d, e)) for d, e in pending if d.nonce == head.nonce]
-            await self._create(channel_id, batch, head.nonce)
         else:
             batch = self._next_batch(pending)
             self._fits[channel_id] = len(batch)
-            await self._create(channel_id, batch, None)
+        return functools.partial(
+            self._create, channel_id, batch, self._embed_for(batch), head.nonce
+        )
 
     async def _still_wanted(self, channel_id: int, pending: list[Pending]) -> list[Pending]:
         """Drop deliveries whose feed is no longer here (removed, or disabled since). A feed
@@ -364,9 +376,14 @@ class FeedPublisher:
         colour = COLOUR_CONTROLS if batch[0][0].kind is FeedKind.CONTROLS else COLOUR_DEVICES
         return discord.Embed(description="\n".join(lines)[:4096], colour=colour)
 
-    async def _create(self, channel_id: int, batch: list[Rendered], nonce: str | None) -> None:
+    async def _create(
+        self,
+        channel_id: int,
+        batch: list[Rendered],
+        embed: discord.Embed | None,
+        nonce: str | None,
+    ) -> None:
         ids = [d.id for d, _, _ in batch]
-        embed = self._embed_for(batch)
         if embed is None:  # nothing to show in this guild (e.g. unreadable): done with them
             await self.storage.events.drop(ids)
             return
