@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from bot.openshock.models import ControlLogEvent
+from bot.services import feed_recorder
+from bot.services.feed_recorder import FeedRecorder
 from bot.storage.models import FeedKind
 from tests.harness import Harness
 from tests.services.feed_helpers import (
+    FAST_FEEDS,
     all_posted,
     event_count,
     feed_channel,
@@ -73,3 +81,35 @@ async def test_an_event_no_feed_shows_stores_nothing(harness: Harness) -> None:
 
     assert await event_count(h, "controls") == 2  # the marker and "shown"
     assert joined(h, channel).count("by **") == 1
+
+
+async def test_recorded_events_are_stored_in_order_in_batches_and_a_close_stores_the_rest(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small backlog, so that `record` may have to wait for room; the hub awaits each
+    `record`, as here."""
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    channel = await feed_channel(h, FeedKind.CONTROLS)
+    monkeypatch.setattr(feed_recorder, "_BATCH", 2)
+    monkeypatch.setattr(feed_recorder, "_BACKLOG", 3)
+    woken: set[int] = set()
+    recorder = FeedRecorder(h.storage, lambda _: None, FAST_FEEDS, on_stored=woken.update)
+
+    for n in range(10):
+        sender, logs = log_event(alice.shocker, custom_name=f"n{n}")
+        await recorder.record(
+            alice.account.id, ControlLogEvent.model_validate({"sender": sender, "logs": logs})
+        )
+    await recorder.close()
+
+    rows = await h.storage.db.fetch_all("SELECT payload FROM hub_events ORDER BY id")
+    assert [json.loads(row["payload"])["custom_name"] for row in rows] == [
+        f"n{n}" for n in range(10)
+    ]
+    assert woken == {channel}
+    row = await h.storage.db.fetch_one(
+        "SELECT count(*) AS n FROM feed_deliveries WHERE channel_id = ?", (channel,)
+    )
+    assert row is not None and row["n"] == 10  # (the bot's own publisher may post them)
