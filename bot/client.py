@@ -131,11 +131,24 @@ class OpenShockBot(commands.AutoShardedBot):
     # -- OpenShock accounts ---------------------------------------------------------------------
 
     async def connect_account(self, account: Account) -> None:
-        """Open (or re-open) the hub connection of a linked account."""
+        """Open (or re-open) the hub connection of a linked account, reaching its server only
+        as OPENSHOCK_ALLOWED_SERVERS allows today; not at all when it no longer does."""
+        reach = self.settings.server_policy.reach(account.api_url)
+        if reach is None:
+            # The operator narrowed the list since the link. Nothing is deleted: allowing the
+            # server again, or a new /account link, brings the account back.
+            await self.hubs.stop(account.id)
+            log.warning(
+                "OpenShock account id %d is not connected: its server %s is no longer allowed "
+                "by OPENSHOCK_ALLOWED_SERVERS",
+                account.id,
+                account.api_url,
+            )
+            return
         token = self.storage.accounts.token_of(account)
         # Keyed by account: a re-link replaces the old token, an unlink forgets it.
         redactor.remember(account_key(account.id), token, OPENSHOCK_TOKEN)
-        await self.hubs.start(HubAccount(account.id, account.api_url, token))
+        await self.hubs.start(HubAccount(account.id, account.api_url, token, reach))
 
     def account_unlinked(self, account: Account) -> None:
         """An account and its shares are gone: whatever waited to fire on its shockers ends,

@@ -55,10 +55,17 @@ def timestamp(dt_or_seconds: float) -> str:
     return f"<t:{int(dt_or_seconds)}:R>"
 
 
-def describe_connection(account: Account, hub: HubConnection | None) -> str:
+def describe_connection(
+    account: Account, hub: HubConnection | None, *, server_allowed: bool = True
+) -> str:
     if account.state is AccountState.INVALID:
         reason = account.state_reason or "OpenShock rejected the token"
         return f"⛔ Token invalid: {reason} Link a new token with `/account link`."
+    if hub is None and not server_allowed:
+        return (
+            "⛔ Not connected: this bot no longer allows your account's server. Link an account "
+            "on an allowed server with `/account link`, or ask the bot's operator."
+        )
     if hub is None:
         return "⚫ Not connected."
     status = hub.status
@@ -310,7 +317,9 @@ class AccountCog(commands.GroupCog, group_name="account", description="Your Open
         embed = discord.Embed(title=f"OpenShock account {inert(account.openshock_name)}")
         embed.add_field(name="Server", value=account.api_url, inline=True)
         embed.add_field(name="Linked", value=timestamp(account.linked_at), inline=True)
-        embed.add_field(name="Connection", value=describe_connection(account, hub), inline=False)
+        allowed = self.bot.settings.server_policy.reach(account.api_url) is not None
+        connection = describe_connection(account, hub, server_allowed=allowed)
+        embed.add_field(name="Connection", value=connection, inline=False)
         if directory is not None and directory.token is not None:
             embed.add_field(name="API token", value=token_text(directory.token), inline=False)
         devices: list[str] = []

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 from pysignalr.messages import CompletionMessage, Message
@@ -84,6 +85,11 @@ class HubConnection:
     ``expect()``/``next_event()`` waiters; each subscriber may fall ``event_backlog`` events
     behind before reading from the server waits for it (see ``event_bus``).
 
+    With ``public_only`` (a server allowed through OPENSHOCK_ALLOWED_SERVERS=*), every
+    connection, WebSocket or REST, goes only to a host whose every address is public, checked
+    each time (``resolver`` answers for the WebSocket, by default the system's); a ``session``
+    must then come from ``client_session(public_only=True)``.
+
     One-shot: after ``stop()`` make a new one.
     """
 
@@ -99,6 +105,8 @@ class HubConnection:
         user_agent: str = USER_AGENT,
         name: str = "",
         event_backlog: int = DEFAULT_EVENT_BACKLOG,
+        public_only: bool = False,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self.hub_url = join_url(base_url, HUB_PATH)
         self.name = name or base_url
@@ -106,7 +114,11 @@ class HubConnection:
         self._timings = timings or HubTimings()
         self._user_agent = user_agent
         self._on_invalid = on_invalid
-        self.rest = rest or OpenShockRest(base_url, token, session=session, user_agent=user_agent)
+        self._public_only = public_only
+        self._resolver = resolver
+        self.rest = rest or OpenShockRest(
+            base_url, token, session=session, user_agent=user_agent, public_only=public_only
+        )
         self._owns_rest = rest is None
 
         self._state = HubState.STOPPED
@@ -376,7 +388,14 @@ class HubConnection:
             await asyncio.sleep(delay)
 
     async def _run_one_connection(self) -> None:
-        client = HubClient(self.hub_url, self._token, self._timings, self._user_agent)
+        client = HubClient(
+            self.hub_url,
+            self._token,
+            self._timings,
+            self._user_agent,
+            public_only=self._public_only,
+            resolver=self._resolver,
+        )
         handlers = {
             "Welcome": self._handler("Welcome", parse_welcome, self._on_welcome),
             "DeviceStatus": self._handler("DeviceStatus", parse_device_status, self._on_status),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
@@ -12,6 +13,7 @@ from typing import Any, Self, TypeVar
 from uuid import UUID
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from bot.openshock.errors import (
@@ -57,12 +59,24 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def client_session(*, public_only: bool = False) -> aiohttp.ClientSession:
+# Sessions made by client_session(public_only=True): the only shared ones a public-only client
+# may use.
+_PUBLIC_ONLY_SESSIONS: weakref.WeakSet[aiohttp.ClientSession] = weakref.WeakSet()
+
+
+def client_session(
+    *, public_only: bool = False, resolver: AbstractResolver | None = None
+) -> aiohttp.ClientSession:
     """An HTTP session for OpenShock requests. It keeps no cookies, so a session shared by many
     accounts never carries one account's cookies into another's requests. With
-    ``public_only``, it connects only to hosts whose every address is public."""
-    connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver()) if public_only else None
-    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+    ``public_only``, it connects only to hosts whose every address (as ``resolver`` answers,
+    by default the system's) is public."""
+    if not public_only:
+        return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver(resolver))
+    session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+    _PUBLIC_ONLY_SESSIONS.add(session)
+    return session
 
 
 class OpenShockRest:
@@ -70,8 +84,9 @@ class OpenShockRest:
 
     Pass a shared ``session`` (from ``client_session``) when many accounts are served (the
     caller then closes it); without one, the client makes its own on first use and closes it in
-    ``close()``. ``public_only`` (own session only) refuses hosts on non-public addresses, as
-    for a server allowed through OPENSHOCK_ALLOWED_SERVERS=*. Redirects are never followed.
+    ``close()``. ``public_only`` refuses hosts on non-public addresses, as for a server allowed
+    through OPENSHOCK_ALLOWED_SERVERS=*; a shared session must then come from
+    ``client_session(public_only=True)``. Redirects are never followed.
     """
 
     def __init__(
@@ -86,8 +101,8 @@ class OpenShockRest:
         user_agent: str = USER_AGENT,
         public_only: bool = False,
     ) -> None:
-        if public_only and session is not None:
-            raise ValueError("public_only needs the client's own session")
+        if public_only and session is not None and session not in _PUBLIC_ONLY_SESSIONS:
+            raise ValueError("public_only needs a session from client_session(public_only=True)")
         self.base_url = base_url.rstrip("/")
         self._public_only = public_only
         self._headers = {

@@ -7,10 +7,12 @@ the answer. Left open, that is a way to make the bot reach addresses on its own 
   address they are (an operator who lists a LAN server means it);
 - with ``*`` in the list, any other server is allowed only while *every* address of its host is
   public: loopback, private, link-local, unspecified, multicast and reserved addresses are
-  refused. The check happens when the connection is made, in the resolver that supplies the
-  addresses aiohttp connects to, so a name that resolves differently the second time (DNS
-  rebinding) cannot slip past it;
-- anything else is refused before any request is made.
+  refused. The check happens every time a connection is made (the link, every REST request,
+  every hub connection), on the very addresses then connected to: aiohttp asks the resolver
+  below, and the hub connects to an address from ``PublicOnlyResolver.addresses``. So a name
+  that resolves differently the second time (DNS rebinding) cannot slip past it;
+- anything else is refused before any request is made (and an account linked to a server
+  that is no longer allowed is not connected).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 __all__ = [
     "ANY_PUBLIC",
+    "NotPublicAddress",
     "PublicOnlyResolver",
     "Reach",
     "ServerPolicy",
@@ -117,6 +120,14 @@ def literal_address(url: str) -> str | None:
         return None
 
 
+class NotPublicAddress(OSError):
+    """A server that may be reached only on public addresses has another one: the connection
+    fails as if the host could not be reached."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"{host} is not on a public address")
+
+
 class PublicOnlyResolver(AbstractResolver):
     """Resolves a host name and hands aiohttp its addresses only when every one of them is
     public; otherwise the connection fails as if the host could not be reached. aiohttp then
@@ -130,8 +141,22 @@ class PublicOnlyResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         if not results or not all(is_public_address(r["host"]) for r in results):
-            raise OSError(f"{host} is not on a public address")
+            raise NotPublicAddress(host)
         return results
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to for ``host``, every one of them public, for a client
+        that opens its own sockets (the hub's WebSocket): connect to one of these, never to
+        the name, which a second lookup could answer differently. An IP address is checked
+        as it is, without asking anyone. Raises ``NotPublicAddress`` (an ``OSError``)."""
+        try:
+            literal = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            results = await self.resolve(host, port, socket.AF_UNSPEC)
+            return list(dict.fromkeys(r["host"] for r in results))
+        if not is_public_address(str(literal)):
+            raise NotPublicAddress(host)
+        return [str(literal)]
 
     async def close(self) -> None:
         await self._inner.close()

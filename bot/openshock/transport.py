@@ -6,6 +6,11 @@ connection management, because of what it does on its own (shared/testing.md §2
 ``run()`` ends for good on many ordinary failures. So ``HubClient`` makes exactly one connection
 per ``run()``, which returns or raises when that connection ends; ``HubConnection`` (``hub``)
 supervises the attempts.
+
+A redirect of the upgrade is never followed (the token would go with it). For a server that may
+be reached only on public addresses (OPENSHOCK_ALLOWED_SERVERS=*), each attempt resolves the host
+itself, checks every address (``servers``) and connects to one of those exact addresses, keeping
+the URI's host for TLS and the Host header.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp.abc import AbstractResolver
 from pydantic import ConfigDict, TypeAdapter
 from pysignalr.client import SignalRClient
 from pysignalr.messages import CloseMessage, InvocationMessage, Message, PingMessage
@@ -24,9 +30,11 @@ from pysignalr.transport.websocket import WebsocketTransport
 from pysignalr.utils import replace_scheme
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.uri import parse_uri
 
 from bot.openshock.errors import HubNotConnected
 from bot.openshock.rest import TOKEN_HEADER
+from bot.openshock.servers import NotPublicAddress, PublicOnlyResolver
 from bot.openshock.timings import HubTimings
 
 __all__ = ["HubClient", "ServerClosed", "ServerSilent", "describe_failure"]
@@ -71,6 +79,14 @@ class _TolerantJSONProtocol(JSONProtocol):
         return messages
 
 
+class _Connect(connect):
+    """websockets' ``connect``, following no redirect: the upgrade request carries the token,
+    which must go nowhere but the server it was linked to. A 3xx fails the attempt."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
 class _OneAttemptTransport(WebsocketTransport):
     """Exactly one WebSocket connection per ``run()``, which returns or raises when it ends.
 
@@ -86,6 +102,9 @@ class _OneAttemptTransport(WebsocketTransport):
         callback: Callable[[Message], Awaitable[None]],
         timings: HubTimings,
         user_agent: str,
+        *,
+        public_only: bool = False,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         super().__init__(
             url=url,
@@ -96,19 +115,39 @@ class _OneAttemptTransport(WebsocketTransport):
         )
         self._timings = timings
         self._user_agent = user_agent
+        self._public_only = public_only
+        self._resolver = resolver
+
+    async def _open(self) -> ClientConnection:
+        uri = replace_scheme(self._url, ws=True)
+        options: dict[str, Any] = {
+            "additional_headers": self._headers,
+            "user_agent_header": self._user_agent,
+            "open_timeout": self._timings.connect_timeout,
+            "close_timeout": self._timings.connect_timeout,
+            "ping_interval": None,  # SignalR pings and the server timeout cover liveness
+            "max_size": self._max_size,
+            "proxy": None,
+            "logger": _websockets_log,
+        }
+        if not self._public_only:
+            return await _Connect(uri, **options)
+        target = parse_uri(uri)
+        addresses = await PublicOnlyResolver(self._resolver).addresses(target.host, target.port)
+        if target.secure:
+            options["server_hostname"] = target.host  # TLS checks the name, not the address
+        failure: OSError = NotPublicAddress(target.host)  # (addresses is never empty)
+        for address in addresses:
+            try:
+                # The checked address itself (a second lookup could answer otherwise); the
+                # URI, and so the Host header, keeps the name.
+                return await _Connect(uri, host=address, port=target.port, **options)
+            except OSError as error:  # refused, unreachable, timed out: try the next one
+                failure = error
+        raise failure
 
     async def run(self) -> None:
-        async with connect(
-            replace_scheme(self._url, ws=True),
-            additional_headers=self._headers,
-            user_agent_header=self._user_agent,
-            open_timeout=self._timings.connect_timeout,
-            close_timeout=self._timings.connect_timeout,
-            ping_interval=None,  # SignalR pings and the server timeout cover liveness
-            max_size=self._max_size,
-            proxy=None,
-            logger=_websockets_log,
-        ) as conn:
+        async with await self._open() as conn:
             async with asyncio.timeout(self._timings.connect_timeout):
                 await self._handshake(conn)
             self._ws = conn
@@ -148,10 +187,27 @@ class _OneAttemptTransport(WebsocketTransport):
 class HubClient(SignalRClient):
     """A pysignalr client for one connection attempt, that keeps the token out of messages."""
 
-    def __init__(self, url: str, token: str, timings: HubTimings, user_agent: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timings: HubTimings,
+        user_agent: str,
+        *,
+        public_only: bool = False,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         headers = {TOKEN_HEADER: token}
         super().__init__(url, headers=headers)
-        self._transport = _OneAttemptTransport(url, headers, self._on_message, timings, user_agent)
+        self._transport = _OneAttemptTransport(
+            url,
+            headers,
+            self._on_message,
+            timings,
+            user_agent,
+            public_only=public_only,
+            resolver=resolver,
+        )
 
     async def send(
         self,
@@ -176,6 +232,8 @@ def describe_failure(error: Exception) -> str:
     """A short, token-free description of why a connection attempt ended."""
     if isinstance(error, InvalidStatus):
         return f"the server answered HTTP {error.response.status_code} to the connection request"
+    if isinstance(error, NotPublicAddress):
+        return "not connecting: the server's address is not public"
     if isinstance(error, ServerClosed):
         return f"the server closed the connection ({error})"
     if isinstance(error, ServerSilent):
