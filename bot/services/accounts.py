@@ -173,6 +173,10 @@ class AccountService:
                     # are gone.
                     await self._stop(previous.id)
                     redactor.forget(account_key(previous.id))
+                    if self._on_unlinked is not None:
+                        # Its shares went with it: what waited to fire on them ends, as on an
+                        # unlink.
+                        self._on_unlinked(previous)
                 await self._connect(account)
         log.info(
             "Discord user %d linked OpenShock account %s (account id %d)",

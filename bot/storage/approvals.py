@@ -12,21 +12,43 @@ import time
 from bot.storage.database import Database
 from bot.storage.models import ApprovalRequest, ApprovalState, NewApprovalRequest
 
+# How far back requests the wearer did not approve count against a requester's limit.
+REQUEST_WINDOW_S = 600.0
+
 
 class ApprovalRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def create(
-        self, request: NewApprovalRequest, *, expires_at: float, max_pending: int
+        self,
+        request: NewApprovalRequest,
+        *,
+        expires_at: float,
+        max_pending: int,
+        window_s: float = REQUEST_WINDOW_S,
     ) -> ApprovalRequest | None:
-        """Store a pending request, unless the requester already has ``max_pending`` pending
-        requests on this shocker in this guild (then None). Checked in the same transaction."""
+        """Store a pending request, unless the requester already made ``max_pending`` requests
+        on this shocker in this guild within ``window_s`` that the wearer did not approve
+        (pending, denied, expired, or ended by a Stop or pause: each of them pinged the wearer,
+        and ending one's own request with /stop must not make room for another ping). Then
+        None. Checked in the same transaction."""
+        since = time.time() - window_s
         async with self._db.transaction() as tx:
+            await tx.execute(
+                "DELETE FROM approval_requests WHERE state != 'pending' AND created_at < ?",
+                (since,),
+            )
             row = await tx.fetch_one(
                 "SELECT count(*) AS n FROM approval_requests WHERE guild_id = ?"
-                " AND shocker_id = ? AND requester_id = ? AND state = 'pending'",
-                (request.guild_id, request.shocker_id, request.requester_id),
+                " AND shocker_id = ? AND requester_id = ? AND state != 'approved'"
+                " AND (state = 'pending' OR created_at >= ?)",
+                (
+                    request.guild_id,
+                    request.shocker_id,
+                    request.requester_id,
+                    since,
+                ),
             )
             if row is not None and row["n"] >= max_pending:
                 return None
@@ -92,5 +114,15 @@ class ApprovalRepository:
         return changed > 0
 
     async def forget(self, request_id: int) -> None:
-        """Delete a request that was answered and told (its interaction token with it)."""
-        await self._db.execute("DELETE FROM approval_requests WHERE id = ?", (request_id,))
+        """A request was answered and told: drop its interaction token (an approved one goes
+        at once). The row of one the wearer did not approve stays until `create` prunes it
+        (after ``REQUEST_WINDOW_S``): it counts against the requester's limit until then."""
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "DELETE FROM approval_requests WHERE id = ? AND state = 'approved'", (request_id,)
+            )
+            await tx.execute(
+                "UPDATE approval_requests SET reply_application_id = NULL, reply_token = NULL"
+                " WHERE id = ?",
+                (request_id,),
+            )

@@ -84,13 +84,17 @@ class Scene:
         return payload
 
     async def forgotten(self) -> None:
-        """Once the cog's clean-up ran, no request is stored any more (each is deleted once
-        told)."""
+        """Once the cog's clean-up ran, no request is pending or keeps an interaction token
+        (an approved one is deleted; the others stay a while, counting against the requester's
+        limit)."""
         cog = self.h.bot.get_cog(ApprovalsCog.__cog_name__)
         assert isinstance(cog, ApprovalsCog)
         async with asyncio.timeout(5):
             await cog.idle()
-        assert await self.h.storage.approvals.all() == []
+        for request in await self.h.storage.approvals.all():
+            assert request.state is not ApprovalState.PENDING
+            assert request.state is not ApprovalState.APPROVED
+            assert request.reply_token is None
 
     def reply_text(self, payload: dict[str, Any]) -> str:
         return self.h.discord.replies_for(payload).text
@@ -290,7 +294,7 @@ async def test_many_requests_are_each_their_own_message_up_to_a_few_per_member(
     await scene.ask(scene.carol)
     await scene.posted(4)
     too_many = await scene.ask(scene.bob)
-    assert "already have 3 requests waiting" in scene.reply_text(too_many)
+    assert "asked the wearer 3 times in the last ten minutes" in scene.reply_text(too_many)
     assert h.discord.replies_for(too_many).ephemeral
     pending = await h.storage.approvals.all()
     assert [r.requester_id for r in pending] == [scene.bob.id] * 3 + [scene.carol.id]
@@ -385,3 +389,46 @@ async def test_list_says_the_shocker_asks_its_wearer_first(scene: Scene) -> None
     await h.run(listing)
     (embed,) = h.discord.replies_for(listing).embeds
     assert "🙋 asks the wearer first" in embed["description"]
+
+
+async def test_a_requester_cannot_ping_the_wearer_again_and_again_by_ending_requests_with_stop(
+    scene: Scene,
+) -> None:
+    """A requester may end their own request with /stop (allowed to anyone who may control),
+    and a request reserves no cooldown: the limit counts every request the wearer did not approve
+    in the last ten minutes, so /shock, /stop, /shock, ... pings the wearer three times at most."""
+    rounds = 8
+    answers = []
+    for _ in range(rounds):
+        answers.append(await scene.ask(scene.bob, intensity=10, duration=1))
+        await scene.slash("stop", scene.bob, shocker=scene.collar_id)
+    await scene.posted(3)
+    # Each request message is posted pinging the wearer (test_approvals checks its
+    # allowed_mentions at creation; the later edits carry none). One member, seconds apart:
+    posted = len(scene.requests())
+    assert posted <= 3, f"the wearer was pinged {posted} times by one requester"
+    # The fourth and later ones were refused with a sentence, and nothing was sent.
+    assert "asked the wearer 3 times in the last ten minutes" in scene.reply_text(answers[3])
+    assert [f for f in scene.frames() if f.arguments[0][0]["type"] != 0] == []
+
+
+async def test_relinking_to_another_account_ends_what_waited_on_the_old_shares(
+    scene: Scene,
+) -> None:
+    """/account link with a different OpenShock account deletes the old account's shares, as an
+    unlink does, and announces the same halt: the pending request ends and loses its buttons."""
+    from bot.cogs.approvals import ApprovalsCog
+    from tests.cogs.test_account import link_via_modal
+
+    h = scene.h
+    await scene.ask(scene.bob, intensity=10, duration=1)
+    await scene.posted()
+    other_os = h.openshock.add_user("Alt")
+    reply = await link_via_modal(h, scene.alice, other_os.token)
+    assert "Re-linked" in reply.text
+    assert await h.storage.shares.in_guild(h.discord.guild_id) == []  # the share is gone
+    cog = h.bot.get_cog(ApprovalsCog.__cog_name__)
+    assert isinstance(cog, ApprovalsCog)
+    await cog.idle()
+    (request,) = scene.requests()
+    assert "approval:" not in str(request.get("components")), "the request still shows its buttons"

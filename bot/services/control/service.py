@@ -65,14 +65,16 @@ UNSHARED_MEANWHILE = "This shocker is not shared here any more."
 
 # Approval mode
 APPROVAL_TIMEOUT = 60.0  # seconds a request waits for the wearer
-MAX_PENDING_APPROVALS = 3  # per member and shocker in a guild: the wearer is pinged for each
+# Per member and shocker in a guild, requests the wearer did not approve within ten minutes
+# (each pinged the wearer): see ApprovalRepository.create.
+MAX_PENDING_APPROVALS = 3
 NO_APPROVAL_CHANNEL = (
     "The wearer approves each control on this shocker, and this one came from nowhere a "
     "request can be posted; nothing was sent."
 )
 TOO_MANY_REQUESTS = (
-    "You already have {count} requests waiting for the wearer's approval on this shocker; "
-    "wait for their answer."
+    "You have asked the wearer {count} times in the last ten minutes without an approval; "
+    "wait for their answer, or try again later. Nothing was sent."
 )
 APPROVAL_TURNED_ON = (
     "The wearer turned on approval for this shocker while it was being sent; nothing was sent. "
