@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from bot.storage.database import Database, RestrictionCounter, Transaction
-from bot.storage.models import ControlContext, OpenShockPause, Share
+from bot.storage.models import ControlContext, Grant, OpenShockPause, Share
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,50 @@ _OWNER_PAUSED = (
     "EXISTS (SELECT 1 FROM owner_pauses o WHERE o.shocker_id = s.shocker_id"
     " AND o.api_url = a.api_url AND (o.guild_id IS NULL OR o.guild_id = s.guild_id))"
 )
+
+
+# `control_context`'s row: the share s (of account a) in guild :guild, with the wearer's pause
+# there, whether the wearer blocked :member, the guild's caps and :member's last control of it.
+_CONTEXT_SELECT = (
+    f"SELECT s.*, {_OWNER_PAUSED} AS owner_paused,"
+    " EXISTS (SELECT 1 FROM wearer_pauses p"
+    "  WHERE p.guild_id = s.guild_id AND p.wearer_id = s.wearer_id) AS wearer_paused,"
+    " EXISTS (SELECT 1 FROM blocks b WHERE b.guild_id = s.guild_id"
+    "  AND b.wearer_id = s.wearer_id AND b.member_id = :member) AS blocked,"
+    " g.max_intensity AS guild_max_intensity, g.max_duration_ms AS guild_max_duration_ms,"
+    # A cooldown is per member and shocker, across guilds.
+    " (SELECT max(c.last_at) FROM cooldowns c"
+    "  WHERE c.member_id = :member AND c.shocker_id = s.shocker_id) AS last_control_at"
+)
+_CONTEXT_FROM_SHARE = (
+    "FROM shares s JOIN accounts a ON a.id = s.account_id"
+    " LEFT JOIN guild_settings g ON g.guild_id = s.guild_id"
+)
+_CONTEXT_WHERE = "WHERE s.guild_id = :guild AND s.shocker_id = :shocker"
+# A grant's columns beside the context (`decision_inputs`), each as gr_<column>.
+_GRANT_COLUMNS = (
+    "id",
+    "guild_id",
+    "target_kind",
+    "target_id",
+    "shocker_id",
+    "max_intensity",
+    "max_duration_ms",
+    "cooldown_ms",
+    "allow_shock",
+    "allow_vibrate",
+    "allow_sound",
+    "created_by",
+    "created_at",
+    "expires_at",
+)
+_GRANT_FIELDS = ", ".join(f"gr.{column} AS gr_{column}" for column in _GRANT_COLUMNS)
+
+
+def _context(values: dict[str, Any]) -> ControlContext:
+    """An owner's pause (`pause_as_owner`) counts as a pause of the share: only Stop passes."""
+    values["paused"] = bool(values["paused"]) or bool(values.pop("owner_paused"))
+    return ControlContext.model_validate(values)
 
 
 class ShareRepository:
@@ -120,25 +165,42 @@ class ShareRepository:
         trip, because this is on the path of every control. An owner's pause (`pause_as_owner`)
         counts as a pause of the share: only Stop passes."""
         row = await self._db.fetch_one(
-            f"SELECT s.*, {_OWNER_PAUSED} AS owner_paused,"
-            " EXISTS (SELECT 1 FROM wearer_pauses p"
-            "  WHERE p.guild_id = s.guild_id AND p.wearer_id = s.wearer_id) AS wearer_paused,"
-            " EXISTS (SELECT 1 FROM blocks b WHERE b.guild_id = s.guild_id"
-            "  AND b.wearer_id = s.wearer_id AND b.member_id = :member) AS blocked,"
-            " g.max_intensity AS guild_max_intensity, g.max_duration_ms AS guild_max_duration_ms,"
-            # A cooldown is per member and shocker, across guilds.
-            " (SELECT max(c.last_at) FROM cooldowns c"
-            "  WHERE c.member_id = :member AND c.shocker_id = s.shocker_id) AS last_control_at"
-            " FROM shares s JOIN accounts a ON a.id = s.account_id"
-            " LEFT JOIN guild_settings g ON g.guild_id = s.guild_id"
-            " WHERE s.guild_id = :guild AND s.shocker_id = :shocker",
+            f"{_CONTEXT_SELECT} {_CONTEXT_FROM_SHARE} {_CONTEXT_WHERE}",
             {"guild": guild_id, "shocker": shocker_id, "member": member_id},
         )
         if row is None:
             return None
-        values = dict(row)
-        values["paused"] = bool(values["paused"]) or bool(values.pop("owner_paused"))
-        return ControlContext.model_validate(values)
+        return _context(dict(row))
+
+    async def decision_inputs(
+        self, guild_id: int, shocker_id: str, member_id: int, role_ids: Iterable[int]
+    ) -> tuple[ControlContext | None, list[Grant]]:
+        """`control_context` and the grants that can apply to the member (their own and their
+        roles', incl. @everyone; as `GrantRepository.for_member`) in one round trip: the control
+        pipeline's front door reads both for every control. No share: (None, []), since a
+        control on a shocker not shared here is refused before any grant counts."""
+        roles = sorted({*role_ids, guild_id})  # @everyone's role id is the guild id
+        role_params = {f"r{index}": role for index, role in enumerate(roles)}
+        role_marks = ", ".join(f":{name}" for name in role_params)
+        # One row per grant (the context repeated), or one row with no grant.
+        rows = await self._db.fetch_all(
+            f"{_CONTEXT_SELECT}, {_GRANT_FIELDS} {_CONTEXT_FROM_SHARE}"
+            " LEFT JOIN grants gr ON gr.guild_id = s.guild_id AND ("
+            "  (gr.target_kind = 'member' AND gr.target_id = :member)"
+            f"  OR (gr.target_kind = 'role' AND gr.target_id IN ({role_marks})))"
+            f" {_CONTEXT_WHERE}",
+            {"guild": guild_id, "shocker": shocker_id, "member": member_id, **role_params},
+        )
+        context: ControlContext | None = None
+        grants = []
+        for row in rows:
+            values = dict(row)
+            fields = {column: values.pop(f"gr_{column}") for column in _GRANT_COLUMNS}
+            if context is None:
+                context = _context(values)
+            if fields["id"] is not None:
+                grants.append(Grant.model_validate(fields))
+        return context, grants
 
     async def unshare(self, guild_id: int, wearer_id: int, shocker_id: str) -> bool:
         """Withdraw the share, and the admins' grants for that shocker here: a grant names a

@@ -449,14 +449,14 @@ async def test_a_stop_while_the_won_vote_is_being_decided_is_caught_by_the_guard
     vote = await scene.posted_vote(scene.bob)
     await scene.press(vote, scene.carol, "yes")
     shares = scene.h.storage.shares
-    read_context = shares.control_context
+    read_context = shares.decision_inputs
 
     async def then_a_stop(*args: Any, **kwargs: Any) -> Any:
         context = await read_context(*args, **kwargs)
         scene.h.bot.control.halts.announce(Halt("stop", shocker_id=scene.collar_id))
         return context
 
-    monkeypatch.setattr(shares, "control_context", then_a_stop)
+    monkeypatch.setattr(shares, "decision_inputs", then_a_stop)
     scene.time_is_up(vote)
     text = await scene.ended(vote)
     assert "Ended early: a Stop was sent to the shocker. Nothing was sent." in text

@@ -437,6 +437,56 @@ async def test_control_context_reads_everything_a_decision_needs(storage: Storag
     assert other is not None and not other.blocked and other.last_control_at is None
 
 
+async def test_decision_inputs_read_the_context_and_the_members_grants_in_one(
+    storage: Storage,
+) -> None:
+    """The front door's one read: the same context as `control_context` and the same grants
+    as `grants.for_member`, field for field."""
+    account_id = await _link(storage)
+    assert await storage.shares.decision_inputs(GUILD, "s-1", MEMBER, [5]) == (None, [])
+    await _share(storage, account_id)
+    context, grants = await storage.shares.decision_inputs(GUILD, "s-1", MEMBER, [5])
+    assert context == await storage.shares.control_context(GUILD, "s-1", MEMBER)
+    assert grants == []
+    common = dict(
+        guild_id=GUILD,
+        max_intensity=30,
+        max_duration_ms=1500,
+        cooldown_ms=2000,
+        allow_shock=False,
+        allow_vibrate=True,
+        allow_sound=False,
+        created_by=1,
+    )
+    await storage.grants.grant(
+        target_kind=GrantTarget.ROLE, target_id=GUILD, shocker_id=None, **common
+    )
+    await storage.grants.grant(
+        target_kind=GrantTarget.ROLE,
+        target_id=5,
+        shocker_id="s-1",
+        expires_at=time.time() + 3600.123456,
+        **common,
+    )
+    await storage.grants.grant(target_kind=GrantTarget.ROLE, target_id=6, shocker_id=None, **common)
+    await storage.grants.grant(
+        target_kind=GrantTarget.MEMBER, target_id=MEMBER, shocker_id=None, **common
+    )
+    await storage.grants.grant(
+        target_kind=GrantTarget.MEMBER, target_id=999, shocker_id=None, **common
+    )
+    await storage.shares.pause_wearer(GUILD, WEARER)
+    await storage.cooldowns.record(GUILD, MEMBER, "s-1", 123.5)
+    context, grants = await storage.shares.decision_inputs(GUILD, "s-1", MEMBER, [5])
+    assert context == await storage.shares.control_context(GUILD, "s-1", MEMBER)
+    assert context is not None and context.wearer_paused and context.last_control_at == 123.5
+    expected = await storage.grants.for_member(GUILD, MEMBER, [5])
+    assert len(expected) == 3
+    assert sorted(grants, key=lambda g: g.id) == sorted(expected, key=lambda g: g.id)
+    _, everyone_only = await storage.shares.decision_inputs(GUILD, "s-1", 42, [])
+    assert [(g.target_kind, g.target_id) for g in everyone_only] == [(GrantTarget.ROLE, GUILD)]
+
+
 async def test_withdrawing_a_share_removes_the_grants_that_named_its_shocker(
     storage: Storage,
 ) -> None:
