@@ -273,6 +273,10 @@ class FakeOpenShockServer:
         self.simulate_ota = True  # OtaInstall: emit OtaInstallStarted to the owner
         self.unanswered_methods: set[str] = set()  # recorded, never completed (timeout tests)
         self.serve_tokens_v2 = True  # False: an older server without GET /2/tokens/self
+        # Seconds between a control's completion and its Log (0: the Log goes first, as the
+        # hub method pushes it before it returns).
+        self.log_delay = 0.0
+        self._late_logs: set[asyncio.Task[None]] = set()
 
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -920,7 +924,22 @@ class FakeOpenShockServer:
             raise _HubMethodError  # varchar(64): saving the control log fails, nothing is sent
 
         self.executed_controls.extend(accepted)
+        if self.log_delay > 0:
+            task = asyncio.create_task(self._late_logs_of(connection, accepted, custom_name))
+            self._late_logs.add(task)
+            task.add_done_callback(self._late_logs.discard)
+            return
         await self._publish_logs(connection, accepted, custom_name)
+
+    async def _late_logs_of(
+        self,
+        connection: FakeHubConnection,
+        accepted: list[ExecutedControl],
+        custom_name: str | None,
+    ) -> None:
+        await asyncio.sleep(self.log_delay)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self._publish_logs(connection, accepted, custom_name)
 
     async def _publish_logs(
         self,

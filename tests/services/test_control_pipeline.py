@@ -289,6 +289,49 @@ async def test_an_unacknowledged_frame_is_uncertain_and_keeps_the_cooldown(
     assert (await p.control.submit(p.order())).refused  # cooling down
 
 
+async def test_a_log_before_the_acknowledgement_is_audited_in_the_one_insert(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenShock's Log came in before the hub acknowledged the frame: one audit row, written
+    confirmed, and no update of it afterwards."""
+    p = pipeline
+    await p.grant_everyone()
+    updates: list[AuditOutcome] = []
+    set_outcome = p.storage.audit.set_outcome
+
+    async def counted(entry_id: int, outcome: AuditOutcome, reason: str | None) -> None:
+        updates.append(outcome)
+        await set_outcome(entry_id, outcome, reason)
+
+    monkeypatch.setattr(p.storage.audit, "set_outcome", counted)
+    report = await (await p.control.submit(p.order())).outcome()
+    assert report.outcome is ControlOutcome.CONFIRMED
+    (entry,) = await p.storage.audit.recent(GUILD)
+    assert entry.id == report.audit_id and entry.outcome is AuditOutcome.CONFIRMED
+    assert updates == []
+
+
+async def test_a_log_after_the_acknowledgement_updates_the_sent_row(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = pipeline
+    await p.grant_everyone()
+    p.server.log_delay = 0.2  # the Log comes after the completion
+    updates: list[AuditOutcome] = []
+    set_outcome = p.storage.audit.set_outcome
+
+    async def counted(entry_id: int, outcome: AuditOutcome, reason: str | None) -> None:
+        updates.append(outcome)
+        await set_outcome(entry_id, outcome, reason)
+
+    monkeypatch.setattr(p.storage.audit, "set_outcome", counted)
+    report = await (await p.control.submit(p.order())).outcome()
+    assert report.outcome is ControlOutcome.CONFIRMED
+    (entry,) = await p.storage.audit.recent(GUILD)
+    assert entry.outcome is AuditOutcome.CONFIRMED
+    assert updates == [AuditOutcome.CONFIRMED]  # the row was written sent, then updated
+
+
 async def test_a_silently_dropped_control_ends_not_confirmed(pipeline: Pipeline) -> None:
     p = pipeline
     await p.grant_everyone()

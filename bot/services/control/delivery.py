@@ -34,6 +34,8 @@ class Dispatched:
 
     report: ControlReport
     confirmation: asyncio.Future[ControlLogEvent] | None = None
+    # The Log came before the hub's acknowledgement: the audit row already says confirmed.
+    audited: bool = False
 
 
 class Dispatcher:
@@ -125,6 +127,17 @@ class Dispatcher:
                 confirmation.cancel()
             log.warning("Control to shocker %s failed: %s", share.shocker_id, error)
             return Dispatched(await self._failed(entry, allowed, f"{error} Nothing was sent."))
+        if confirmation is not None and confirmation.done() and not confirmation.cancelled():
+            # OpenShock's Log came in before the hub acknowledged the frame: the one audit row
+            # is written with the outcome, with no update to follow.
+            audit_id = await self.storage.audit.record(
+                entry.model_copy(update={"outcome": AuditOutcome.CONFIRMED})
+            )
+            return Dispatched(
+                ControlReport(ControlOutcome.CONFIRMING, allowed, audit_id=audit_id),
+                confirmation,
+                audited=True,
+            )
         audit_id = await self.storage.audit.record(
             entry.model_copy(update={"outcome": AuditOutcome.SENT})
         )
@@ -147,13 +160,24 @@ class Dispatcher:
         return ControlReport(ControlOutcome.FAILED, allowed, reason, audit_id)
 
     async def confirm(
-        self, confirmation: asyncio.Future[ControlLogEvent], sent: ControlReport
+        self,
+        confirmation: asyncio.Future[ControlLogEvent],
+        sent: ControlReport,
+        *,
+        audited: bool = False,
     ) -> ControlReport:
-        """Wait for OpenShock's Log of a sent control, and audit what came of it."""
+        """Wait for OpenShock's Log of a sent control, and audit what came of it (unless the
+        audit row was written confirmed already: ``audited``)."""
         assert sent.audit_id is not None
-        await asyncio.wait({confirmation}, timeout=self.confirm_timeout)
+        if not confirmation.done():
+            await asyncio.wait({confirmation}, timeout=self.confirm_timeout)
+        elif audited:
+            # Nothing to wait for or write: one turn of the loop, so that whoever waits on the
+            # ticket sees it acknowledged before it ends.
+            await asyncio.sleep(0)
         if confirmation.done() and not confirmation.cancelled():
-            await self.storage.audit.set_outcome(sent.audit_id, AuditOutcome.CONFIRMED, None)
+            if not audited:
+                await self.storage.audit.set_outcome(sent.audit_id, AuditOutcome.CONFIRMED, None)
             return ControlReport(ControlOutcome.CONFIRMED, sent.decision, audit_id=sent.audit_id)
         # No Log in time, or the connection closed (its waiters are cancelled) before one came.
         reason = CONFIRMATION_CLOSED if confirmation.cancelled() else CONFIRMATION_MISSING

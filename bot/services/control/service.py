@@ -349,7 +349,9 @@ class ControlService:
             ticket._advance(dispatched.report)
             if dispatched.confirmation is not None:
                 ticket._advance(
-                    await self.delivery.confirm(dispatched.confirmation, dispatched.report)
+                    await self.delivery.confirm(
+                        dispatched.confirmation, dispatched.report, audited=dispatched.audited
+                    )
                 )
         except asyncio.CancelledError:
             # Shutting down: whatever was sent may or may not have been carried out.
