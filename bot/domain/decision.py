@@ -358,6 +358,8 @@ def _hold_refusal(authority: Authority, facts: ControlFacts) -> Refused | None:
         return _BLOCKED
     share = facts.share
     assert share is not None
+    if share.paused_by_owner:
+        return _OWNER_PAUSED
     if share.paused:
         return _SELF_SHARE_PAUSED if authority.is_wearer else _SHARE_PAUSED
     if facts.wearer_paused:
@@ -559,6 +561,10 @@ _BLOCKED: Final = Refused(
 _SHARE_PAUSED: Final = Refused(
     RefusalCode.PAUSED,
     "The wearer has paused this shocker here; only Stop works until they resume.",
+)
+_OWNER_PAUSED: Final = Refused(
+    RefusalCode.PAUSED,
+    "The shocker's owner has paused it; only Stop works until they resume it.",
 )
 _SELF_SHARE_PAUSED: Final = Refused(
     RefusalCode.PAUSED,

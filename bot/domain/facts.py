@@ -45,6 +45,7 @@ class GuildShare:
     allow_vibrate: bool = True
     allow_sound: bool = True
     paused: bool = False
+    paused_by_owner: bool = False  # the shocker's owner paused it (then `paused` is set too)
 
 
 @dataclass(frozen=True, slots=True)

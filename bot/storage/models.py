@@ -92,6 +92,7 @@ class ControlContext(Share):
 
     wearer_paused: bool
     blocked: bool
+    owner_paused: bool = False  # the shocker's OpenShock owner paused it (folded into `paused`)
     guild_max_intensity: int | None
     guild_max_duration_ms: int | None
     last_control_at: float | None

@@ -79,7 +79,8 @@ _GRANT_FIELDS = ", ".join(f"gr.{column} AS gr_{column}" for column in _GRANT_COL
 
 def _context(values: dict[str, Any]) -> ControlContext:
     """An owner's pause (`pause_as_owner`) counts as a pause of the share: only Stop passes."""
-    values["paused"] = bool(values["paused"]) or bool(values.pop("owner_paused"))
+    values["owner_paused"] = bool(values["owner_paused"])
+    values["paused"] = bool(values["paused"]) or values["owner_paused"]
     return ControlContext.model_validate(values)
 
 

@@ -286,8 +286,13 @@ async def test_the_owner_pauses_and_resumes_a_share_made_by_someone_else(world: 
     assert text.startswith(f"Paused **Collar** here, shared by <@{world.bob.id}> through OpenShock")
     assert heard == [Halt("pause", guild_id=world.guild, shocker_id=world.collar_id)]
     assert "⏸️ paused by its owner" in await world.slash("shockers list", world.carl)
-    await world.control("shock", world.carl, paused=True)
-    await world.control("shock", world.bob, paused=True)
+    # Both are told the owner paused it: Bob did not ("You paused…" would mislead him).
+    for user in (world.carl, world.bob):
+        reply, private = await world.control("shock", user)
+        assert (
+            private
+            and reply == "The shocker's owner has paused it; only Stop works until they resume it."
+        )
     # Only here: the other guild is not paused.
     await _bob_shares_the_collar_in(world, world.other_guild)
     await world.control("shock", world.carl, world.other_guild)

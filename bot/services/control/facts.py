@@ -55,6 +55,7 @@ def guild_share(share: Share) -> GuildShare:
         allow_vibrate=share.allow_vibrate,
         allow_sound=share.allow_sound,
         paused=share.paused,
+        paused_by_owner=isinstance(share, ControlContext) and share.owner_paused,
     )
 
 
