@@ -163,6 +163,8 @@ def ending_text(vote: Vote, tally: Tally, ending: VoteEnding) -> str:
         return "No won: nothing was sent."
     if ending.kind is EndKind.LATE:
         return "It ended while the bot was offline: nothing was sent."
+    if ending.kind is EndKind.NOT_SENT:
+        return f"Yes won, but {ending.reason or 'it could not be sent.'}"
     report = ending.report
     assert report is not None
     decision = report.decision
@@ -303,7 +305,9 @@ class PlayCog(commands.Cog):
         self.storage = bot.storage
         self.control = bot.control
         self.board = DiscordVoteBoard(bot)
-        self.votes = VoteService(bot.storage, bot.control, bot.scheduler, bot.hubs, self.board)
+        self.votes = VoteService(
+            bot.storage, bot.control, bot.scheduler, bot.hubs, self.board, bot.members
+        )
         self.rng = random.Random()
 
     async def cog_load(self) -> None:

@@ -25,7 +25,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MemberDirectory", "MemberFetch", "MemberInfo", "NotAMember", "display_name_of"]
+__all__ = [
+    "MemberDirectory",
+    "MemberFetch",
+    "MemberInfo",
+    "MemberUnknown",
+    "NotAMember",
+    "display_name_of",
+    "role_ids_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,10 @@ MAX_ENTRIES = 50_000
 
 class NotAMember(Exception):
     """The member endpoint said 404: not (or no longer) a member of that guild."""
+
+
+class MemberUnknown(Exception):
+    """Discord could not be asked (unreachable, 5xx, 403, timeout): nothing is known."""
 
 
 # Returns the member payload, raises NotAMember on 404 and anything else on failure.
@@ -57,6 +69,12 @@ def display_name_of(payload: dict[str, Any]) -> str | None:
         if isinstance(name, str) and name:
             return name
     return None
+
+
+def role_ids_of(payload: dict[str, Any]) -> frozenset[int]:
+    """A guild member payload's role ids (snowflakes as strings on the wire)."""
+    roles = payload.get("roles") or []
+    return frozenset(int(role) for role in roles)
 
 
 class MemberDirectory:
@@ -105,6 +123,28 @@ class MemberDirectory:
                     self._refresh_soon(key)
                 return entry
         return await self._fetch_once(key)
+
+    async def current_roles(self, guild_id: int, user_id: int) -> frozenset[int]:
+        """The member's role ids right now: always read from Discord (never from memory), for a
+        decision made on someone's behalf long after they acted (a vote's end, an approval).
+        Raises `NotAMember` (404: not a member any more) or `MemberUnknown` (not reachable)."""
+        key = (guild_id, user_id)
+        try:
+            async with asyncio.timeout(self.timeout):
+                payload = await self._fetch(guild_id, user_id)
+        except NotAMember:
+            self._store(key, MemberInfo(False, None, self.clock()))
+            raise
+        except Exception as error:
+            log.info(
+                "Could not read the roles of user %d in guild %d: %s",
+                user_id,
+                guild_id,
+                type(error).__name__,
+            )
+            raise MemberUnknown() from error
+        self._store(key, MemberInfo(True, display_name_of(payload), self.clock()))
+        return role_ids_of(payload)
 
     async def is_member(self, guild_id: int, user_id: int) -> bool | None:
         info = await self.lookup(guild_id, user_id)

@@ -9,9 +9,13 @@ The life of a vote:
 - At the end (`end`, the timer), the row and its ballots are deleted in one step (so a vote is
   settled once, also across a crash) and, if Yes has more votes than No, the control goes through
   the pipeline's front door as the starter (`Origin.VOTE`), so it is decided again with that
-  moment's facts. Its guard (`still_wanted`) is false once a halt ended the vote.
+  moment's facts and the starter's roles read from Discord right then (not those of the start):
+  when they left the server, or Discord cannot be asked, nothing is sent. Its guard
+  (`still_wanted`) is false once a halt ended the vote.
 - A halt (Stop, `/panic`, a pause, an unshare, an unlink) ends every vote it covers at once:
-  the timer is cancelled in the announcing step, and nothing is sent.
+  the timer is cancelled in the announcing step, and nothing is sent. The row is marked halted
+  first thing (one quick write), and a shutdown waits (up to `close_wait`) for these clean-ups,
+  so a halted vote never comes back after a restart.
 - The rows survive a restart: `load` re-arms them. A vote that ended while the bot was down is
   settled at start; if it ended more than `late_grace` seconds ago nothing is sent (nobody is
   waiting for it any more).
@@ -43,6 +47,7 @@ from bot.services.control import (
     Sender,
 )
 from bot.services.halts import Halt
+from bot.services.members import MemberDirectory, MemberUnknown, NotAMember
 from bot.services.scheduler import Scheduler
 from bot.storage import Storage
 from bot.storage.models import AccountState
@@ -52,6 +57,7 @@ __all__ = ["EndKind", "RunningVote", "VoteBoard", "VoteEnding", "VoteService"]
 
 log = logging.getLogger(__name__)
 
+CLOSE_WAIT = 5.0  # seconds
 VOTE_ENDED = "This vote has ended."
 NOT_SHARED = "This shocker is not shared here any more; the vote has ended."
 
@@ -61,6 +67,7 @@ class EndKind(Enum):
     NOT_PASSED = "not_passed"  # No won, or a tie: nothing was sent
     HALTED = "halted"  # a Stop, a pause, /panic, an unshare or an unlink ended it: nothing sent
     LATE = "late"  # it ended long before the bot came back: nothing was sent
+    NOT_SENT = "not_sent"  # Yes won, but the starter could not be checked (`reason` says why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,7 @@ class VoteEnding:
     kind: EndKind
     report: ControlReport | None = None
     halt: Halt | None = None
+    reason: str | None = None
 
 
 class VoteBoard(Protocol):
@@ -109,17 +117,20 @@ class VoteService:
         scheduler: Scheduler,
         hubs: HubManager,
         board: VoteBoard,
+        members: MemberDirectory,
     ) -> None:
         self.storage = storage
         self.control = control
         self.scheduler = scheduler
         self.hubs = hubs
         self.board = board
+        self.members = members
         # The shortest vote; tests lower it (the public floor is MIN_VOTE_SECONDS).
         self.min_seconds: float = MIN_VOTE_SECONDS
         self.refresh_interval = 2.0  # seconds between two edits of a running vote's tally
         self.late_grace = 60.0  # a vote that ended longer ago than this (bot down) sends nothing
         self.hub_wait = 20.0  # at start-up, how long a vote's end waits for the wearer's hub
+        self.close_wait = CLOSE_WAIT  # at shutdown, how long halted votes' clean-ups may take
         self._votes: dict[int, RunningVote] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -137,23 +148,38 @@ class VoteService:
                 # Never posted (the bot stopped in between): nobody saw it, nobody voted.
                 await self.storage.votes.finish(vote.id)
                 continue
+            if vote.halted:
+                # A halt ended it before the last shutdown finished settling it.
+                running = RunningVote(vote)
+                running.settling = True
+                self._spawn(self._close_halted(running, None), f"vote-halted-{vote.id}")
+                continue
             self._arm(RunningVote(vote))
             armed += 1
         return armed
 
     async def close(self) -> None:
-        """Stop the timers and tasks of this process; the rows stay for the next start."""
+        """Stop the timers and refreshes of this process; the rows of running votes stay for the
+        next start. Halted votes' clean-ups are let finish (up to `close_wait`): a Stop just
+        before shutdown must not be undone by the restart."""
         self.control.halts.unsubscribe(self._on_halt)
         for vote_id in list(self._votes):
             self.scheduler.cancel(timer_key(vote_id))
-        tasks = list(self._tasks)
-        for running in self._votes.values():
-            if running.refresh is not None:
-                tasks.append(running.refresh)
-        for task in tasks:
+        refreshes = [r.refresh for r in self._votes.values() if r.refresh is not None]
+        for task in refreshes:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*refreshes, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(set(self._tasks), timeout=self.close_wait)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
         self._votes.clear()
+
+    async def idle(self) -> None:
+        """Wait until no clean-up task is running (for tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def running(self, vote_id: int) -> RunningVote | None:
         return self._votes.get(vote_id)
@@ -271,11 +297,27 @@ class VoteService:
             log.info("Vote %d ended while the bot was down; nothing was sent", vote_id)
             ending = VoteEnding(EndKind.LATE)
         else:
+            try:
+                # The starter as they are now: roles taken away meanwhile count.
+                role_ids = await self.members.current_roles(vote.guild_id, vote.starter_id)
+            except NotAMember:
+                role_ids = None
+                reason = "the member who started it is no longer in this server; nothing was sent."
+            except MemberUnknown:
+                role_ids = None
+                reason = (
+                    "the bot couldn't check the roles of the member who started it with "
+                    "Discord; nothing was sent."
+                )
+            if role_ids is None:
+                log.info("Vote %d passed but is not sent: %s", vote_id, reason)
+                await self._finish(running, tally, VoteEnding(EndKind.NOT_SENT, reason=reason))
+                return
             ticket = await self.control.submit(
                 ControlOrder(
                     sender=Sender(
                         member_id=vote.starter_id,
-                        role_ids=vote.starter_role_ids,
+                        role_ids=role_ids,
                         display_name=vote.starter_name,
                     ),
                     guild_id=vote.guild_id,
@@ -309,7 +351,11 @@ class VoteService:
                 running.settling = True
                 self._spawn(self._close_halted(running, halt), f"vote-halt-{running.id}")
 
-    async def _close_halted(self, running: RunningVote, halt: Halt) -> None:
+    async def _close_halted(self, running: RunningVote, halt: Halt | None) -> None:
+        """Settle a halted vote: marked halted first (so a restart cannot re-arm it), then
+        settled and shown as ended."""
+        if not running.vote.halted:
+            await self.storage.votes.mark_halted(running.id)
         settled = await self.storage.votes.finish(running.id)
         tally = settled[1] if settled is not None else Tally()
         await self._finish(running, tally, VoteEnding(EndKind.HALTED, halt=halt))

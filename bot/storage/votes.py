@@ -56,6 +56,7 @@ class Vote(Row):
     shown_duration_ms: int
     created_at: float
     ends_at: float
+    halted: bool = False  # a halt ended it; settled at the next start, nothing sent
 
     @field_validator("starter_role_ids", mode="before")
     @classmethod
@@ -103,6 +104,12 @@ class VoteRepository:
         changed = await self._db.execute(
             "UPDATE votes SET message_id = ? WHERE id = ?", (message_id, vote_id)
         )
+        return changed > 0
+
+    async def mark_halted(self, vote_id: int) -> bool:
+        """A halt ended the vote: one quick write, so a restart before `finish` never re-arms
+        it. False when it was settled already."""
+        changed = await self._db.execute("UPDATE votes SET halted = 1 WHERE id = ?", (vote_id,))
         return changed > 0
 
     async def get(self, vote_id: int) -> Vote | None:

@@ -57,6 +57,7 @@ async def test_a_vote_halted_by_a_stop_just_before_shutdown_fires_after_the_rest
         return await real_finish(vote_id)
 
     votes_repo.finish = slow_finish  # type: ignore[method-assign]
+    scene.votes.close_wait = 0.2  # the shutdown gives up on the stuck write sooner (default 5 s)
     # What the pipeline announces for an allowed Stop, before the Stop's frame:
     h.bot.control.halts.announce(Halt("stop", shocker_id=scene.collar_id))
     await h.restart()
