@@ -8,12 +8,15 @@ tells this cog (`ControlService.approval_listeners`, synchronously). The cog the
 - ends it after `ControlService.approval_timeout` seconds (a scheduler timer): the message says
   so and nothing is sent;
 - on Approve, submits the control again as the requester with ``Origin.APPROVAL``: decided with
-  the facts of that moment, and guarded (``still_wanted``) by the request still being open;
+  the facts of that moment and the requester's roles read from Discord right then (gone from the
+  server, or Discord not reachable: nothing is sent), and guarded (``still_wanted``) by the
+  request still being open;
 - ends every open request a halt covers (Stop, pause, /panic, unshare, unlink) at once;
 - edits the requester's answer (kept by `answer_control`) with what became of it.
 
 Requests are rows in `storage.approvals`: a restart re-arms the open ones and ends those that
-expired meanwhile.
+expired meanwhile. A request a halt ended is settled (stored as ended) first thing, and a
+shutdown waits (up to `close_wait`) for those clean-ups, so it never comes back after a restart.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from bot.domain.controls import ControlKind
 from bot.domain.text import inert
 from bot.services.control import ControlOrder, ControlOutcome, ControlReport, Origin, Sender
 from bot.services.halts import Halt
+from bot.services.members import MemberUnknown, NotAMember
 from bot.storage.models import ApprovalRequest, ApprovalState
 from bot.tree import APOLOGY, reply
 
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_LONGER_OPEN = "This request is no longer open."
+CLOSE_WAIT = 5.0  # seconds a shutdown waits for ended requests to be stored and told
+ROLES_TIMEOUT = 1.5  # seconds for reading the requester's roles (the press has 3 s to answer)
 _NOT_SENT = (ControlOutcome.REFUSED, ControlOutcome.FAILED)
 _NO_PINGS = discord.AllowedMentions.none()
 # An interaction's own answer, in the webhook routes (`/webhooks/{app}/{token}/messages/@original`).
@@ -111,6 +117,7 @@ class ApprovalsCog(commands.Cog):
         self._open: dict[int, _Open] = {}
         self._posting: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.close_wait = CLOSE_WAIT
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -137,9 +144,13 @@ class ApprovalsCog(commands.Cog):
             self.bot.control.approval_listeners.remove(self._on_request)
         self.bot.remove_dynamic_items(ApprovalButton)
         self.bot.scheduler.cancel_where(lambda key: isinstance(key, tuple) and key[0] == "approval")
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Let endings reach their rows (a Stop just before shutdown must not bring the request
+        # back with live buttons after the restart); a write and a message edit or two.
+        if self._tasks:
+            _, stuck = await asyncio.wait(set(self._tasks), timeout=self.close_wait)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
 
     async def idle(self) -> None:
         """Wait until no posting, expiry, halt or answer clean-up is running (for tests)."""
@@ -239,8 +250,17 @@ class ApprovalsCog(commands.Cog):
             self._open.pop(request.id, None)
             await reply(interaction, NO_LONGER_OPEN)
             return
+        try:
+            # The requester as they are now: roles taken away since the request count.
+            role_ids = await self.bot.members.current_roles(
+                request.guild_id, request.requester_id, within=ROLES_TIMEOUT
+            )
+        except (NotAMember, MemberUnknown) as error:
+            self._open.pop(request.id, None)
+            await self._not_checked(interaction, request, gone=isinstance(error, NotAMember))
+            return
         order = ControlOrder(
-            sender=Sender(request.requester_id, request.role_ids, request.requester_name),
+            sender=Sender(request.requester_id, role_ids, request.requester_name),
             guild_id=request.guild_id,
             shocker_id=request.shocker_id,
             kind=ControlKind(request.control_type),
@@ -269,6 +289,37 @@ class ApprovalsCog(commands.Cog):
         summary = summarize(report.decision, target, request.summary)
         await self._tell_requester(
             request.id, f"✅ <@{request.wearer_id}> approved: {result_text(summary, report)}"
+        )
+        await self.storage.approvals.forget(request.id)
+
+    async def _not_checked(
+        self,
+        interaction: discord.Interaction[OpenShockBot],
+        request: ApprovalRequest,
+        *,
+        gone: bool,
+    ) -> None:
+        """Approved, but the requester could not be decided on as they are now: nothing sent."""
+        requester = f"<@{request.requester_id}>"
+        if gone:
+            why = f"{requester} is no longer a member of this server"
+            why_to_requester = "you are no longer a member of that server"
+        else:
+            why = f"the bot couldn't check {requester}'s roles with Discord"
+            why_to_requester = "the bot couldn't check your roles with Discord"
+        log.info("Approved request %d not sent: %s", request.id, "gone" if gone else "unchecked")
+        await interaction.response.edit_message(
+            content=(
+                f"✅ <@{request.wearer_id}> approved {requester}'s request, but {why}; "
+                f"nothing was sent: ~~{request.summary}~~."
+            ),
+            view=None,
+            allowed_mentions=_NO_PINGS,
+        )
+        await self._tell_requester(
+            request.id,
+            f"✖ <@{request.wearer_id}> approved your request, but {why_to_requester}; "
+            f"nothing was sent: ~~{request.summary}~~.",
         )
         await self.storage.approvals.forget(request.id)
 

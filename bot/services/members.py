@@ -124,13 +124,15 @@ class MemberDirectory:
                 return entry
         return await self._fetch_once(key)
 
-    async def current_roles(self, guild_id: int, user_id: int) -> frozenset[int]:
+    async def current_roles(
+        self, guild_id: int, user_id: int, *, within: float | None = None
+    ) -> frozenset[int]:
         """The member's role ids right now: always read from Discord (never from memory), for a
         decision made on someone's behalf long after they acted (a vote's end, an approval).
         Raises `NotAMember` (404: not a member any more) or `MemberUnknown` (not reachable)."""
         key = (guild_id, user_id)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout if within is None else within):
                 payload = await self._fetch(guild_id, user_id)
         except NotAMember:
             self._store(key, MemberInfo(False, None, self.clock()))

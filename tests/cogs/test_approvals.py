@@ -432,3 +432,117 @@ async def test_relinking_to_another_account_ends_what_waited_on_the_old_shares(
     await cog.idle()
     (request,) = scene.requests()
     assert "approval:" not in str(request.get("components")), "the request still shows its buttons"
+
+
+async def _grant_by_role_only(scene: Scene, who: DiscordUser) -> Any:
+    """`who` may control the collar only through a role (the @everyone grant is withdrawn)."""
+    h = scene.h
+    admin = h.discord_user("admin2")
+    revoke = h.ix.slash(
+        "permissions revoke",
+        {"who": h.ix.everyone},
+        user=admin,
+        admin=True,
+        types={"who": "mentionable"},
+    )
+    await h.run(revoke)
+    role = h.discord.add_role("controllers")
+    h.discord.add_member(None, who, [role])
+    h.ix.set_roles(who, [role])
+    grant = h.ix.slash(
+        "permissions grant", {"who": role}, user=admin, admin=True, types={"who": "mentionable"}
+    )
+    await h.run(grant)
+    assert "Granted" in scene.reply_text(grant)
+    return role
+
+
+async def test_approve_decides_with_the_requesters_roles_of_that_moment(scene: Scene) -> None:
+    """The requester's role (their only grant) is taken away while the request waits: the
+    approved control is decided with the roles Discord gives now, not those of the request."""
+    h = scene.h
+    await _grant_by_role_only(scene, scene.bob)
+    asked = await scene.ask(scene.bob)
+    request = await scene.posted()
+    h.discord.add_member(None, scene.bob, [])  # the admins take the role away
+    h.ix.set_roles(scene.bob, [])
+    pressed = await scene.press(request, "approve", scene.alice)
+    assert "not sent" in scene.content(request)
+    (why,) = h.discord.replies_for(pressed).followups  # to the wearer alone
+    assert (
+        why["content"]
+        == "It was not sent: You do not have permission to control this shocker here."
+    )
+    await h.discord.wait_for(lambda: "Not sent" in scene.reply_text(asked))
+    assert scene.frames() == []
+    await scene.forgotten()
+
+
+async def test_approve_sends_nothing_when_the_requester_left_the_server(scene: Scene) -> None:
+    h = scene.h
+    asked = await scene.ask(scene.bob)
+    request = await scene.posted()
+    h.discord.guild(None).members.pop(scene.bob.id)  # bob left
+    await scene.press(request, "approve", scene.alice)
+    assert "no longer a member of this server; nothing was sent" in scene.content(request)
+    await h.discord.wait_for(lambda: "no longer a member" in scene.reply_text(asked))
+    assert scene.frames() == []
+    await scene.forgotten()
+
+
+async def test_approve_sends_nothing_when_discord_cannot_say_the_requesters_roles(
+    scene: Scene,
+) -> None:
+    h = scene.h
+    asked = await scene.ask(scene.bob)
+    request = await scene.posted()
+    h.discord.fail(500, method="GET", path=rf"/members/{scene.bob.id}$", count=None)
+    await scene.press(request, "approve", scene.alice)
+    assert "couldn't check" in scene.content(request)
+    assert "nothing was sent" in scene.content(request)
+    h.discord.clear_faults()
+    await h.discord.wait_for(lambda: "couldn't check your roles" in scene.reply_text(asked))
+    assert scene.frames() == []
+    await scene.forgotten()
+
+
+async def test_a_request_ended_by_a_stop_just_before_shutdown_stays_ended_after_restart(
+    scene: Scene,
+) -> None:
+    """A Stop ends a request and the process is asked to stop in the same moment: the shutdown
+    waits for the ending to be stored, so the restart does not bring the request back."""
+    from bot.services.halts import Halt
+
+    h = scene.h
+    asked = await scene.ask(scene.bob)
+    request = await scene.posted()
+    cog = h.bot.get_cog(ApprovalsCog.__cog_name__)
+    assert isinstance(cog, ApprovalsCog)
+    # The disk is slow: the ending's write completes only once the shutdown has begun.
+    repo = h.storage.approvals
+    real_settle = repo.settle
+    shutting_down = asyncio.Event()
+
+    async def slow_settle(request_id: int, state: ApprovalState) -> bool:
+        await shutting_down.wait()
+        return await real_settle(request_id, state)
+
+    real_unload = cog.cog_unload
+
+    async def unload() -> None:
+        shutting_down.set()
+        await real_unload()
+
+    repo.settle = slow_settle  # type: ignore[method-assign]
+    cog.cog_unload = unload  # type: ignore[method-assign]
+    h.bot.control.halts.announce(Halt("stop", shocker_id=scene.collar_id))
+    await h.restart()
+    account = await h.storage.accounts.by_discord_user(scene.alice.id)
+    assert account is not None
+    await h.ready(account.id)
+    assert await h.storage.approvals.all() == []
+    assert "ended" in scene.content(request)
+    assert "ended" in scene.reply_text(asked)
+    late = await scene.press(request, "approve", scene.alice)
+    assert scene.reply_text(late) == "This request is no longer open."
+    assert scene.frames() == []
