@@ -540,7 +540,11 @@ async def test_a_request_ended_by_a_stop_just_before_shutdown_stays_ended_after_
     account = await h.storage.accounts.by_discord_user(scene.alice.id)
     assert account is not None
     await h.ready(account.id)
-    assert await h.storage.approvals.all() == []
+    assert [r.state for r in await h.storage.approvals.all()] == [ApprovalState.ENDED]
+    assert cog is not h.bot.get_cog(ApprovalsCog.__cog_name__)
+    new_cog = h.bot.get_cog(ApprovalsCog.__cog_name__)
+    assert isinstance(new_cog, ApprovalsCog)
+    assert new_cog._open == {}  # not re-armed
     assert "ended" in scene.content(request)
     assert "ended" in scene.reply_text(asked)
     late = await scene.press(request, "approve", scene.alice)
