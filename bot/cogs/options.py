@@ -107,29 +107,42 @@ class UsableShockerTransformer(app_commands.Transformer["OpenShockBot"]):
 
     @safe_autocomplete
     async def autocomplete(self, interaction: Interaction, value: Any, /) -> Choices:  # type: ignore[override]
-        if interaction.guild_id is None:
-            return []
-        bot = interaction.client
-        needle = str(value).casefold()
-        shares = [
-            s
-            for s in await bot.storage.shares.in_guild(interaction.guild_id)
-            if needle in s.shocker_name.casefold() or needle == s.shocker_id
-        ]
-        accesses = await bot.control.access(
-            shares,
-            guild_id=interaction.guild_id,
-            member_id=interaction.user.id,
-            role_ids=member_role_ids(interaction.user),
-        )
         choices = []
-        for share, access in accesses:
-            if self.kind not in access.types:
-                continue
-            name = f"{share.shocker_name} ({await wearer_name(interaction, share)})"
-            note = availability_note(access, self.kind)
-            choices.append(app_commands.Choice(name=f"{name}{note}", value=share.shocker_id))
+        for share, access in await matching_accesses(interaction, value):
+            if self.kind in access.types:
+                choices.append(await usable_choice(interaction, share, access, self.kind))
         return choices
+
+
+async def matching_accesses(
+    interaction: Interaction, value: Any
+) -> list[tuple[Share, ShockerAccess]]:
+    """The shares here whose name contains what was typed (or whose id it is), each with what
+    the member may do with it: what a control option's autocomplete offers from."""
+    if interaction.guild_id is None:
+        return []
+    bot = interaction.client
+    needle = str(value).casefold()
+    shares = [
+        s
+        for s in await bot.storage.shares.in_guild(interaction.guild_id)
+        if needle in s.shocker_name.casefold() or needle == s.shocker_id
+    ]
+    return await bot.control.access(
+        shares,
+        guild_id=interaction.guild_id,
+        member_id=interaction.user.id,
+        role_ids=member_role_ids(interaction.user),
+    )
+
+
+async def usable_choice(
+    interaction: Interaction, share: Share, access: ShockerAccess, kind: ControlKind
+) -> app_commands.Choice[str]:
+    """One choice: the shocker with its wearer and, when it can't take `kind` now, why."""
+    name = f"{share.shocker_name} ({await wearer_name(interaction, share)})"
+    note = availability_note(access, kind)
+    return app_commands.Choice(name=f"{name}{note}", value=share.shocker_id)
 
 
 def availability_note(access: ShockerAccess, kind: ControlKind) -> str:

@@ -31,8 +31,8 @@ from bot.cogs.common import (
     seconds_to_ms,
     sender_of,
 )
-from bot.cogs.control_reply import answer_control, wearer_name
-from bot.cogs.options import Percent, Seconds, availability_note
+from bot.cogs.control_reply import answer_control
+from bot.cogs.options import Percent, Seconds, matching_accesses, usable_choice
 from bot.domain.controls import (
     MAX_DURATION_MS,
     MIN_DURATION_MS,
@@ -104,31 +104,13 @@ class VoteShockerTransformer(app_commands.Transformer["OpenShockBot"]):
 
     @safe_autocomplete
     async def autocomplete(self, interaction: Interaction, value: Any, /) -> Choices:  # type: ignore[override]
-        if interaction.guild_id is None:
-            return []
-        bot = interaction.client
         chosen = _KINDS.get(str(getattr(interaction.namespace, "type", "") or ""))
-        needle = str(value).casefold()
-        shares = [
-            s
-            for s in await bot.storage.shares.in_guild(interaction.guild_id)
-            if needle in s.shocker_name.casefold() or needle == s.shocker_id
-        ]
-        accesses = await bot.control.access(
-            shares,
-            guild_id=interaction.guild_id,
-            member_id=interaction.user.id,
-            role_ids=member_role_ids(interaction.user),
-        )
+        kinds = {chosen} if chosen is not None else VOTE_KINDS
         choices = []
-        for share, access in accesses:
-            kinds = {chosen} if chosen is not None else VOTE_KINDS
+        for share, access in await matching_accesses(interaction, value):
             kind = next((k for k in kinds if k in access.types), None)
-            if kind is None:
-                continue
-            name = f"{share.shocker_name} ({await wearer_name(interaction, share)})"
-            note = availability_note(access, kind)
-            choices.append(app_commands.Choice(name=f"{name}{note}", value=share.shocker_id))
+            if kind is not None:
+                choices.append(await usable_choice(interaction, share, access, kind))
         return choices
 
 
