@@ -36,6 +36,7 @@ from discord.ext import commands
 from bot.cogs.control_reply import ANSWER_WAIT, result_text, summarize
 from bot.domain.controls import ControlKind
 from bot.domain.text import inert
+from bot.services.background import BackgroundTasks
 from bot.services.control import ControlOrder, ControlOutcome, ControlReport, Origin, Sender
 from bot.services.halts import Halt
 from bot.services.members import MemberUnknown, NotAMember
@@ -116,7 +117,7 @@ class ApprovalsCog(commands.Cog):
         self.storage = bot.storage
         self._open: dict[int, _Open] = {}
         self._posting: dict[int, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks("approval")
         self.close_wait = CLOSE_WAIT
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -146,22 +147,14 @@ class ApprovalsCog(commands.Cog):
         self.bot.scheduler.cancel_where(lambda key: isinstance(key, tuple) and key[0] == "approval")
         # Let endings reach their rows (a Stop just before shutdown must not bring the request
         # back with live buttons after the restart); a write and a message edit or two.
-        if self._tasks:
-            _, stuck = await asyncio.wait(set(self._tasks), timeout=self.close_wait)
-            for task in stuck:
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
+        await self._tasks.close(wait=self.close_wait)
 
     async def idle(self) -> None:
         """Wait until no posting, expiry, halt or answer clean-up is running (for tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.idle()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(work, name="approval")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(work)
 
     def _arm(self, request: ApprovalRequest) -> None:
         async def expire() -> None:

@@ -9,7 +9,6 @@ panel's message shows the last control and the shocker's state, edited by one th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from bot.domain.panels import REACTIONS, PanelAction, preset, reaction_action
 from bot.domain.text import inert
 from bot.errors import UserError
 from bot.openshock.models import DeviceStatusChanged, HubEvent
+from bot.services.background import BackgroundTasks
 from bot.services.control import ControlOrder, ControlOutcome, ControlTicket, Origin, Sender
 from bot.services.halts import Halt
 from bot.storage.models import Share
@@ -126,7 +126,7 @@ class PanelCog(commands.Cog):
         self.bot = bot
         self.storage = bot.storage
         self.editor = PanelEditor(bot)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks("panel")
 
     async def cog_load(self) -> None:
         from bot.cogs.panel_view import PanelButton
@@ -144,9 +144,7 @@ class PanelCog(commands.Cog):
         self.bot.control.halts.unsubscribe_resumes(self._on_halt)
         if self._on_hub_event in self.bot.hub_listeners:
             self.bot.hub_listeners.remove(self._on_hub_event)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         await self.editor.close()
 
     # -- /panel -----------------------------------------------------------------------------------
@@ -329,8 +327,7 @@ class PanelCog(commands.Cog):
         sender = await self._reaction_sender(event)
         if sender is None:
             return
-        removal = asyncio.create_task(self._remove_reaction(event))
-        self._track(removal)
+        self._tasks.spawn(self._remove_reaction(event), "panel-reaction-removal")
         if state.panel.closed or state.share is None:
             self.editor.refresh(state.panel.id)
             await self._tell(
@@ -417,7 +414,7 @@ class PanelCog(commands.Cog):
         wearer show it (a panel whose share ended is closed and its buttons disabled)."""
         if halt.reason == "stop":
             return
-        self._track(asyncio.create_task(self._refresh_matching(halt), name="panel-halt"))
+        self._tasks.spawn(self._refresh_matching(halt), "panel-halt")
 
     async def _refresh_matching(self, halt: Halt) -> None:
         for panel in await self.storage.panels.open_matching(
@@ -428,12 +425,8 @@ class PanelCog(commands.Cog):
     async def _on_hub_event(self, account_id: int, event: HubEvent) -> None:
         """A device went online or offline: the panels of that account's shockers show it."""
         if isinstance(event, DeviceStatusChanged) and event.is_change:
-            self._track(asyncio.create_task(self._refresh_account(account_id), name="panel-device"))
+            self._tasks.spawn(self._refresh_account(account_id), "panel-device")
 
     async def _refresh_account(self, account_id: int) -> None:
         for panel in await self.storage.panels.open_of_account(account_id):
             self.editor.refresh(panel.id)
-
-    def _track(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

@@ -33,6 +33,7 @@ from bot.domain.random_draw import (
     range_problem,
 )
 from bot.errors import UserError
+from bot.services.background import BackgroundTasks
 from bot.services.control import ControlOrder, ControlOutcome, ControlReport, Origin, Sender
 from bot.services.control.service import ControlService
 from bot.services.halts import Halt
@@ -90,7 +91,7 @@ class RandomModeService:
         self.clock = clock if clock is not None else now
         self.on_change: ChangeListener | None = None
         self._runs: dict[int, _Run] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks("random-mode")
         self._subscribed = False
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -132,16 +133,11 @@ class RandomModeService:
         self._runs.clear()
         # Let endings reach their rows (a /panic just before shutdown must not resume later);
         # they are a write and a message edit, so this is short unless Discord hangs.
-        if self._tasks:
-            _, stuck = await asyncio.wait(set(self._tasks), timeout=CLOSE_WAIT)
-            for task in stuck:
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
+        await self._tasks.close(wait=CLOSE_WAIT)
 
     async def idle(self) -> None:
         """Wait until no clean-up task is running (for tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.idle()
 
     # -- starting -------------------------------------------------------------------------------
 
@@ -313,10 +309,7 @@ class RandomModeService:
             log.exception("Updating the status of random mode %d failed", mode_id)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(coroutine, name="random-mode")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coroutine)
 
 
 def _key(mode_id: int) -> tuple[str, int]:

@@ -38,6 +38,7 @@ from bot.errors import UserError
 from bot.openshock.errors import OpenShockError
 from bot.openshock.manager import HubManager
 from bot.openshock.models import DeviceSnapshotApplied
+from bot.services.background import BackgroundTasks
 from bot.services.control import (
     ControlOrder,
     ControlOutcome,
@@ -132,7 +133,7 @@ class VoteService:
         self.hub_wait = 20.0  # at start-up, how long a vote's end waits for the wearer's hub
         self.close_wait = CLOSE_WAIT  # at shutdown, how long halted votes' clean-ups may take
         self._votes: dict[int, RunningVote] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks("vote")
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -169,17 +170,12 @@ class VoteService:
         for task in refreshes:
             task.cancel()
         await asyncio.gather(*refreshes, return_exceptions=True)
-        if self._tasks:
-            _, stuck = await asyncio.wait(set(self._tasks), timeout=self.close_wait)
-            for task in stuck:
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
+        await self._tasks.close(wait=self.close_wait)
         self._votes.clear()
 
     async def idle(self) -> None:
         """Wait until no clean-up task is running (for tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.idle()
 
     def running(self, vote_id: int) -> RunningVote | None:
         return self._votes.get(vote_id)
@@ -408,13 +404,4 @@ class VoteService:
             snapshot.cancel()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(self._logged(coro, name), name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _logged(coro: Coroutine[Any, Any, None], name: str) -> None:
-        try:
-            await coro
-        except Exception:
-            log.exception("%s failed", name)
+        self._tasks.spawn(coro, name)
