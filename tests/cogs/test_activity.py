@@ -111,7 +111,10 @@ async def test_history_days_leaves_out_older_rows_and_no_days_works_as_before(
     scene: Scene,
 ) -> None:
     await seed(scene, at=days_ago(10), member=scene.bob, control_type=ControlKind.SOUND)
-    await seed(scene, at=days_ago(1), member=scene.bob, control_type=ControlKind.VIBRATE)
+    # 36 hours ago, whatever the time of day (`days_ago(1)` is yesterday noon, within the last
+    # 24 hours before noon).
+    at = time.time() - 36 * 3600
+    await seed(scene, at=at, member=scene.bob, control_type=ControlKind.VIBRATE)
     recent = await run(scene, "history", scene.admin, admin=True, days=3)
     assert "Vibrate" in recent.text and "Sound" not in recent.text
     assert "in the last 3 days" in recent.text and recent.ephemeral
