@@ -380,7 +380,8 @@ class FeedRecorder:
         try:
             if hub.shockers is not None:  # loaded meanwhile
                 return hub.shockers
-            refreshed = await asyncio.wait_for(waiter, self._timings.directory_wait)
+            async with asyncio.timeout(self._timings.directory_wait):  # not 3.11's wait_for
+                refreshed = await waiter
             return refreshed.shockers
         except TimeoutError:
             log.warning("Shocker list of account %d not loaded; feed routing skipped", account_id)

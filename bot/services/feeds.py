@@ -180,7 +180,10 @@ class FeedPublisher:
                 log.exception("The feed publisher failed to look for pending posts")
                 self._rescan = True
             try:
-                await asyncio.wait_for(self._wakeup.wait(), self.timings.poll_interval)
+                # Not `wait_for`: on Python 3.11 it swallows a cancellation that arrives as the
+                # event is set, and `stop()` would then wait for this loop forever.
+                async with asyncio.timeout(self.timings.poll_interval):
+                    await self._wakeup.wait()
             except TimeoutError:
                 self._rescan = True
 
