@@ -122,11 +122,16 @@ class OpenShockBot(commands.AutoShardedBot):
         except discord.NotFound:
             raise NotAMember() from None
 
-    async def on_interaction(self, interaction: discord.Interaction[OpenShockBot]) -> None:
-        """Whoever uses an interaction in a guild is a member of it at that moment."""
-        user = interaction.user
-        if interaction.guild_id is not None and isinstance(user, discord.Member):
-            self.members.note(interaction.guild_id, user.id, user.display_name)
+    def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
+        """Whoever uses an interaction in a guild is a member of it at that moment. Noted here,
+        while discord.py parses the interaction (before the command's or button's task runs),
+        so that a wearer's own command never asks Discord whether they are a member."""
+        if event == "interaction":
+            interaction = args[0]
+            user = interaction.user
+            if interaction.guild_id is not None and isinstance(user, discord.Member):
+                self.members.note(interaction.guild_id, user.id, user.display_name)
+        super().dispatch(event, *args, **kwargs)
 
     # -- OpenShock accounts ---------------------------------------------------------------------
 

@@ -140,7 +140,8 @@ class AccountRepository:
 
     async def unlink(self, discord_user_id: int) -> UnlinkSummary | None:
         """Delete the account, its shares, blocks and pending events, in every guild."""
-        async with self._db.transaction() as tx:
+        # Long: the account's stored events and deliveries go with it (ON DELETE CASCADE).
+        async with self._db.transaction(long=True) as tx:
             row = await tx.fetch_one(
                 "SELECT id FROM accounts WHERE discord_user_id = ?", (discord_user_id,)
             )

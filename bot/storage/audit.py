@@ -139,7 +139,8 @@ class AuditRepository:
             clauses.append("id < ?")
             params.append(before_id)
         params.append(limit)
-        return await self._db.fetch_all(
+        # On the reports connection: a member's rows in a busy guild may be far apart.
+        return await self._db.fetch_report(
             f"SELECT * FROM audit WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
             params,
         )

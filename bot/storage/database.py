@@ -7,18 +7,22 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from bot.storage.migrations import Migration, MigrationError, load_migrations
 
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | dict[str, Any]
+_T = TypeVar("_T")
+
+# How often the write-ahead log is copied back into the database file (when something was
+# written since): the log stays small (a second of writes) and no commit ever does the copy.
+CHECKPOINT_EVERY = 1.0
 
 
 class RestrictionCounter:
@@ -39,31 +43,43 @@ class RestrictionCounter:
 class Database:
     """The bot's SQLite database: one connection that writes, one that reads, one for reports.
 
-    aiosqlite runs each connection's statements on its own worker thread. Writes share one
-    connection and take `_write_lock` (a multi-statement write runs inside `transaction()`), so
-    two coroutines' transactions never interleave. Reads use a second connection: in WAL mode
-    it sees only committed data (never another coroutine's half-done transaction) and does not
-    queue behind writes. Long aggregate reads (`/stats` over a million audit rows) go to a third
-    connection, so that they never make a control's reads wait. An in-memory database has a
-    single connection for all.
+    Short statements (an indexed read, a one-row write, a commit) run on the loop's own thread:
+    each costs tens of microseconds there, much less than handing it to a worker thread and
+    waking the loop again. WAL with `synchronous = NORMAL` makes a commit a write to the log
+    with no fsync; the copy back into the database file (the only step that syncs) runs every
+    second on a thread of its own (`_checkpoint_regularly`). Statements that can take long run
+    on threads: reports and searches through many rows on the reports connection
+    (`fetch_report`), and clean-ups that may touch many rows on the writer (`long=True`).
+
+    Writes share one connection and take `_write_lock` (a multi-statement write runs inside
+    `transaction()`), so two coroutines' transactions never interleave. Reads use a second
+    connection: in WAL mode it sees only committed data (never another coroutine's half-done
+    transaction). An in-memory database has a single connection for all, used from the loop
+    only.
     """
 
     def __init__(
         self,
-        connection: aiosqlite.Connection,
+        connection: sqlite3.Connection,
         path: Path | None,
-        reader: aiosqlite.Connection | None = None,
-        reports: aiosqlite.Connection | None = None,
+        reader: sqlite3.Connection | None = None,
+        reports: sqlite3.Connection | None = None,
     ) -> None:
         self._conn = connection
         self._reader = reader or connection
         self._reports = reports or self._reader
         self._write_lock = asyncio.Lock()
         self.path = path
-        # See `routing_version`: set (on the writer's thread) by the routing triggers, turned
-        # into a new version on the loop once the write has committed.
+        # See `routing_version`: set by the routing triggers inside a write, turned into a new
+        # version once the write has committed.
         self._routing_touched = False
         self.routing_version = 0
+        # Threads for long statements (none for an in-memory database: see `_off_loop`).
+        self._reports_pool: ThreadPoolExecutor | None = None
+        self._writes_pool: ThreadPoolExecutor | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
+        self._checkpointed_at = 0
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True) -> Database:
@@ -72,39 +88,51 @@ class Database:
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
             _owner_only(file)
-        connection = await _connect(str(path))
-        reader = reports = None
+        connection = _connect(str(path))
+        database = cls(connection, file)
         try:
             if file is not None:
-                await connection.execute("PRAGMA journal_mode = WAL")
-                await connection.execute("PRAGMA synchronous = NORMAL")
-            database = cls(connection, file)
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = NORMAL")
+                # Checkpoints are run by `_checkpoint_regularly`, not inside a commit.
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
             if migrate:
                 await database.migrate()
             else:
                 await database.check_version()
-            await database._watch_routing()
+            database._watch_routing()
             if file is not None:
-                reader = await _connect(str(file))
-                await reader.execute("PRAGMA query_only = ON")
-                database._reader = reader
-                reports = await _connect(str(file))
-                await reports.execute("PRAGMA query_only = ON")
-                database._reports = reports
+                database._reader = _connect(str(file))
+                database._reader.execute("PRAGMA query_only = ON")
+                database._reports = _connect(str(file))
+                database._reports.execute("PRAGMA query_only = ON")
+                database._checkpointer = _connect(str(file))
+                database._reports_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reports")
+                database._writes_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writes")
+                database._checkpoints = asyncio.create_task(
+                    database._checkpoint_regularly(), name="sqlite-checkpoints"
+                )
         except BaseException:
-            await connection.close()
-            for extra in (reader, reports):
-                if extra is not None:
-                    await extra.close()
+            await database.close()
             raise
         return database
 
     async def close(self) -> None:
-        if self._reports is not self._reader:
-            await self._reports.close()
-        if self._reader is not self._conn:
-            await self._reader.close()
-        await self._conn.close()
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
+        for pool in (self._reports_pool, self._writes_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        # The last connection closed copies the log back and removes it.
+        for connection in {
+            id(c): c for c in (self._checkpointer, self._reports, self._reader)
+        }.values():
+            if connection is not None and connection is not self._conn:
+                connection.close()
+        self._conn.close()
 
     # -- migrations -----------------------------------------------------------------------------
 
@@ -141,10 +169,10 @@ class Database:
                     f"PRAGMA user_version = {migration.version};\nCOMMIT;"
                 )
                 try:
-                    await self._conn.executescript(script)
+                    self._conn.executescript(script)
                 except sqlite3.Error as error:
                     if self._conn.in_transaction:
-                        await self._conn.rollback()
+                        self._conn.rollback()
                     raise MigrationError(
                         f"migration {migration.name} failed and was rolled back: {error}"
                     ) from error
@@ -154,29 +182,27 @@ class Database:
 
     # -- what feeds are routed by -----------------------------------------------------------------
 
-    async def _watch_routing(self) -> None:
+    def _watch_routing(self) -> None:
         """`routing_version` moves after every committed write that changes who shares which
         shocker where, which feeds are enabled in which channel, or whose account is whose (the
         tables the feed routing is read from), whichever repository wrote it (foreign-key
         cascades included). Temporary triggers on the writer connection call back into Python;
         they live with the connection and are not part of the schema."""
-        await self._conn.create_function("routing_touched", 0, self._touch_routing)
+        self._conn.create_function("routing_touched", 0, self._touch_routing)
         tables = {
             row[0]
-            for row in await self._conn.execute_fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'table'"
-            )
+            for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         for table, when in _ROUTING_WRITES:
             if table not in tables:  # a database not migrated (yet): nothing to route
                 continue
-            await self._conn.execute(
+            self._conn.execute(
                 f"CREATE TEMP TRIGGER IF NOT EXISTS routing_{table}_{when.split()[0].lower()}"
                 f" AFTER {when} ON main.{table} BEGIN SELECT routing_touched(); END"
             )
 
     def _touch_routing(self) -> None:
-        self._routing_touched = True  # on the writer's thread, inside the write
+        self._routing_touched = True  # inside the write
 
     def _committed(self) -> None:
         """After a write (or a rolled-back one: a spurious bump costs one reload)."""
@@ -185,23 +211,29 @@ class Database:
             self.routing_version += 1
 
     # -- statements -----------------------------------------------------------------------------
-    # Reads go straight to the connection; writes take the lock (see the class docstring).
+    # Short statements run on the loop's thread (see the class docstring); writes take the lock.
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        return await _fetch_one(self._reader, sql, params)
+    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        return _fetch_one(self._reader, sql, params)
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
-        return await _fetch_all(self._reader, sql, params)
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return _fetch_all(self._reader, sql, params)
 
-    async def fetch_report(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
-        """A long read (an aggregate over many rows), on the reports connection."""
-        return await _fetch_all(self._reports, sql, params)
+    async def fetch_report(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """A long read (an aggregate, or a search through many rows), on the reports
+        connection's thread."""
+        return await self._off_loop(self._reports_pool, _fetch_all, self._reports, sql, params)
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one write statement on its own; returns the number of rows changed."""
+    async def execute(self, sql: str, params: Params = (), *, long: bool = False) -> int:
+        """Run one write statement on its own; returns the number of rows changed. `long` runs
+        it on the writes' thread (a clean-up that may touch many rows), the loop going on."""
         async with self._write_lock:
             try:
-                return await _execute(self._conn, sql, params)
+                if long:
+                    return await self._off_loop(
+                        self._writes_pool, _execute, self._conn, sql, params
+                    )
+                return _execute(self._conn, sql, params)
             finally:
                 self._committed()
 
@@ -209,46 +241,81 @@ class Database:
         """Run one INSERT on its own; returns the new row id."""
         async with self._write_lock:
             try:
-                return await _insert(self._conn, sql, params)
+                return _insert(self._conn, sql, params)
             finally:
                 self._committed()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """Several writes that land together or not at all."""
+    async def transaction(self, *, long: bool = False) -> AsyncIterator[Transaction]:
+        """Several writes that land together or not at all. `long` runs its statements on the
+        writes' thread (see `execute`)."""
         async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            tx = Transaction(self._conn, self._writes_pool if long else None)
+            await tx.execute("BEGIN IMMEDIATE")
             try:
-                yield Transaction(self._conn)
+                yield tx
             except BaseException:
-                await self._conn.rollback()
+                await tx.execute("ROLLBACK")
                 self._committed()
                 raise
             else:
-                await self._conn.commit()
+                await tx.execute("COMMIT")
                 self._committed()
+
+    async def _off_loop(
+        self, pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: Any
+    ) -> _T:
+        return await _off_loop(pool, fn, *args)
+
+    # -- WAL checkpoints ------------------------------------------------------------------------
+
+    async def _checkpoint_regularly(self) -> None:
+        """Copy the write-ahead log back into the database file every `CHECKPOINT_EVERY` seconds
+        when something was written, on the writes' thread with its own connection: the copy
+        (and its fsync) never runs inside a commit on the loop. PASSIVE never waits for a
+        reader or a writer; what it could not copy is copied by the next one."""
+        assert self._checkpointer is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            if self._conn.total_changes == self._checkpointed_at:
+                continue
+            self._checkpointed_at = self._conn.total_changes
+            try:
+                await self._off_loop(
+                    self._writes_pool,
+                    _execute,
+                    self._checkpointer,
+                    "PRAGMA wal_checkpoint(PASSIVE)",
+                    (),
+                )
+            except sqlite3.Error:
+                log.warning("A WAL checkpoint failed; the next one will try again", exc_info=True)
 
 
 class Transaction:
     """The statements available inside `Database.transaction()` (the lock is already held)."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, pool: ThreadPoolExecutor | None) -> None:
         self._conn = connection
+        self._pool = pool
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await _off_loop(self._pool, fn, self._conn, *args)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        return await _execute(self._conn, sql, params)
+        return await self._run(_execute, sql, params)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        return await _insert(self._conn, sql, params)
+        return await self._run(_insert, sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(sql, rows)
+        await self._run(_executemany, sql, rows)
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        return await _fetch_one(self._conn, sql, params)
+    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        return await self._run(_fetch_one, sql, params)
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
-        return await _fetch_all(self._conn, sql, params)
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return await self._run(_fetch_all, sql, params)
 
 
 # The writes the feed routing depends on (see `Database._watch_routing`).
@@ -275,36 +342,50 @@ def _owner_only(file: Path) -> None:
             os.chmod(path, 0o600)
 
 
-async def _connect(path: str) -> aiosqlite.Connection:
-    connection = await aiosqlite.connect(path, isolation_level=None)
-    connection.row_factory = aiosqlite.Row
-    await connection.execute("PRAGMA foreign_keys = ON")
-    await connection.execute("PRAGMA busy_timeout = 5000")
+async def _off_loop(pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: Any) -> _T:
+    """`fn(*args)` on the pool's thread; inline without a pool (an in-memory database: one
+    connection, used from the loop only). A cancelled caller still waits for the statement to
+    end, so that what it holds (the write lock) is not let go while its connection is busy."""
+    if pool is None:
+        return fn(*args)
+    future = asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # Autocommit (a statement outside BEGIN … COMMIT commits on its own). Used from the loop's
+    # thread, and for a long statement from one other thread while the loop waits for it (the
+    # write lock, or the reports connection's own thread): never from two threads at once.
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("PRAGMA busy_timeout = 5000")
     return connection
 
 
-# Each helper is one trip to aiosqlite's worker thread (`execute_fetchall`, or `execute` without
-# a separate fetch and cursor close): they sit on the path of every control.
+def _fetch_one(conn: sqlite3.Connection, sql: str, params: Params) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
+    return row
 
 
-async def _fetch_one(conn: aiosqlite.Connection, sql: str, params: Params) -> aiosqlite.Row | None:
-    rows = await conn.execute_fetchall(sql, params)
-    return next(iter(rows), None)
+def _fetch_all(conn: sqlite3.Connection, sql: str, params: Params) -> list[sqlite3.Row]:
+    return conn.execute(sql, params).fetchall()
 
 
-async def _fetch_all(
-    conn: aiosqlite.Connection, sql: str, params: Params
-) -> Iterable[aiosqlite.Row]:
-    return await conn.execute_fetchall(sql, params)
+def _execute(conn: sqlite3.Connection, sql: str, params: Params) -> int:
+    return conn.execute(sql, params).rowcount
 
 
-async def _execute(conn: aiosqlite.Connection, sql: str, params: Params) -> int:
-    cursor = await conn.execute(sql, params)
-    return cursor.rowcount
+def _executemany(conn: sqlite3.Connection, sql: str, rows: Iterable[Params]) -> None:
+    conn.executemany(sql, rows)
 
 
-async def _insert(conn: aiosqlite.Connection, sql: str, params: Params) -> int:
-    cursor = await conn.execute(sql, params)
+def _insert(conn: sqlite3.Connection, sql: str, params: Params) -> int:
+    cursor = conn.execute(sql, params)
     if cursor.lastrowid is None:
         raise sqlite3.OperationalError("INSERT produced no row id")
     return cursor.lastrowid

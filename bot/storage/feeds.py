@@ -265,7 +265,7 @@ class EventRepository:
         self, account_id: int, device_id: str, update_id: int
     ) -> list[StoredHubEvent]:
         """Every stored event of one firmware update (kind ``ota``), in the order received."""
-        rows = await self._db.fetch_all(
+        rows = await self._db.fetch_report(
             "SELECT * FROM hub_events WHERE account_id = ? AND kind = 'ota'"
             " AND json_extract(payload, '$.device_id') = ?"
             " AND json_extract(payload, '$.update_id') = ? ORDER BY id",
@@ -336,6 +336,7 @@ class EventRepository:
         return await self._db.execute(
             "UPDATE feed_deliveries SET state = 'dropped' WHERE guild_id = ? AND state = 'pending'",
             (guild_id,),
+            long=True,
         )
 
     async def drop_channel(self, channel_id: int) -> int:
@@ -344,6 +345,7 @@ class EventRepository:
             "UPDATE feed_deliveries SET state = 'dropped'"
             " WHERE channel_id = ? AND state = 'pending'",
             (channel_id,),
+            long=True,
         )
 
     async def prune(self, older_than: float) -> int:
@@ -353,6 +355,7 @@ class EventRepository:
             " SELECT 1 FROM feed_deliveries d WHERE d.event_id = hub_events.id"
             " AND d.state = 'pending')",
             (older_than,),
+            long=True,
         )
 
 

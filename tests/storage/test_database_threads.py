@@ -1,0 +1,92 @@
+"""Where statements run: short ones on the loop's thread, long ones on threads of their own,
+and the write-ahead log copied back into the database file by a checkpoint off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.storage import database
+from bot.storage.database import Database
+
+
+@pytest.fixture
+async def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Database]:
+    monkeypatch.setattr(database, "CHECKPOINT_EVERY", 0.05)
+    db = await Database.open(tmp_path / "bot.db")
+    for connection in {id(c): c for c in (db._conn, db._reader, db._reports)}.values():
+        connection.create_function("thread", 0, lambda: threading.current_thread().name)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+async def test_short_statements_run_on_the_loops_thread(db: Database) -> None:
+    here = threading.current_thread().name
+    row = await db.fetch_one("SELECT thread()")
+    assert row is not None and row[0] == here
+    async with db.transaction() as tx:
+        inside = await tx.fetch_one("SELECT thread()")
+    assert inside is not None and inside[0] == here
+
+
+async def test_reports_and_long_writes_run_on_their_own_threads(db: Database) -> None:
+    (report,) = await db.fetch_report("SELECT thread()")
+    assert report[0].startswith("sqlite-reports")
+    await db.execute("CREATE TABLE seen (name TEXT)")
+    await db.execute("INSERT INTO seen SELECT thread()", long=True)
+    async with db.transaction(long=True) as tx:
+        await tx.execute("INSERT INTO seen SELECT thread()")
+    names = [row[0] for row in await db.fetch_all("SELECT name FROM seen")]
+    assert len(names) == 2 and all(n.startswith("sqlite-writes") for n in names)
+
+
+async def test_a_commit_leaves_the_log_and_a_checkpoint_copies_it_back(
+    db: Database, tmp_path: Path
+) -> None:
+    file = tmp_path / "bot.db"
+    before = file.stat().st_size
+    await db.execute("CREATE TABLE blobs (b BLOB)")
+    async with db.transaction() as tx:
+        await tx.executemany("INSERT INTO blobs VALUES (?)", [(b"x" * 4000,)] * 50)
+    # Committed to the log only: no commit on the loop copies pages into the file.
+    assert file.stat().st_size == before
+    assert (tmp_path / "bot.db-wal").stat().st_size > 50 * 4000
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if file.stat().st_size > 50 * 4000:
+            break
+    assert file.stat().st_size > 50 * 4000
+    count = await db.fetch_one("SELECT count(*) FROM blobs")
+    assert count is not None and count[0] == 50
+
+
+async def test_a_cancelled_long_write_holds_the_lock_until_its_statement_ended(
+    db: Database,
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        started.set()
+        release.wait(5)
+        return 1
+
+    db._conn.create_function("slow", 0, slow)
+    await db.execute("CREATE TABLE t (x)")
+    write = asyncio.create_task(db.execute("INSERT INTO t SELECT slow()", long=True))
+    await asyncio.to_thread(started.wait, 5)
+    write.cancel()
+    await asyncio.sleep(0.05)
+    assert db._write_lock.locked() and not write.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    assert not db._write_lock.locked()
+    await db.execute("INSERT INTO t VALUES (2)")  # the connection is usable again
+    rows = await db.fetch_all("SELECT x FROM t ORDER BY x")
+    assert [r[0] for r in rows] == [1, 2]
