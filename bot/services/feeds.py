@@ -126,7 +126,9 @@ class FeedPublisher:
         self._last_edit: dict[int, _Edit] = {}  # update message id -> its last write
         # One channel at a time reads its page and renders its post (a few ms): a burst wakes
         # every channel's worker at once, and their preparations would otherwise all run in
-        # the same turn of the event loop, holding it for the sum of them.
+        # the same turn of the event loop, holding it for the sum of them. The reads run on the
+        # loop's thread without yielding, so the holder yields once before it lets go: the
+        # next one prepares in the next turn.
         self._preparing = asyncio.Semaphore(1)
         # Per channel, how many deliveries its last post held: the next page reads about that.
         self._fits: dict[int, int] = {}
@@ -285,10 +287,13 @@ class FeedPublisher:
             fit = self._fits.get(channel_id)
             page = _PENDING_PAGE if fit is None else min(_PENDING_PAGE, max(_MIN_PAGE, 2 * fit))
             async with self._preparing:
-                pending = await self.storage.events.pending_in(channel_id, page)
-                if not pending:
-                    return False
-                post = await self._prepare(channel_id, pending)
+                try:
+                    pending = await self.storage.events.pending_in(channel_id, page)
+                    if not pending:
+                        return False
+                    post = await self._prepare(channel_id, pending)
+                finally:
+                    await asyncio.sleep(0)
             if post is not None:
                 await post()
             return True

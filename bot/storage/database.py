@@ -23,6 +23,7 @@ _T = TypeVar("_T")
 # How often the write-ahead log is copied back into the database file (when something was
 # written since): the log stays small (a second of writes) and no commit ever does the copy.
 CHECKPOINT_EVERY = 1.0
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
 
 
 class RestrictionCounter:
@@ -94,8 +95,10 @@ class Database:
             if file is not None:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute("PRAGMA synchronous = NORMAL")
-                # Checkpoints are run by `_checkpoint_regularly`, not inside a commit.
+                # Checkpoints are run by `_checkpoint_regularly`, not inside a commit; a log
+                # grown by a burst is cut back to this size when it starts over.
                 connection.execute("PRAGMA wal_autocheckpoint = 0")
+                connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             if migrate:
                 await database.migrate()
             else:
@@ -272,24 +275,31 @@ class Database:
     async def _checkpoint_regularly(self) -> None:
         """Copy the write-ahead log back into the database file every `CHECKPOINT_EVERY` seconds
         when something was written, on the writes' thread with its own connection: the copy
-        (and its fsync) never runs inside a commit on the loop. PASSIVE never waits for a
-        reader or a writer; what it could not copy is copied by the next one."""
-        assert self._checkpointer is not None
+        (and its fsync) never runs inside a commit on the loop.
+
+        The log is only started over (instead of growing) by a write that finds it entirely
+        copied back, which a copy running beside a steady stream of writes never achieves. So
+        the bulk is copied while writes go on, and what they added meanwhile (little) is copied
+        with the write lock held: the next write then starts the log over, and it stays about
+        a second of writes long however busy the bot is."""
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
             if self._conn.total_changes == self._checkpointed_at:
                 continue
             self._checkpointed_at = self._conn.total_changes
             try:
-                await self._off_loop(
-                    self._writes_pool,
-                    _execute,
-                    self._checkpointer,
-                    "PRAGMA wal_checkpoint(PASSIVE)",
-                    (),
-                )
+                await self.checkpoint()
             except sqlite3.Error:
                 log.warning("A WAL checkpoint failed; the next one will try again", exc_info=True)
+
+    async def checkpoint(self) -> tuple[int, int]:
+        """One checkpoint (see `_checkpoint_regularly`): the log's frames and how many of them
+        are now in the database file."""
+        if self._checkpointer is None:  # in memory: there is no log
+            return (0, 0)
+        await _off_loop(self._writes_pool, _wal_checkpoint, self._checkpointer)
+        async with self._write_lock:
+            return await _off_loop(self._writes_pool, _wal_checkpoint, self._checkpointer)
 
 
 class Transaction:
@@ -365,6 +375,12 @@ def _connect(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA foreign_keys = ON")
     connection.execute("PRAGMA busy_timeout = 5000")
     return connection
+
+
+def _wal_checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:
+    """PASSIVE: waits for no reader or writer; copies what it can."""
+    _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(frames), int(copied)
 
 
 def _fetch_one(conn: sqlite3.Connection, sql: str, params: Params) -> sqlite3.Row | None:
