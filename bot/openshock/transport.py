@@ -126,6 +126,9 @@ class _OneAttemptTransport(WebsocketTransport):
             "open_timeout": self._timings.connect_timeout,
             "close_timeout": self._timings.connect_timeout,
             "ping_interval": None,  # SignalR pings and the server timeout cover liveness
+            # No permessage-deflate: hub messages are a few hundred bytes, and compressing each
+            # costs more CPU than it saves (OpenShock's ASP.NET Core hub does not accept it).
+            "compression": None,
             "max_size": self._max_size,
             "proxy": None,
             "logger": _websockets_log,

@@ -28,6 +28,7 @@ async def test_token_is_on_the_first_upgrade_and_in_no_frame(
     (connection,) = openshock_server.connections_of(world.alice)
     assert connection.upgrade_headers["OpenShockToken"] == world.alice.token
     assert connection.upgrade_headers["User-Agent"] == USER_AGENT
+    assert "Sec-WebSocket-Extensions" not in connection.upgrade_headers  # no compression
     assert len(openshock_server.requests_to(HUB_PATH)) == 1  # no failed first attempt
     invocations = [f for f in connection.frames if f.get("type") == 1]
     assert [f["target"] for f in invocations] == ["ControlV2", "EmergencyStop"]
