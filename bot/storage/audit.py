@@ -30,17 +30,20 @@ _COLUMNS = (
     "origin",
 )
 
+_INSERT = (
+    f"INSERT INTO audit (created_at, {', '.join(_COLUMNS)})"
+    f" VALUES (?, {', '.join('?' * len(_COLUMNS))})"
+)
+
 
 class AuditRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def record(self, entry: NewAuditEntry) -> int:
-        values = entry.model_dump(mode="json")
+        # The fields as they are (the enums are str): no dump, on the path of every control.
         return await self._db.insert(
-            f"INSERT INTO audit (created_at, {', '.join(_COLUMNS)})"
-            f" VALUES (?, {', '.join('?' * len(_COLUMNS))})",
-            (time.time(), *(values[column] for column in _COLUMNS)),
+            _INSERT, (time.time(), *(getattr(entry, column) for column in _COLUMNS))
         )
 
     async def set_outcome(self, entry_id: int, outcome: AuditOutcome, reason: str | None) -> None:
