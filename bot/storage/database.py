@@ -230,23 +230,36 @@ class Database:
     async def execute(self, sql: str, params: Params = (), *, long: bool = False) -> int:
         """Run one write statement on its own; returns the number of rows changed. `long` runs
         it on the writes' thread (a clean-up that may touch many rows), the loop going on."""
-        async with self._write_lock:
-            try:
-                if long:
+        if long:
+            async with self._write_lock:
+                try:
                     return await self._off_loop(
                         self._writes_pool, _execute, self._conn, sql, params
                     )
-                return _execute(self._conn, sql, params)
-            finally:
-                self._committed()
+                finally:
+                    self._committed()
+        return await self._write_now(_execute, sql, params)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
         """Run one INSERT on its own; returns the new row id."""
-        async with self._write_lock:
-            try:
-                return _insert(self._conn, sql, params)
-            finally:
-                self._committed()
+        return await self._write_now(_insert, sql, params)
+
+    async def _write_now(
+        self, fn: Callable[[sqlite3.Connection, str, Params], int], sql: str, params: Params
+    ) -> int:
+        """One statement on the loop's thread. It runs with no await, so it needs the write lock
+        only to wait for a transaction or long statement that holds it; when none does, taking
+        the lock would only cost time."""
+        if self._write_lock.locked():
+            async with self._write_lock:
+                try:
+                    return fn(self._conn, sql, params)
+                finally:
+                    self._committed()
+        try:
+            return fn(self._conn, sql, params)
+        finally:
+            self._committed()
 
     @asynccontextmanager
     async def transaction(self, *, long: bool = False) -> AsyncIterator[Transaction]:

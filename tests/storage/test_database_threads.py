@@ -106,3 +106,25 @@ async def test_the_log_starts_over_under_a_steady_stream_of_writes(db: Database)
     frames, copied = await db.checkpoint()
     assert copied == frames
     assert written > 100 and frames < written / 3  # at least one page per row written
+
+
+async def test_a_write_waits_for_an_open_transaction_and_is_not_rolled_back_with_it(
+    db: Database,
+) -> None:
+    await db.execute("CREATE TABLE t (x)")
+    inside = asyncio.Event()
+
+    async def failing_transaction() -> None:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (1)")
+            inside.set()
+            await asyncio.sleep(0.02)  # another coroutine writes meanwhile
+            raise RuntimeError("changed my mind")
+
+    task = asyncio.create_task(failing_transaction())
+    await inside.wait()
+    await db.execute("INSERT INTO t VALUES (2)")  # waits for the transaction to end
+    with pytest.raises(RuntimeError):
+        await task
+    rows = await db.fetch_all("SELECT x FROM t")
+    assert [r[0] for r in rows] == [2]
