@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import multiprocessing
@@ -44,7 +45,8 @@ def quiet_logging() -> None:
 
 async def serve_commands(pipe: Connection, handlers: Mapping[str, Handler]) -> None:
     """Answer commands until ``stop``, one at a time, on the running loop (the fakes keep serving
-    meanwhile: the pipe is read in a thread). Built in: ``cpu`` (this process's CPU seconds).
+    meanwhile: the pipe is read in a thread). Built in: ``cpu`` (this process's CPU seconds;
+    it also freezes what the fakes recorded so far, see below).
     A handler's exception is sent back instead of an answer."""
     loop = asyncio.get_running_loop()
     while True:
@@ -53,6 +55,10 @@ async def serve_commands(pipe: Connection, handlers: Mapping[str, Handler]) -> N
             return
         answer: Any
         if command == "cpu":
+            # Asked before and after every timed run. The fakes keep a record of every request
+            # and frame; out of the garbage collector's walks, its full passes over them (100 ms
+            # and more, growing with every run) do not hold up the frames being timed.
+            gc.freeze()
             answer = cpu_seconds()
         elif (handler := handlers.get(command)) is None:
             answer = ValueError(f"unknown command {command!r}")
