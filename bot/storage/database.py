@@ -75,6 +75,8 @@ class Database:
         # version once the write has committed.
         self._routing_touched = False
         self.routing_version = 0
+        self._decision_touched = False
+        self.decision_version = 0
         # Threads for long statements (none for an in-memory database: see `_off_loop`).
         self._reports_pool: ThreadPoolExecutor | None = None
         self._writes_pool: ThreadPoolExecutor | None = None
@@ -183,35 +185,48 @@ class Database:
                 applied.append(migration)
         return applied
 
-    # -- what feeds are routed by -----------------------------------------------------------------
+    # -- what is kept in memory, and when it is let go -------------------------------------------
 
     def _watch_routing(self) -> None:
-        """`routing_version` moves after every committed write that changes who shares which
-        shocker where, which feeds are enabled in which channel, or whose account is whose (the
-        tables the feed routing is read from), whichever repository wrote it (foreign-key
-        cascades included). Temporary triggers on the writer connection call back into Python;
-        they live with the connection and are not part of the schema."""
+        """Two versions move after every committed write to the tables they watch, whichever
+        repository wrote it (foreign-key cascades included):
+
+        - `routing_version`: who shares which shocker where, which feeds are enabled in which
+          channel, whose account is whose (the tables the feed routing is read from);
+        - `decision_version`: everything a control decision reads from storage except the
+          cooldowns (shares, accounts, grants, pauses, blocks, guild caps; see
+          `ShareRepository.decision_inputs`).
+
+        Temporary triggers on the writer connection call back into Python; they live with the
+        connection and are not part of the schema."""
         self._conn.create_function("routing_touched", 0, self._touch_routing)
+        self._conn.create_function("decision_touched", 0, self._touch_decision)
         tables = {
             row[0]
             for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
-        for table, when in _ROUTING_WRITES:
-            if table not in tables:  # a database not migrated (yet): nothing to route
+        for watch, table, when in _WATCHED_WRITES:
+            if table not in tables:  # a database not migrated (yet): nothing to watch
                 continue
             self._conn.execute(
-                f"CREATE TEMP TRIGGER IF NOT EXISTS routing_{table}_{when.split()[0].lower()}"
-                f" AFTER {when} ON main.{table} BEGIN SELECT routing_touched(); END"
+                f"CREATE TEMP TRIGGER IF NOT EXISTS {watch}_{table}_{when.split()[0].lower()}"
+                f" AFTER {when} ON main.{table} BEGIN SELECT {watch}_touched(); END"
             )
 
     def _touch_routing(self) -> None:
         self._routing_touched = True  # inside the write
+
+    def _touch_decision(self) -> None:
+        self._decision_touched = True  # inside the write
 
     def _committed(self) -> None:
         """After a write (or a rolled-back one: a spurious bump costs one reload)."""
         if self._routing_touched:
             self._routing_touched = False
             self.routing_version += 1
+        if self._decision_touched:
+            self._decision_touched = False
+            self.decision_version += 1
 
     # -- statements -----------------------------------------------------------------------------
     # Short statements run on the loop's thread (see the class docstring); writes take the lock.
@@ -341,15 +356,30 @@ class Transaction:
         return await self._run(_fetch_all, sql, params)
 
 
-# The writes the feed routing depends on (see `Database._watch_routing`).
-_ROUTING_WRITES = [
-    (table, when)
-    for table, columns in (
-        ("shares", "account_id, shocker_id, guild_id"),
-        ("feeds", "guild_id, kind, channel_id, enabled"),
-        ("accounts", "discord_user_id, openshock_user_id"),
-    )
-    for when in ("INSERT", "DELETE", f"UPDATE OF {columns}")
+# The writes the versions watch (see `Database._watch_routing`).
+_WATCHED_WRITES = [
+    *(
+        ("routing", table, when)
+        for table, columns in (
+            ("shares", "account_id, shocker_id, guild_id"),
+            ("feeds", "guild_id, kind, channel_id, enabled"),
+            ("accounts", "discord_user_id, openshock_user_id"),
+        )
+        for when in ("INSERT", "DELETE", f"UPDATE OF {columns}")
+    ),
+    *(
+        ("decision", table, when)
+        for table in (
+            "shares",
+            "accounts",
+            "grants",
+            "wearer_pauses",
+            "owner_pauses",
+            "blocks",
+            "guild_settings",
+        )
+        for when in ("INSERT", "DELETE", "UPDATE")
+    ),
 ]
 
 

@@ -84,10 +84,28 @@ def _context(values: dict[str, Any]) -> ControlContext:
     return ControlContext.model_validate(values)
 
 
+# `decision_inputs` answers kept in memory: how many, and for how long at most. The age limit
+# must stay below the cooldown reservations' (services/control/cooldowns.RESERVATION_TTL_S): a
+# kept answer's stored cooldown may be older than the member's latest control, which the
+# reservation made for that control covers for that long.
+DECISION_INPUTS_KEPT = 2048
+DECISION_INPUTS_TTL_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptInputs:
+    version: int
+    at: float
+    context: ControlContext | None
+    grants: tuple[Grant, ...]
+
+
 class ShareRepository:
     def __init__(self, db: Database, restrictions: RestrictionCounter) -> None:
         self._db = db
         self._restrictions = restrictions
+        self._kept: dict[tuple[int, str, int, tuple[int, ...]], _KeptInputs] = {}
+        self.clock = time.monotonic
 
     async def share(
         self,
@@ -179,8 +197,19 @@ class ShareRepository:
         """`control_context` and the grants that can apply to the member (their own and their
         roles', incl. @everyone; as `GrantRepository.for_member`) in one round trip: the control
         pipeline's front door reads both for every control. No share: (None, []), since a
-        control on a shocker not shared here is refused before any grant counts."""
+        control on a shocker not shared here is refused before any grant counts.
+
+        The answer is kept in memory until a committed write touches any table it is read from
+        (`Database.decision_version`, moved by triggers whoever writes: a pause, a block, a
+        grant, a share's settings, …) or for `DECISION_INPUTS_TTL_S`. Its cooldown (the
+        member's last stored control) may be older than their latest control meanwhile: the
+        control service's cooldown reservations cover those (see `DECISION_INPUTS_TTL_S`)."""
         roles = sorted({*role_ids, guild_id})  # @everyone's role id is the guild id
+        key = (guild_id, shocker_id, member_id, tuple(roles))
+        version, now = self._db.decision_version, self.clock()
+        kept = self._kept.get(key)
+        if kept is not None and kept.version == version and now - kept.at < DECISION_INPUTS_TTL_S:
+            return kept.context, list(kept.grants)
         role_params = {f"r{index}": role for index, role in enumerate(roles)}
         role_marks = ", ".join(f":{name}" for name in role_params)
         # One row per grant (the context repeated), or one row with no grant.
@@ -201,6 +230,10 @@ class ShareRepository:
                 context = _context(values)
             if fields["id"] is not None:
                 grants.append(Grant.model_validate(fields))
+        if version == self._db.decision_version:  # (nothing committed meanwhile)
+            if len(self._kept) >= DECISION_INPUTS_KEPT:
+                self._kept.clear()  # stale answers and a few warm ones: read again as needed
+            self._kept[key] = _KeptInputs(version, now, context, tuple(grants))
         return context, grants
 
     async def unshare(self, guild_id: int, wearer_id: int, shocker_id: str) -> bool:
