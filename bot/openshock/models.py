@@ -387,29 +387,9 @@ class ShockerDirectory(OpenShockModel):
     token: TokenInfo | None = None
 
     def all(self) -> list[KnownShocker]:
-        known = [
-            KnownShocker(
-                id=shocker.id,
-                name=shocker.name,
-                device_id=device.id,
-                device_name=device.name,
-                is_paused=shocker.is_paused,
-            )
-            for device in self.own
-            for shocker in device.shockers
-        ]
+        known = [_own(device, shocker) for device in self.own for shocker in device.shockers]
         known += [
-            KnownShocker(
-                id=shocker.id,
-                name=shocker.name,
-                device_id=device.id,
-                device_name=device.name,
-                is_paused=shocker.is_paused,
-                owner_id=owner.id,
-                owner_name=owner.name,
-                share=shocker.permissions,
-                limits=shocker.limits,
-            )
+            _shared(owner, device, shocker)
             for owner in self.shared
             for device in owner.devices
             for shocker in device.shockers
@@ -417,7 +397,18 @@ class ShockerDirectory(OpenShockModel):
         return known
 
     def get(self, shocker_id: UUID) -> KnownShocker | None:
-        return next((s for s in self.all() if s.id == shocker_id), None)
+        """As the first of `all()` with that id, building only that one (a control looks its
+        shocker up twice)."""
+        for device in self.own:
+            for shocker in device.shockers:
+                if shocker.id == shocker_id:
+                    return _own(device, shocker)
+        for owner in self.shared:
+            for shared_device in owner.devices:
+                for shared in shared_device.shockers:
+                    if shared.id == shocker_id:
+                        return _shared(owner, shared_device, shared)
+        return None
 
     def device_ids(self) -> set[UUID]:
         own = {device.id for device in self.own}
@@ -425,3 +416,27 @@ class ShockerDirectory(OpenShockModel):
 
 
 ShockersRefreshed.model_rebuild()
+
+
+def _own(device: OwnDevice, shocker: OwnShocker) -> KnownShocker:
+    return KnownShocker(
+        id=shocker.id,
+        name=shocker.name,
+        device_id=device.id,
+        device_name=device.name,
+        is_paused=shocker.is_paused,
+    )
+
+
+def _shared(owner: SharedOwner, device: SharedDevice, shocker: SharedShocker) -> KnownShocker:
+    return KnownShocker(
+        id=shocker.id,
+        name=shocker.name,
+        device_id=device.id,
+        device_name=device.name,
+        is_paused=shocker.is_paused,
+        owner_id=owner.id,
+        owner_name=owner.name,
+        share=shocker.permissions,
+        limits=shocker.limits,
+    )

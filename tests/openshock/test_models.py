@@ -135,6 +135,8 @@ def test_shocker_directory_flattens_own_and_shared() -> None:
     assert shared.owner_name == "Alice" and shared.is_paused
     assert shared.limits is not None and shared.limits.duration is None
     assert directory.get(UUID(int=3)) == shared
+    assert directory.get(B) == own
+    assert directory.get(UUID(int=99)) is None
     assert A in directory.device_ids()
 
 
