@@ -152,9 +152,13 @@ class VoteRepository:
         return Vote.from_row(row), tally
 
 
+# The ballots of members the wearer has blocked in the vote's guild do not count, whenever
+# the block came: a blocked member may not control the wearer, through a vote neither.
 _TALLY = (
-    "SELECT coalesce(sum(yes), 0) AS yes, coalesce(sum(1 - yes), 0) AS no"
-    " FROM vote_ballots WHERE vote_id = ?"
+    "SELECT coalesce(sum(b.yes), 0) AS yes, coalesce(sum(1 - b.yes), 0) AS no"
+    " FROM vote_ballots b JOIN votes v ON v.id = b.vote_id WHERE b.vote_id = ?"
+    " AND NOT EXISTS (SELECT 1 FROM blocks k WHERE k.guild_id = v.guild_id"
+    " AND k.wearer_id = v.wearer_id AND k.member_id = b.member_id)"
 )
 
 

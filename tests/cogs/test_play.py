@@ -187,6 +187,24 @@ async def test_no_win_or_a_tie_sends_nothing(scene: Scene, yes: int, no: int, sa
     assert await scene.h.storage.audit.recent(scene.h.discord.guild_id) == []
 
 
+async def test_the_ballot_of_a_member_the_wearer_blocked_meanwhile_does_not_count(
+    scene: Scene,
+) -> None:
+    dave = scene.h.discord_user("dave")
+    await scene.grant(dave)
+    vote = await scene.posted_vote(scene.bob)
+    await scene.press(vote, scene.bob, "yes")
+    await scene.press(vote, scene.carol, "yes")
+    await scene.press(vote, dave, "no")
+    block = scene.h.ix.slash("shockers block", {"member": scene.carol}, user=scene.alice)
+    await scene.h.run(block)
+    assert "blocked" in scene.h.discord.replies_for(block).text.lower()
+    scene.time_is_up(vote)
+    text = await scene.ended(vote)
+    assert "✅ Yes 1 · ❌ No 1" in text and "A tie" in text
+    assert scene.control_frames() == []
+
+
 async def test_a_vote_ends_by_its_own_timer(scene: Scene) -> None:
     scene.votes.min_seconds = 1  # the public floor is 15 s
     vote = await scene.posted_vote(scene.bob, seconds=1)
