@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
@@ -219,8 +220,11 @@ class AuditEntry(Row):
     origin: str = "command"
 
 
-class NewAuditEntry(BaseModel):
-    """What a caller records; the id and time are given by storage."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewAuditEntry:
+    """What a caller records; the id and time are given by storage. A plain dataclass: built
+    and changed (`dataclasses.replace`) by our own code on every control's path, never read
+    from outside."""
 
     guild_id: int | None
     member_id: int

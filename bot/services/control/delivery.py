@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.domain.decision import Allowed
 from bot.domain.render import custom_name_for
@@ -61,11 +61,8 @@ class Dispatcher:
         """Send, or return None when the decision must be made again: something that can
         restrict controls was written since the facts were read (`generation`). Never raises
         for OpenShock trouble: a failure is a report with a reason."""
-        entry = entry.model_copy(
-            update={
-                "effective_intensity": allowed.intensity,
-                "effective_duration_ms": allowed.duration_ms,
-            }
+        entry = replace(
+            entry, effective_intensity=allowed.intensity, effective_duration_ms=allowed.duration_ms
         )
         hub = self.facts.hub_for(share.account_id)
         known = self.facts.known_shocker(hub, share.shocker_id)
@@ -117,9 +114,7 @@ class Dispatcher:
             )
             note = None if delivered else f"{error}{uncertain}"
             outcome = AuditOutcome.CONFIRMED if delivered else AuditOutcome.NOT_CONFIRMED
-            audit_id = await self.storage.audit.record(
-                entry.model_copy(update={"outcome": outcome, "reason": note})
-            )
+            audit_id = await self.storage.audit.record(replace(entry, outcome=outcome, reason=note))
             said = ControlOutcome.CONFIRMED if delivered else ControlOutcome.UNCERTAIN
             return Dispatched(ControlReport(said, allowed, note, audit_id))
         except OpenShockError as error:
@@ -131,16 +126,14 @@ class Dispatcher:
             # OpenShock's Log came in before the hub acknowledged the frame: the one audit row
             # is written with the outcome, with no update to follow.
             audit_id = await self.storage.audit.record(
-                entry.model_copy(update={"outcome": AuditOutcome.CONFIRMED})
+                replace(entry, outcome=AuditOutcome.CONFIRMED)
             )
             return Dispatched(
                 ControlReport(ControlOutcome.CONFIRMING, allowed, audit_id=audit_id),
                 confirmation,
                 audited=True,
             )
-        audit_id = await self.storage.audit.record(
-            entry.model_copy(update={"outcome": AuditOutcome.SENT})
-        )
+        audit_id = await self.storage.audit.record(replace(entry, outcome=AuditOutcome.SENT))
         if confirmation is None:
             return Dispatched(ControlReport(ControlOutcome.SENT, allowed, audit_id=audit_id))
         return Dispatched(
@@ -149,13 +142,13 @@ class Dispatcher:
 
     async def _withdrawn(self, entry: NewAuditEntry, allowed: Allowed) -> ControlReport:
         audit_id = await self.storage.audit.record(
-            entry.model_copy(update={"outcome": AuditOutcome.REFUSED, "reason": WITHDRAWN})
+            replace(entry, outcome=AuditOutcome.REFUSED, reason=WITHDRAWN)
         )
         return ControlReport(ControlOutcome.REFUSED, allowed, WITHDRAWN, audit_id)
 
     async def _failed(self, entry: NewAuditEntry, allowed: Allowed, reason: str) -> ControlReport:
         audit_id = await self.storage.audit.record(
-            entry.model_copy(update={"outcome": AuditOutcome.FAILED, "reason": reason})
+            replace(entry, outcome=AuditOutcome.FAILED, reason=reason)
         )
         return ControlReport(ControlOutcome.FAILED, allowed, reason, audit_id)
 
