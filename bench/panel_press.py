@@ -277,14 +277,14 @@ async def report(fakes: Fakes, scene: Scene, bot: Any, storage: Storage) -> None
         return started
 
     sample_slash, sample_press = SLASH_WARMUP[0], PRESS_WARMUP[0]
-    await run_load(fakes, SLASH_WARMUP, one)
-    await run_load(fakes, PRESS_WARMUP, one)
+    await run_load(fakes, SLASH_WARMUP, one, IN_FLIGHT)
+    await run_load(fakes, PRESS_WARMUP, one, IN_FLIGHT)
     print(f"sample /shock answer: {await fakes.ask('reply', payloads[sample_slash]['token'])}")
     print(f"sample press answer:  {await fakes.ask('reply', payloads[sample_press]['token'])}")
     edits_before = await fakes.ask("edits")
-    slash_timed = await run_load(fakes, SLASH_TIMED, one)
+    slash_timed = await run_load(fakes, SLASH_TIMED, one, IN_FLIGHT)
     began = time.perf_counter()
-    press_timed = await run_load(fakes, PRESS_TIMED, one)
+    press_timed = await run_load(fakes, PRESS_TIMED, one, IN_FLIGHT)
     press_wall = time.perf_counter() - began
     edits = await fakes.ask("edits") - edits_before
     slash_one = await run_load(fakes, SLASH_UNLOADED, one, in_flight=1)
