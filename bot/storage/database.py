@@ -105,7 +105,7 @@ class Database:
                 await database.migrate()
             else:
                 await database.check_version()
-            database._watch_routing()
+            database._watch_writes()
             if file is not None:
                 database._reader = _connect(str(file))
                 database._reader.execute("PRAGMA query_only = ON")
@@ -187,7 +187,7 @@ class Database:
 
     # -- what is kept in memory, and when it is let go -------------------------------------------
 
-    def _watch_routing(self) -> None:
+    def _watch_writes(self) -> None:
         """Two versions move after every committed write to the tables they watch, whichever
         repository wrote it (foreign-key cascades included):
 
@@ -240,34 +240,33 @@ class Database:
     async def fetch_report(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """A long read (an aggregate, or a search through many rows), on the reports
         connection's thread."""
-        return await self._off_loop(self._reports_pool, _fetch_all, self._reports, sql, params)
+        return await _off_loop(self._reports_pool, _fetch_all, self._reports, sql, params)
 
     async def execute(self, sql: str, params: Params = (), *, long: bool = False) -> int:
         """Run one write statement on its own; returns the number of rows changed. `long` runs
         it on the writes' thread (a clean-up that may touch many rows), the loop going on."""
-        if long:
-            async with self._write_lock:
-                try:
-                    return await self._off_loop(
-                        self._writes_pool, _execute, self._conn, sql, params
-                    )
-                finally:
-                    self._committed()
-        return await self._write_now(_execute, sql, params)
+        return await self._write(_execute, sql, params, long=long)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
         """Run one INSERT on its own; returns the new row id."""
-        return await self._write_now(_insert, sql, params)
+        return await self._write(_insert, sql, params)
 
-    async def _write_now(
-        self, fn: Callable[[sqlite3.Connection, str, Params], int], sql: str, params: Params
+    async def _write(
+        self,
+        fn: Callable[[sqlite3.Connection, str, Params], int],
+        sql: str,
+        params: Params,
+        *,
+        long: bool = False,
     ) -> int:
-        """One statement on the loop's thread. It runs with no await, so it needs the write lock
-        only to wait for a transaction or long statement that holds it; when none does, taking
-        the lock would only cost time."""
-        if self._write_lock.locked():
+        """One write. On the loop's thread it runs with no await, so it needs the write lock
+        only to wait for a transaction or long statement that holds it (taking a free lock
+        would only cost time); a long one holds the lock until it has ended."""
+        if long or self._write_lock.locked():
             async with self._write_lock:
                 try:
+                    if long:
+                        return await _off_loop(self._writes_pool, fn, self._conn, sql, params)
                     return fn(self._conn, sql, params)
                 finally:
                     self._committed()
@@ -275,6 +274,12 @@ class Database:
             return fn(self._conn, sql, params)
         finally:
             self._committed()
+
+    @property
+    def writing(self) -> bool:
+        """A transaction or a long write is under way. When not, every committed write has moved
+        the versions it touched (see `_watch_writes`): what is kept by version is current."""
+        return self._write_lock.locked()
 
     @asynccontextmanager
     async def transaction(self, *, long: bool = False) -> AsyncIterator[Transaction]:
@@ -292,11 +297,6 @@ class Database:
             else:
                 await tx.execute("COMMIT")
                 self._committed()
-
-    async def _off_loop(
-        self, pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: Any
-    ) -> _T:
-        return await _off_loop(pool, fn, *args)
 
     # -- WAL checkpoints ------------------------------------------------------------------------
 
@@ -356,7 +356,7 @@ class Transaction:
         return await self._run(_fetch_all, sql, params)
 
 
-# The writes the versions watch (see `Database._watch_routing`).
+# The writes the versions watch (see `Database._watch_writes`).
 _WATCHED_WRITES = [
     *(
         ("routing", table, when)

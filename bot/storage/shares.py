@@ -201,14 +201,22 @@ class ShareRepository:
 
         The answer is kept in memory until a committed write touches any table it is read from
         (`Database.decision_version`, moved by triggers whoever writes: a pause, a block, a
-        grant, a share's settings, …) or for `DECISION_INPUTS_TTL_S`. Its cooldown (the
-        member's last stored control) may be older than their latest control meanwhile: the
-        control service's cooldown reservations cover those (see `DECISION_INPUTS_TTL_S`)."""
+        grant, a share's settings, …) or for `DECISION_INPUTS_TTL_S`. While a write is under
+        way (`Database.writing`: a long one may have committed on its thread before its version
+        moves) nothing is kept or served from memory. Its cooldown (the member's last stored
+        control) may be older than their latest control meanwhile: the control service's
+        cooldown reservations cover those (see `DECISION_INPUTS_TTL_S`)."""
         roles = sorted({*role_ids, guild_id})  # @everyone's role id is the guild id
         key = (guild_id, shocker_id, member_id, tuple(roles))
         version, now = self._db.decision_version, self.clock()
+        current = not self._db.writing
         kept = self._kept.get(key)
-        if kept is not None and kept.version == version and now - kept.at < DECISION_INPUTS_TTL_S:
+        if (
+            current
+            and kept is not None
+            and kept.version == version
+            and now - kept.at < DECISION_INPUTS_TTL_S
+        ):
             return kept.context, list(kept.grants)
         role_params = {f"r{index}": role for index, role in enumerate(roles)}
         role_marks = ", ".join(f":{name}" for name in role_params)
@@ -230,7 +238,7 @@ class ShareRepository:
                 context = _context(values)
             if fields["id"] is not None:
                 grants.append(Grant.model_validate(fields))
-        if version == self._db.decision_version:  # (nothing committed meanwhile)
+        if current and version == self._db.decision_version:  # (nothing committed meanwhile)
             if len(self._kept) >= DECISION_INPUTS_KEPT:
                 self._kept.clear()  # stale answers and a few warm ones: read again as needed
             self._kept[key] = _KeptInputs(version, now, context, tuple(grants))

@@ -387,6 +387,49 @@ async def test_a_restriction_written_after_the_decision_stops_the_control(
     assert entry.outcome is AuditOutcome.REFUSED
 
 
+# What the wearer or an admin does right after a control, through the commands themselves:
+# the next control's decision must not come from what was kept in memory for the last one.
+AFTER_A_CONTROL = {
+    "pause": ("shockers pause", "alice", {"shocker": None}),
+    "pause all": ("shockers pause", "alice", {}),
+    "panic": ("panic", "alice", {}),
+    "block": ("shockers block", "alice", {"member": "bob"}),
+    "unshare": ("shockers unshare", "alice", {"shocker": None}),
+    "revoke": ("permissions revoke", "admin", {"who": "everyone"}),
+}
+
+
+@pytest.mark.parametrize("restriction", list(AFTER_A_CONTROL))
+async def test_a_restriction_right_after_a_control_refuses_the_next_one(
+    scene: Scene, restriction: str
+) -> None:
+    await scene.grant_everyone()
+    assert "delivered" in await scene.command("shock", scene.bob, intensity=10, duration=1)
+    command, who, raw = AFTER_A_CONTROL[restriction]
+    users = {"alice": scene.alice, "bob": scene.bob}
+    options: dict[str, Any] = {}
+    types = {}
+    for name, value in raw.items():
+        if value is None:
+            options[name] = scene.collar_id
+        elif value == "everyone":
+            options[name], types[name] = scene.h.ix.everyone, "mentionable"
+        else:
+            options[name] = users[value]
+    user = scene.admin if who == "admin" else users[who]
+    payload = scene.h.ix.slash(command, options, user=user, admin=who == "admin", types=types)
+    await scene.h.run(payload)
+    frames = len(scene.control_frames())
+
+    text = await scene.command("shock", scene.bob, intensity=10, duration=1)
+    assert "delivered" not in text
+    shocks = [
+        c for frame in scene.control_frames()[frames:] for c in frame.arguments[0]
+        if c["type"] != ControlKind.STOP
+    ]  # fmt: skip
+    assert shocks == []
+
+
 async def test_a_cooldown_holds_across_guilds(scene: Scene) -> None:
     other_guild_id = scene.h.discord.add_guild(name="Other").id
     await scene.grant_everyone(cooldown=600)

@@ -102,3 +102,25 @@ async def test_a_kept_answer_is_younger_than_any_cooldown_reservation(
     now[0] += 1
     await _inputs(storage)
     assert reads.count == 2
+
+
+async def test_nothing_is_kept_or_served_while_a_write_is_under_way(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long write (an unlink, on the writes' thread) commits before its version moves: while
+    any write holds the lock, answers come from SQLite."""
+    await _share(storage, await _link(storage))
+    reads = Reads(storage, monkeypatch)
+    await _inputs(storage)
+    async with storage.db.transaction(long=True) as tx:
+        await tx.execute("UPDATE shares SET paused = 1")
+        await tx.execute("COMMIT")  # committed on its thread; the version has not moved yet
+        await tx.execute("BEGIN IMMEDIATE")  # (the context manager commits once more)
+        context, _ = await _inputs(storage)
+        assert context is not None and context.paused
+        await _inputs(storage)
+        assert reads.count == 3  # nothing served from, or kept in, memory meanwhile
+    context, _ = await _inputs(storage)
+    assert context is not None and context.paused and reads.count == 4
+    await _inputs(storage)
+    assert reads.count == 4  # kept again
