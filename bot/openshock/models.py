@@ -7,6 +7,7 @@ integer enums are "open": a value this code does not know yet (a newer server) b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from enum import IntEnum
 from typing import Any, Self, TypeAlias
@@ -387,28 +388,22 @@ class ShockerDirectory(OpenShockModel):
     token: TokenInfo | None = None
 
     def all(self) -> list[KnownShocker]:
-        known = [_own(device, shocker) for device in self.own for shocker in device.shockers]
-        known += [
-            _shared(owner, device, shocker)
-            for owner in self.shared
-            for device in owner.devices
-            for shocker in device.shockers
-        ]
-        return known
+        return [_known(*where) for where in self._where()]
 
     def get(self, shocker_id: UUID) -> KnownShocker | None:
         """As the first of `all()` with that id, building only that one (a control looks its
         shocker up twice)."""
+        return next((_known(*w) for w in self._where() if w[1].id == shocker_id), None)
+
+    def _where(self) -> Iterator[_Where]:
+        """Each shocker with its device, and the owner who shared it (None: this account's)."""
         for device in self.own:
             for shocker in device.shockers:
-                if shocker.id == shocker_id:
-                    return _own(device, shocker)
+                yield device, shocker, None
         for owner in self.shared:
             for shared_device in owner.devices:
                 for shared in shared_device.shockers:
-                    if shared.id == shocker_id:
-                        return _shared(owner, shared_device, shared)
-        return None
+                    yield shared_device, shared, owner
 
     def device_ids(self) -> set[UUID]:
         own = {device.id for device in self.own}
@@ -418,25 +413,27 @@ class ShockerDirectory(OpenShockModel):
 ShockersRefreshed.model_rebuild()
 
 
-def _own(device: OwnDevice, shocker: OwnShocker) -> KnownShocker:
+_Where = tuple[OwnDevice | SharedDevice, OwnShocker | SharedShocker, SharedOwner | None]
+
+
+def _known(
+    device: OwnDevice | SharedDevice,
+    shocker: OwnShocker | SharedShocker,
+    owner: SharedOwner | None,
+) -> KnownShocker:
+    shared: dict[str, Any] = {}
+    if owner is not None and isinstance(shocker, SharedShocker):
+        shared = {
+            "owner_id": owner.id,
+            "owner_name": owner.name,
+            "share": shocker.permissions,
+            "limits": shocker.limits,
+        }
     return KnownShocker(
         id=shocker.id,
         name=shocker.name,
         device_id=device.id,
         device_name=device.name,
         is_paused=shocker.is_paused,
-    )
-
-
-def _shared(owner: SharedOwner, device: SharedDevice, shocker: SharedShocker) -> KnownShocker:
-    return KnownShocker(
-        id=shocker.id,
-        name=shocker.name,
-        device_id=device.id,
-        device_name=device.name,
-        is_paused=shocker.is_paused,
-        owner_id=owner.id,
-        owner_name=owner.name,
-        share=shocker.permissions,
-        limits=shocker.limits,
+        **shared,
     )
