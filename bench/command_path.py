@@ -292,35 +292,56 @@ class Timed:
     fakes_cpu: float
 
 
+Drive = Callable[[Callable[[int], Awaitable[None]], list[int]], Awaitable[None]]
+
+
+async def timed_run(
+    fakes: Fakes, run: Run, one: Callable[[int], Awaitable[float | None]], drive: Drive
+) -> Timed:
+    """Time ``one(duration_ms)`` for each duration of ``run``, started as ``drive`` starts them;
+    ``one`` returns the ``time.monotonic()`` at which it started, or None if the command did
+    not finish. The latencies are taken from the frames' arrival times the fakes' process
+    reports; CPU is this process's and the fakes' during the run."""
+    durations = list(durations_of(run))
+    started: dict[int, float] = {}
+
+    async def timed_one(duration: int) -> None:
+        began = await one(duration)
+        if began is not None:
+            started[duration] = began
+
+    fakes_cpu = await fakes.ask("cpu")
+    cpu = cpu_seconds()
+    began = time.perf_counter()
+    await drive(timed_one, durations)
+    wall = time.perf_counter() - began
+    cpu = cpu_seconds() - cpu
+    fakes_cpu = await fakes.ask("cpu") - fakes_cpu
+    arrivals: dict[int, float] = await fakes.ask("arrivals", durations)
+    latencies = [
+        (arrivals[k] - started[k]) * 1000 for k in durations if k in arrivals and k in started
+    ]
+    return Timed((latencies, len(durations) - len(latencies), wall), cpu, fakes_cpu)
+
+
 async def run_load(
     fakes: Fakes,
     run: Run,
     one: Callable[[int], Awaitable[float | None]],
     in_flight: int,
 ) -> Timed:
-    """Run ``one(duration_ms)`` for each duration of ``run``, ``in_flight`` at a time; ``one``
-    returns the ``time.monotonic()`` at which it started, or None if the command did not finish.
-    The latencies are taken from the frames' arrival times the fakes' process reports."""
-    durations = iter(durations_of(run))
-    started: dict[int, float] = {}
+    """``in_flight`` commands at a time (a closed loop: each starts when one ends)."""
 
-    async def worker() -> None:
-        for duration in durations:
-            began = await one(duration)
-            if began is not None:
-                started[duration] = began
+    async def drive(timed_one: Callable[[int], Awaitable[None]], durations: list[int]) -> None:
+        queue = iter(durations)
 
-    fakes_cpu = await fakes.ask("cpu")
-    cpu = cpu_seconds()
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    wall = time.perf_counter() - began
-    cpu = cpu_seconds() - cpu
-    fakes_cpu = await fakes.ask("cpu") - fakes_cpu
-    keys = list(durations_of(run))
-    arrivals: dict[int, float] = await fakes.ask("arrivals", keys)
-    latencies = [(arrivals[k] - started[k]) * 1000 for k in keys if k in arrivals and k in started]
-    return Timed((latencies, len(keys) - len(latencies), wall), cpu, fakes_cpu)
+        async def worker() -> None:
+            for duration in queue:
+                await timed_one(duration)
+
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+
+    return await timed_run(fakes, run, one, drive)
 
 
 @dataclass
@@ -343,37 +364,21 @@ class Options:
 async def run_paced(
     fakes: Fakes, run: Run, one: Callable[[int], Awaitable[float | None]], rate: float
 ) -> Timed:
-    """Start ``one(duration_ms)`` for each duration of ``run`` at a steady ``rate`` per second,
-    however many are then in flight (an open loop: the offered load does not depend on how fast
-    the comparator is)."""
-    durations = list(durations_of(run))
-    started: dict[int, float] = {}
+    """Commands started at a steady ``rate`` per second, however many are then in flight (an
+    open loop: the offered load does not depend on how fast the comparator is)."""
 
-    async def fire(duration: int) -> None:
-        began = await one(duration)
-        if began is not None:
-            started[duration] = began
+    async def drive(timed_one: Callable[[int], Awaitable[None]], durations: list[int]) -> None:
+        loop = asyncio.get_running_loop()
+        first = loop.time()
+        commands = []
+        for index, duration in enumerate(durations):
+            delay = first + index / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            commands.append(asyncio.ensure_future(timed_one(duration)))
+        await asyncio.gather(*commands)
 
-    loop = asyncio.get_running_loop()
-    fakes_cpu = await fakes.ask("cpu")
-    cpu = cpu_seconds()
-    began = time.perf_counter()
-    first = loop.time()
-    commands = []
-    for index, duration in enumerate(durations):
-        delay = first + index / rate - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        commands.append(asyncio.ensure_future(fire(duration)))
-    await asyncio.gather(*commands)
-    wall = time.perf_counter() - began
-    cpu = cpu_seconds() - cpu
-    fakes_cpu = await fakes.ask("cpu") - fakes_cpu
-    arrivals: dict[int, float] = await fakes.ask("arrivals", durations)
-    latencies = [
-        (arrivals[k] - started[k]) * 1000 for k in durations if k in arrivals and k in started
-    ]
-    return Timed((latencies, len(durations) - len(latencies), wall), cpu, fakes_cpu)
+    return await timed_run(fakes, run, one, drive)
 
 
 async def measure_runs(
