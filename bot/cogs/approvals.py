@@ -26,7 +26,6 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -132,7 +131,9 @@ class ApprovalsCog(commands.Cog):
                 # Answered before the restart; whatever was sent then is in the audit trail.
                 await self.storage.approvals.forget(request.id)
             elif request.expires_at <= now:
-                self._spawn(self._finish(request, ApprovalState.EXPIRED, _expired_texts(request)))
+                self._tasks.spawn(
+                    self._finish(request, ApprovalState.EXPIRED, _expired_texts(request))
+                )
             else:
                 self._open[request.id] = _Open(request)
                 self._arm(request)
@@ -153,9 +154,6 @@ class ApprovalsCog(commands.Cog):
         """Wait until no posting, expiry, halt or answer clean-up is running (for tests)."""
         await self._tasks.idle()
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return self._tasks.spawn(work)
-
     def _arm(self, request: ApprovalRequest) -> None:
         async def expire() -> None:
             await self._expire(request.id)
@@ -168,7 +166,7 @@ class ApprovalsCog(commands.Cog):
         """Called by the pipeline, synchronously, when it held a control back."""
         self._open[request.id] = _Open(request)
         self._arm(request)
-        task = self._spawn(self._post(request))
+        task = self._tasks.spawn(self._post(request))
         self._posting[request.id] = task
         task.add_done_callback(lambda _: self._posting.pop(request.id, None))
 
@@ -346,7 +344,7 @@ class ApprovalsCog(commands.Cog):
         if entry is None or entry.approved:
             return
         del self._open[request_id]
-        self._spawn(
+        self._tasks.spawn(
             self._finish(entry.request, ApprovalState.EXPIRED, _expired_texts(entry.request))
         )
 
@@ -371,7 +369,7 @@ class ApprovalsCog(commands.Cog):
                 f"⏹️ Your request ended because {halt.sentence}: ~~{request.summary}~~. "
                 "Nothing was sent.",
             )
-            self._spawn(self._finish(request, ApprovalState.ENDED, texts))
+            self._tasks.spawn(self._finish(request, ApprovalState.ENDED, texts))
 
     async def _finish(
         self,

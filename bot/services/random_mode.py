@@ -18,9 +18,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bot.domain.decision import Allowed, RefusalCode, Refused
 from bot.domain.random_draw import (
@@ -110,7 +109,7 @@ class RandomModeService:
                 continue
             if current >= row.ends_at:
                 await self.storage.random_modes.end(row.id, at=current, reason=TIME_UP)
-                self._spawn(self._changed(row.id))
+                self._tasks.spawn(self._changed(row.id))
                 continue
             run = _Run(row, row.next_at, row.planned)
             if run.next_at < current:
@@ -204,7 +203,7 @@ class RandomModeService:
             return None
         self.scheduler.cancel(_key(mode_id))
         log.info("Random mode %d ended: %s", mode_id, reason)
-        return self._spawn(self._record_end(mode_id, reason))
+        return self._tasks.spawn(self._record_end(mode_id, reason))
 
     async def stop(self, mode_id: int, reason: str) -> bool:
         """End and wait until the row says so. False when it had ended already."""
@@ -307,9 +306,6 @@ class RandomModeService:
             await self.on_change(mode_id)
         except Exception:
             log.exception("Updating the status of random mode %d failed", mode_id)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return self._tasks.spawn(coroutine)
 
 
 def _key(mode_id: int) -> tuple[str, int]:

@@ -28,10 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.domain.votes import MAX_VOTE_SECONDS, MIN_VOTE_SECONDS, Tally, may_vote
 from bot.errors import UserError
@@ -153,7 +153,7 @@ class VoteService:
                 # A halt ended it before the last shutdown finished settling it.
                 running = RunningVote(vote)
                 running.settling = True
-                self._spawn(self._close_halted(running, None), f"vote-halted-{vote.id}")
+                self._tasks.spawn(self._close_halted(running, None), f"vote-halted-{vote.id}")
                 continue
             self._arm(RunningVote(vote))
             armed += 1
@@ -345,7 +345,7 @@ class VoteService:
             self.scheduler.cancel(timer_key(running.id))
             if not running.settling:
                 running.settling = True
-                self._spawn(self._close_halted(running, halt), f"vote-halt-{running.id}")
+                self._tasks.spawn(self._close_halted(running, halt), f"vote-halt-{running.id}")
 
     async def _close_halted(self, running: RunningVote, halt: Halt | None) -> None:
         """Settle a halted vote: marked halted first (so a restart cannot re-arm it), then
@@ -402,6 +402,3 @@ class VoteService:
             log.info("Vote %d ends without the wearer's hub ready: %s", vote.id, error)
         finally:
             snapshot.cancel()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        self._tasks.spawn(coro, name)
