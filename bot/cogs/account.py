@@ -308,7 +308,8 @@ class AccountCog(commands.GroupCog, group_name="account", description="Your Open
             # Read again now: a wearer who just changed their token's limits on OpenShock sees
             # (and gets) them at once.
             try:
-                directory = await asyncio.wait_for(hub.refresh_shockers(), STATUS_READ_WAIT)
+                async with asyncio.timeout(STATUS_READ_WAIT):  # (not 3.11's wait_for)
+                    directory = await hub.refresh_shockers()
             except (OpenShockError, TimeoutError):
                 directory = None
         if directory is None and hub is not None:

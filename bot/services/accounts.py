@@ -303,7 +303,8 @@ async def shocker_directory(
     if hub.shockers is not None:
         return hub.shockers
     try:
-        return await asyncio.wait_for(hub.refresh_shockers(), wait)
+        async with asyncio.timeout(wait):  # not wait_for, which can lose a cancel on 3.11
+            return await hub.refresh_shockers()
     except (OpenShockError, TimeoutError) as error:
         log.info("Could not read the shockers of %s: %s", hub.name, error)
         return None
