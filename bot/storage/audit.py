@@ -43,13 +43,14 @@ class AuditRepository:
     async def record(self, entry: NewAuditEntry) -> int:
         # The fields as they are (the enums are str): no dump, on the path of every control.
         return await self._db.insert(
-            _INSERT, (time.time(), *(getattr(entry, column) for column in _COLUMNS))
+            _INSERT, (time.time(), *(getattr(entry, column) for column in _COLUMNS)), grouped=True
         )
 
     async def set_outcome(self, entry_id: int, outcome: AuditOutcome, reason: str | None) -> None:
         await self._db.execute(
             "UPDATE audit SET outcome = ?, reason = coalesce(?, reason) WHERE id = ?",
             (outcome.value, reason, entry_id),
+            grouped=True,
         )
 
     async def get(self, entry_id: int) -> AuditEntry | None:

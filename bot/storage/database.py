@@ -57,6 +57,13 @@ class Database:
     connection: in WAL mode it sees only committed data (never another coroutine's half-done
     transaction). An in-memory database has a single connection for all, used from the loop
     only.
+
+    The writes every control makes (its audit row, its cooldown) are `grouped`: they run at
+    once, inside a transaction that stays open until the loop's next turn, so the writes of
+    the controls handled in one turn share one commit (a commit writes every page it changed
+    to the log, and costs more than the row). Anything else that uses the database first
+    commits the group (`_commit_group`): a read sees every write made before it, a
+    transaction or a checkpoint starts from a closed one.
     """
 
     def __init__(
@@ -83,6 +90,10 @@ class Database:
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpoints: asyncio.Task[None] | None = None
         self._checkpointed_at = 0
+        # The open group of grouped writes (see the class docstring): its commit, scheduled
+        # for the loop's next turn, and how many writes it holds.
+        self._group: asyncio.Handle | None = None
+        self._grouped = 0
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True) -> Database:
@@ -123,6 +134,7 @@ class Database:
         return database
 
     async def close(self) -> None:
+        self._commit_group()
         if self._checkpoints is not None:
             self._checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -164,6 +176,7 @@ class Database:
         current = await self.check_version(migrations)
         applied = []
         async with self._write_lock:
+            self._commit_group()
             for migration in migrations:
                 if migration.version <= current:
                     continue
@@ -232,24 +245,34 @@ class Database:
     # Short statements run on the loop's thread (see the class docstring); writes take the lock.
 
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        if self._group is not None:
+            self._commit_group()
         return _fetch_one(self._reader, sql, params)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        if self._group is not None:
+            self._commit_group()
         return _fetch_all(self._reader, sql, params)
 
     async def fetch_report(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """A long read (an aggregate, or a search through many rows), on the reports
         connection's thread."""
+        if self._group is not None:
+            self._commit_group()
         return await _off_loop(self._reports_pool, _fetch_all, self._reports, sql, params)
 
-    async def execute(self, sql: str, params: Params = (), *, long: bool = False) -> int:
+    async def execute(
+        self, sql: str, params: Params = (), *, long: bool = False, grouped: bool = False
+    ) -> int:
         """Run one write statement on its own; returns the number of rows changed. `long` runs
-        it on the writes' thread (a clean-up that may touch many rows), the loop going on."""
-        return await self._write(_execute, sql, params, long=long)
+        it on the writes' thread (a clean-up that may touch many rows), the loop going on.
+        `grouped` commits it with the other grouped writes of this turn of the loop (see the
+        class docstring): for the writes every control makes, whose caller goes on either way."""
+        return await self._write(_execute, sql, params, long=long, grouped=grouped)
 
-    async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run one INSERT on its own; returns the new row id."""
-        return await self._write(_insert, sql, params)
+    async def insert(self, sql: str, params: Params = (), *, grouped: bool = False) -> int:
+        """Run one INSERT on its own; returns the new row id. `grouped`: see `execute`."""
+        return await self._write(_insert, sql, params, grouped=grouped)
 
     async def _write(
         self,
@@ -258,22 +281,70 @@ class Database:
         params: Params,
         *,
         long: bool = False,
+        grouped: bool = False,
     ) -> int:
         """One write. On the loop's thread it runs with no await, so it needs the write lock
         only to wait for a transaction or long statement that holds it (taking a free lock
-        would only cost time); a long one holds the lock until it has ended."""
+        would only cost time); a long one holds the lock until it has ended. A grouped one
+        joins the open group (or opens one); any other commits the group with itself."""
         if long or self._write_lock.locked():
             async with self._write_lock:
+                self._commit_group()
                 try:
                     if long:
                         return await _off_loop(self._writes_pool, fn, self._conn, sql, params)
                     return fn(self._conn, sql, params)
                 finally:
                     self._committed()
+        if grouped:
+            if self._group is None:
+                self._conn.execute("BEGIN")
+                self._group = asyncio.get_running_loop().call_soon(self._commit_group)
+            try:
+                result = fn(self._conn, sql, params)
+            except sqlite3.Error:
+                if not self._conn.in_transaction:  # the error rolled the whole group back
+                    self._group_lost("a write in it failed")
+                raise
+            finally:
+                self._committed()
+            self._grouped += 1
+            return result
         try:
-            return fn(self._conn, sql, params)
+            result = fn(self._conn, sql, params)
         finally:
+            if self._group is not None and not self._commit_group():
+                raise sqlite3.OperationalError("the write could not be committed")
             self._committed()
+        return result
+
+    def _commit_group(self) -> bool:
+        """Commit the open group of grouped writes, if any. A failed commit (a full disk, an
+        I/O error) rolls the group back: the operator is told what was lost. False then."""
+        if self._group is None:
+            return True
+        self._group.cancel()
+        self._group = None
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            self._group_lost(str(error))
+            return False
+        self._grouped = 0
+        return True
+
+    def _group_lost(self, why: str) -> None:
+        log.error(
+            "%d grouped writes (audit rows, cooldowns) were rolled back and are lost: %s",
+            self._grouped,
+            why,
+        )
+        if self._group is not None:
+            self._group.cancel()
+            self._group = None
+        self._grouped = 0
 
     @property
     def writing(self) -> bool:
@@ -286,6 +357,7 @@ class Database:
         """Several writes that land together or not at all. `long` runs its statements on the
         writes' thread (see `execute`)."""
         async with self._write_lock:
+            self._commit_group()
             tx = Transaction(self._conn, self._writes_pool if long else None)
             await tx.execute("BEGIN IMMEDIATE")
             try:
@@ -327,6 +399,7 @@ class Database:
             return (0, 0)
         await _off_loop(self._writes_pool, _wal_checkpoint, self._checkpointer)
         async with self._write_lock:
+            self._commit_group()
             return await _off_loop(self._writes_pool, _wal_checkpoint, self._checkpointer)
 
 

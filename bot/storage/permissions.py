@@ -188,4 +188,5 @@ class CooldownRepository:
             "INSERT INTO cooldowns (guild_id, member_id, shocker_id, last_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT DO UPDATE SET last_at = excluded.last_at",
             (guild_id, member_id, shocker_id, at),
+            grouped=True,
         )
