@@ -6,18 +6,19 @@ The fake Discord API and the fake OpenShock server run in a separate process (``
 OpenShock: their CPU work (answering the interaction callbacks and edits, parsing frames, sending
 ``Log``) is not counted as the bot's.
 That process builds the scene of ``tests/cogs/test_control.py`` (Alice's online hub with her
-collar) and reports over a pipe what this process needs. Three comparators then run one after
-the other in this process, against the same fakes:
+collar, and Carol's and Dave's, each with their own) and reports over a pipe what this process
+needs. Three comparators are then set up side by side in this process, against the same fakes:
 
 - **bare**: a bare ``pysignalr`` client (``SignalRClient`` with the ``OpenShockToken`` header)
   sends the ControlV2 frame, timed from the call to ``send`` until the frame arrives. No Discord.
 - **floor**: the cheapest possible bot of this architecture. A plain ``discord.Client`` (same
   discord.py, logged in to the same fake Discord) with a bare ``app_commands.CommandTree`` holding
   one ``/shock`` command (same options and bounds as the bot's), and a bare pysignalr client
-  connected as Alice. It receives the same ``/shock`` interaction payload through discord.py's
-  real ``parse_interaction_create`` and the tree, sends the same ControlV2 frame to Alice's
-  collar, waits for the hub's completion, and answers with one REST call (the interaction
-  response). No database, no decision, no audit, no waiting for OpenShock's ``Log`` (which still
+  connected as Dave (so that the Log events of its controls reach it alone, not the bot). It
+  receives the same ``/shock`` interaction payload through discord.py's real
+  ``parse_interaction_create`` and the tree, sends the same ControlV2 frame to Dave's collar
+  (online like Alice's), waits for the hub's completion, and answers with one REST call (the
+  interaction response). No database, no decision, no audit, no waiting for OpenShock's ``Log`` (which still
   arrives on its connection and is parsed by pysignalr, as for the bot).
 - **bot**: the real bot (``bot.app.create_bot`` with ``Settings`` pointing at the fakes, as the
   tests' harness does): Alice's account linked through storage, her collar shared with caps high
@@ -25,7 +26,12 @@ the other in this process, against the same fakes:
 
 Each runs 2,000 commands with 20 in flight after 100 warm-up commands, then 300 one at a time (no
 queueing), then 1,000 started at a steady 250 per second (paced: an open loop, the same offered
-load for all). With 20 in flight each comparator runs as fast as it can, so the floor handles
+load for all). They take turns: each of these three phases is cut into 4 rounds (``--rounds``),
+and each round runs a quarter of every comparator's commands, one comparator after the other
+(the order turning by one each round), so that a slow stretch of a shared machine (its speed
+moves by a third within a minute) falls on all of them alike instead of deciding a ratio. The
+bot's part of a round ends with the WAL checkpoint its writes call for (``Comparator.settle``),
+which it otherwise runs every second on its own, on whichever comparator's time. With 20 in flight each comparator runs as fast as it can, so the floor handles
 about twice the bot's commands per second, and a loop that is busier handles more commands per
 wake-up (and the fakes' process, on the other core, is busier too): CPU per command then
 compares two different loads. At equal load it compares the same one; both are printed.
@@ -57,8 +63,8 @@ running and decided the p99s.
 Run: ``python bench/command_path.py`` (about 30 s; ``--quick`` runs a quarter of the commands for
 a rough look; ``--help`` for the knobs). ``--profile FILE`` writes a cProfile of this process
 during the bot's timed run (pstats format; read it with ``python -m pstats FILE``), ``--py-spy
-FILE`` a py-spy sample (raw collapsed stacks, if ``py-spy`` is installed); both slow the bot down,
-so the figures of a profiled run are not comparable.
+FILE`` a py-spy sample (raw collapsed stacks, if ``py-spy`` is installed); a profiled run takes
+no turns (one round per phase) and its figures are not comparable (profiling slows the bot down).
 """
 
 from __future__ import annotations
@@ -71,7 +77,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -109,6 +115,7 @@ WARMUP = 100
 UNLOADED = 300  # also timed one at a time, for context: the path without queueing
 PACED = 1_000  # also timed at the same steady rate for all: CPU per command at equal load
 RATE = 250.0  # commands per second of the paced run (well below what the bot can do here)
+ROUNDS = 4  # each timed phase runs in this many rounds, the comparators taking turns
 FIRST_DURATION_MS = 1_000  # the lowest duration asked for
 MAX_DURATION_MS = 65_535  # the highest the /shock option (and OpenShock) allows
 INTENSITY = 10
@@ -132,6 +139,7 @@ class Plan:
     unloaded: int = UNLOADED
     paced: int = PACED
     rate: float = RATE
+    rounds: int = ROUNDS
 
     @property
     def block(self) -> int:
@@ -157,6 +165,10 @@ class Plan:
 
 # Which block of durations each comparator uses.
 BOT, FLOOR, BARE = 0, 1, 2
+
+
+# Which run of `Plan.runs` each phase is.
+SAMPLE_RUN, WARMUP_RUN, TIMED_RUN, UNLOADED_RUN, PACED_RUN = range(5)
 
 
 def durations_of(run: Run) -> range:
@@ -185,6 +197,8 @@ class Scene:
     collar_id: str
     carol_os_token: str  # the bare client's OpenShock user, with her own collar
     carol_collar_id: str
+    dave_os_token: str  # the floor's OpenShock user, with his own collar
+    dave_collar_id: str
 
 
 def serve(pipe: Connection) -> None:
@@ -223,6 +237,8 @@ async def _serve(pipe: Connection) -> None:
     collar = server.add_shocker(server.add_device(alice_os, "Hub", online=True), "Collar")
     carol_os = server.add_user("Carol")
     carol_collar = server.add_shocker(server.add_device(carol_os, "Hub", online=True), "Collar")
+    dave_os = server.add_user("Dave")
+    dave_collar = server.add_shocker(server.add_device(dave_os, "Hub", online=True), "Collar")
     alice, bob, admin = (FakeUser.make(name) for name in ("alice", "bob", "admin"))
     for user in (alice, bob, admin):
         api.add_member(None, user)  # a share works only while its wearer is a member
@@ -264,6 +280,8 @@ async def _serve(pipe: Connection) -> None:
                 collar_id=str(collar.id),
                 carol_os_token=carol_os.token,
                 carol_collar_id=str(carol_collar.id),
+                dave_os_token=dave_os.token,
+                dave_collar_id=str(dave_collar.id),
             )
         )
         await serve_commands(pipe, {"register": register, "reply": reply, "arrivals": frames})
@@ -293,15 +311,21 @@ class Timed:
 
 
 Drive = Callable[[Callable[[int], Awaitable[None]], list[int]], Awaitable[None]]
+Settle = Callable[[], Awaitable[object]]
 
 
 async def timed_run(
-    fakes: Fakes, run: Run, one: Callable[[int], Awaitable[float | None]], drive: Drive
+    fakes: Fakes,
+    run: Run,
+    one: Callable[[int], Awaitable[float | None]],
+    drive: Drive,
+    settle: Settle | None = None,
 ) -> Timed:
     """Time ``one(duration_ms)`` for each duration of ``run``, started as ``drive`` starts them;
     ``one`` returns the ``time.monotonic()`` at which it started, or None if the command did
     not finish. The latencies are taken from the frames' arrival times the fakes' process
-    reports; CPU is this process's and the fakes' during the run."""
+    reports; CPU is this process's and the fakes' during the run, ``settle`` (the work the run
+    left owing, see `Comparator`) included."""
     durations = list(durations_of(run))
     started: dict[int, float] = {}
 
@@ -315,6 +339,8 @@ async def timed_run(
     began = time.perf_counter()
     await drive(timed_one, durations)
     wall = time.perf_counter() - began
+    if settle is not None:
+        await settle()
     cpu = cpu_seconds() - cpu
     fakes_cpu = await fakes.ask("cpu") - fakes_cpu
     arrivals: dict[int, float] = await fakes.ask("arrivals", durations)
@@ -329,6 +355,7 @@ async def run_load(
     run: Run,
     one: Callable[[int], Awaitable[float | None]],
     in_flight: int,
+    settle: Settle | None = None,
 ) -> Timed:
     """``in_flight`` commands at a time (a closed loop: each starts when one ends)."""
 
@@ -341,7 +368,7 @@ async def run_load(
 
         await asyncio.gather(*(worker() for _ in range(in_flight)))
 
-    return await timed_run(fakes, run, one, drive)
+    return await timed_run(fakes, run, one, drive, settle)
 
 
 @dataclass
@@ -362,7 +389,11 @@ class Options:
 
 
 async def run_paced(
-    fakes: Fakes, run: Run, one: Callable[[int], Awaitable[float | None]], rate: float
+    fakes: Fakes,
+    run: Run,
+    one: Callable[[int], Awaitable[float | None]],
+    rate: float,
+    settle: Settle | None = None,
 ) -> Timed:
     """Commands started at a steady ``rate`` per second, however many are then in flight (an
     open loop: the offered load does not depend on how fast the comparator is)."""
@@ -378,25 +409,97 @@ async def run_paced(
             commands.append(asyncio.ensure_future(timed_one(duration)))
         await asyncio.gather(*commands)
 
-    return await timed_run(fakes, run, one, drive)
+    return await timed_run(fakes, run, one, drive, settle)
 
 
-async def measure_runs(
-    fakes: Fakes,
-    runs: Runs,
-    one: Callable[[int], Awaitable[float | None]],
-    options: Options,
-    *,
-    profile: bool = False,
-) -> tuple[Timed, Timed, Timed]:
-    """The warm-up, the timed run (profiled if asked), the run one at a time and the paced
-    run."""
-    _, warmup, timed, unloaded, paced = runs
-    await run_load(fakes, warmup, one, options.plan.in_flight)
-    with profiled(options.cprofile, options.py_spy) if profile else contextlib.nullcontext():
-        loaded = await run_load(fakes, timed, one, options.plan.in_flight)
-    alone = await run_load(fakes, unloaded, one, in_flight=1)
-    return loaded, alone, await run_paced(fakes, paced, one, options.plan.rate)
+@dataclass(frozen=True)
+class Comparator:
+    """One of the three, set up and ready for commands: its blocks of durations, its
+    one-command function, and the work a run leaves it owing, to be counted to it rather than
+    to whichever comparator runs next (``settle``: for the bot, the WAL checkpoint its writes
+    call for, which it otherwise runs on its own every second)."""
+
+    name: str
+    runs: Runs
+    one: Callable[[int], Awaitable[float | None]]
+    sample: str = ""  # the reply to the sample command, when there is one
+    settle: Settle | None = None
+
+
+def chunk(run: Run, index: int, rounds: int) -> Run:
+    """Part ``index`` of ``run`` cut into ``rounds`` (the last takes the remainder)."""
+    first, count = run
+    size = count // rounds
+    return (first + index * size, size if index < rounds - 1 else count - index * size)
+
+
+def merged(parts: list[Timed]) -> Timed:
+    latencies = [latency for part in parts for latency in part.result[0]]
+    missing = sum(part.result[1] for part in parts)
+    wall = sum(part.result[2] for part in parts)
+    return Timed(
+        (latencies, missing, wall),
+        sum(part.cpu for part in parts),
+        sum(part.fakes_cpu for part in parts),
+    )
+
+
+async def interleaved(
+    comparators: list[Comparator],
+    run: Callable[[Comparator, Run], Awaitable[Timed]],
+    phase: int,
+    rounds: int,
+    profile: str | None = None,
+    options: Options | None = None,
+) -> dict[str, Timed]:
+    """Run phase ``phase`` of ``Plan.runs`` for every comparator, in ``rounds`` rounds of a
+    part each (the order turning by one each round), so that a slow stretch of a shared machine
+    falls on all of them alike. The comparator named ``profile`` is profiled (one round)."""
+    parts: dict[str, list[Timed]] = {c.name: [] for c in comparators}
+    for index in range(rounds):
+        turn = index % len(comparators)
+        for comparator in comparators[turn:] + comparators[:turn]:
+            part = chunk(comparator.runs[phase], index, rounds)
+            profiling = comparator.name == profile and options is not None
+            with (
+                profiled(options.cprofile, options.py_spy)
+                if profiling and options is not None
+                else contextlib.nullcontext()
+            ):
+                parts[comparator.name].append(await run(comparator, part))
+    return {name: merged(timed) for name, timed in parts.items()}
+
+
+async def measure_all(
+    fakes: Fakes, comparators: list[Comparator], options: Options
+) -> dict[str, Measured]:
+    """Each comparator's warm-up, then each phase (with ``Plan.in_flight`` in flight, one at a
+    time, paced) interleaved in rounds. A profiled run runs each phase in one round, the bot's
+    timed run profiled."""
+    plan = options.plan
+    profiling = options.cprofile is not None or options.py_spy is not None
+    rounds = 1 if profiling else plan.rounds
+    for comparator in comparators:
+        await run_load(fakes, comparator.runs[WARMUP_RUN], comparator.one, plan.in_flight)
+
+    async def loaded(c: Comparator, run: Run) -> Timed:
+        return await run_load(fakes, run, c.one, plan.in_flight, c.settle)
+
+    async def alone(c: Comparator, run: Run) -> Timed:
+        return await run_load(fakes, run, c.one, 1, c.settle)
+
+    async def paced(c: Comparator, run: Run) -> Timed:
+        return await run_paced(fakes, run, c.one, plan.rate, c.settle)
+
+    timed = await interleaved(
+        comparators, loaded, TIMED_RUN, rounds, "bot" if profiling else None, options
+    )
+    unloaded = await interleaved(comparators, alone, UNLOADED_RUN, rounds)
+    at_rate = await interleaved(comparators, paced, PACED_RUN, rounds)
+    return {
+        c.name: Measured(timed[c.name], unloaded[c.name], at_rate[c.name], c.sample)
+        for c in comparators
+    }
 
 
 # --- Feeding interactions to a discord.py client -------------------------------------------------
@@ -411,6 +514,14 @@ class TaskRecorder:
         self._created: list[asyncio.Task[Any]] | None = None
         self._loop = loop
         loop.set_task_factory(self._factory)  # type: ignore[arg-type]
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> TaskRecorder:
+        """The loop's recorder, installed on first use: a loop has one task factory, shared by
+        every client fed on it (a recording never spans an await, so theirs never mix)."""
+        factory = loop.get_task_factory()
+        owner = getattr(factory, "__self__", None)
+        return owner if isinstance(owner, TaskRecorder) else cls(loop)
 
     def _factory(
         self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
@@ -439,16 +550,17 @@ async def interaction_feeder(
     scene: Scene,
     ix: Interactions,
     runs: Runs,
-) -> tuple[Callable[[int], Awaitable[float | None]], TaskRecorder, dict[int, dict[str, Any]]]:
+    collar_id: str,
+) -> tuple[Callable[[int], Awaitable[float | None]], dict[int, dict[str, Any]]]:
     """The one-command function of a logged-in client: it feeds the ``/shock`` payload of a
     duration through discord.py's ``parse_interaction_create`` and waits until it is handled.
-    Also the task recorder (close it at the end) and the payloads by duration."""
+    Also the payloads by duration."""
     state = client._connection
 
     def build(duration_ms: int) -> dict[str, Any]:
         return ix.slash(
             "shock",
-            {"shocker": scene.collar_id, "intensity": INTENSITY, "duration": duration_ms / 1000},
+            {"shocker": collar_id, "intensity": INTENSITY, "duration": duration_ms / 1000},
             user=scene.bob,
         )
 
@@ -459,7 +571,7 @@ async def interaction_feeder(
     # Thousands of payloads waiting to be fed are not what a bot's heap holds (an interaction
     # arrives and is let go): out of the garbage collector's walks, as the bot's start-up is.
     gc.freeze()
-    tasks = TaskRecorder(asyncio.get_running_loop())
+    tasks = TaskRecorder.of(asyncio.get_running_loop())
 
     async def one(duration_ms: int) -> float | None:
         payload = payloads[duration_ms]
@@ -475,7 +587,7 @@ async def interaction_feeder(
                 return None
         return started
 
-    return one, tasks, payloads
+    return one, payloads
 
 
 def settings_for(scene: Scene, data_dir: Path, secret_key: str) -> Settings:
@@ -535,29 +647,28 @@ async def bot_scene(bot: OpenShockBot, storage: Storage, fakes: Fakes, scene: Sc
         raise SystemExit(f"could not grant @everyone: {granted!r}")
 
 
-async def measure_bot(fakes: Fakes, scene: Scene, data_dir: Path, options: Options) -> Measured:
+@contextlib.asynccontextmanager
+async def bot_comparator(
+    fakes: Fakes, scene: Scene, data_dir: Path, options: Options
+) -> AsyncIterator[Comparator]:
     secret_key = Fernet.generate_key().decode()
     settings = settings_for(scene, data_dir, secret_key)
     storage = await Storage.open(settings.database_path, TokenCipher(secret_key.encode()))
     # The tests' timings: reconnects in milliseconds, confirmations within a second.
     bot = create_bot(settings, storage, hub_timings=FAST_HUB, confirm_timeout=CONFIRM_TIMEOUT)
-    tasks: TaskRecorder | None = None
     try:
         await bot.login("test-token")
         await bot_scene(bot, storage, fakes, scene)
         runs = options.plan.runs(BOT)
         ix = Interactions(scene.app_id, scene.guild_id, channel=scene.channel, tree=bot.tree)
-        one, tasks, payloads = await interaction_feeder(bot, fakes, scene, ix, runs)
-        await one(runs[0][0])
-        sample = await fakes.ask("reply", payloads[runs[0][0]]["token"])
-        loaded, unloaded, paced = await measure_runs(fakes, runs, one, options, profile=True)
+        one, payloads = await interaction_feeder(bot, fakes, scene, ix, runs, scene.collar_id)
+        await one(runs[SAMPLE_RUN][0])
+        sample = await fakes.ask("reply", payloads[runs[SAMPLE_RUN][0]]["token"])
+        yield Comparator("bot", runs, one, sample, settle=storage.db.checkpoint)
     finally:
-        if tasks is not None:
-            tasks.close()
         if not bot.is_closed():
             await bot.close()
         await storage.close()
-    return Measured(loaded, unloaded, paced, sample)
 
 
 # --- The floor: the cheapest bot of this architecture -------------------------------------------
@@ -630,33 +741,39 @@ def floor_client(hub: SignalRClient) -> discord.Client:
     return client
 
 
-async def measure_floor(fakes: Fakes, scene: Scene, data_dir: Path, options: Options) -> Measured:
+@contextlib.asynccontextmanager
+async def floor_comparator(
+    fakes: Fakes, scene: Scene, data_dir: Path, options: Options
+) -> AsyncIterator[Comparator]:
     point_discord_at(settings_for(scene, data_dir, Fernet.generate_key().decode()))
-    hub, running = await connect_bare(scene.openshock_url + HUB_PATH, scene.alice_os_token)
+    # Dave's hub and collar: the Log events of the floor's controls reach the floor only (the
+    # bot's connection, as Alice, would otherwise handle them on the floor's time).
+    hub, running = await connect_bare(scene.openshock_url + HUB_PATH, scene.dave_os_token)
     client = floor_client(hub)
-    tasks: TaskRecorder | None = None
     try:
         await client.login("test-token")
         runs = options.plan.runs(FLOOR)
         ix = Interactions(scene.app_id, scene.guild_id, channel=scene.channel)
         ix = ix.for_tree(client._connection._command_tree)  # type: ignore[arg-type]
-        one, tasks, payloads = await interaction_feeder(client, fakes, scene, ix, runs)
-        await one(runs[0][0])
-        sample = await fakes.ask("reply", payloads[runs[0][0]]["token"])
-        loaded, unloaded, paced = await measure_runs(fakes, runs, one, options)
+        one, payloads = await interaction_feeder(
+            client, fakes, scene, ix, runs, scene.dave_collar_id
+        )
+        await one(runs[SAMPLE_RUN][0])
+        sample = await fakes.ask("reply", payloads[runs[SAMPLE_RUN][0]]["token"])
+        yield Comparator("floor", runs, one, sample)
     finally:
-        if tasks is not None:
-            tasks.close()
         await client.close()
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-    return Measured(loaded, unloaded, paced, sample)
 
 
 # --- The bare client -----------------------------------------------------------------------------
 
 
-async def measure_bare(fakes: Fakes, scene: Scene, options: Options) -> Measured:
+@contextlib.asynccontextmanager
+async def bare_comparator(
+    fakes: Fakes, scene: Scene, options: Options
+) -> AsyncIterator[Comparator]:
     client, running = await connect_bare(scene.openshock_url + HUB_PATH, scene.carol_os_token)
 
     async def one(duration_ms: int) -> float | None:
@@ -671,8 +788,7 @@ async def measure_bare(fakes: Fakes, scene: Scene, options: Options) -> Measured
         return started if await send_control(client, control, CUSTOM_NAME) else None
 
     try:
-        loaded, unloaded, paced = await measure_runs(fakes, options.plan.runs(BARE), one, options)
-        return Measured(loaded, unloaded, paced)
+        yield Comparator("bare", options.plan.runs(BARE), one)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
@@ -785,11 +901,18 @@ async def measure(fakes: Fakes, options: Options) -> None:
     # process imported the whole bot too), else their full GC passes stall them alone.
     gc.freeze()
     with tempfile.TemporaryDirectory() as tmp:
-        bare = await measure_bare(fakes, scene, options)
-        floor = await measure_floor(fakes, scene, Path(tmp) / "floor", options)
-        bot = await measure_bot(fakes, scene, Path(tmp) / "data", options)
+        async with (
+            bare_comparator(fakes, scene, options) as bare,
+            floor_comparator(fakes, scene, Path(tmp) / "floor", options) as floor,
+            bot_comparator(fakes, scene, Path(tmp) / "data", options) as bot,
+        ):
+            measured = await measure_all(fakes, [bare, floor, bot], options)
     report(
-        options.plan, bot, floor, bare, options.cprofile is not None or options.py_spy is not None
+        options.plan,
+        measured["bot"],
+        measured["floor"],
+        measured["bare"],
+        options.cprofile is not None or options.py_spy is not None,
     )
 
 
@@ -802,12 +925,23 @@ def main() -> None:
     parser.add_argument("--paced", type=int, default=PACED, help="timed at --rate for all")
     parser.add_argument("--rate", type=float, default=RATE, help="commands/s of the paced run")
     parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help="rounds each phase is cut into (turns taken)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a quarter of the commands: a rough look"
     )
     parser.add_argument("--profile", type=Path, help="cProfile the bot's timed run to this file")
     parser.add_argument("--py-spy", type=Path, help="py-spy the bot's timed run to this file")
     args = parser.parse_args()
-    plan = Plan(args.commands, args.in_flight, args.warmup, args.unloaded, args.paced, args.rate)
+    plan = Plan(
+        args.commands,
+        args.in_flight,
+        args.warmup,
+        args.unloaded,
+        args.paced,
+        args.rate,
+        max(1, args.rounds),
+    )
     if args.quick:
         plan = Plan(
             plan.commands // 4,
@@ -816,6 +950,7 @@ def main() -> None:
             plan.unloaded // 3,
             plan.paced // 4,
             plan.rate,
+            plan.rounds,
         )
     plan.check()
     quiet_logging()  # silence everything below WARNING during the run
