@@ -18,8 +18,8 @@ needs. Three comparators are then set up side by side in this process, against t
   receives the same ``/shock`` interaction payload through discord.py's real
   ``parse_interaction_create`` and the tree, sends the same ControlV2 frame to Dave's collar
   (online like Alice's), waits for the hub's completion, and answers with one REST call (the
-  interaction response). No database, no decision, no audit, no waiting for OpenShock's ``Log`` (which still
-  arrives on its connection and is parsed by pysignalr, as for the bot).
+  interaction response). No database, no decision, no audit, no waiting for OpenShock's
+  ``Log`` (which still arrives on its connection and is parsed by pysignalr, as for the bot).
 - **bot**: the real bot (``bot.app.create_bot`` with ``Settings`` pointing at the fakes, as the
   tests' harness does): Alice's account linked through storage, her collar shared with caps high
   enough, ``@everyone`` granted with no cooldown through a real ``/permissions grant``.
@@ -31,10 +31,12 @@ and each round runs a quarter of every comparator's commands, one comparator aft
 (the order turning by one each round), so that a slow stretch of a shared machine (its speed
 moves by a third within a minute) falls on all of them alike instead of deciding a ratio. The
 bot's part of a round ends with the WAL checkpoint its writes call for (``Comparator.settle``),
-which it otherwise runs every second on its own, on whichever comparator's time. With 20 in flight each comparator runs as fast as it can, so the floor handles
-about twice the bot's commands per second, and a loop that is busier handles more commands per
-wake-up (and the fakes' process, on the other core, is busier too): CPU per command then
-compares two different loads. At equal load it compares the same one; both are printed.
+which it otherwise runs every second on its own, on whichever comparator's time.
+
+With 20 in flight each comparator runs as fast as it can, so the floor handles about twice the
+bot's commands per second, and a loop that is busier handles more commands per wake-up (and the
+fakes' process, on the other core, is busier too): CPU per command then compares two different
+loads. At equal load it compares the same one; both are printed.
 
 A command is timed from the moment discord.py gets the payload (or ``send`` is called,
 for bare) until its ControlV2 frame reaches the fake hub; each command asks for a unique

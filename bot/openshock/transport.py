@@ -114,6 +114,8 @@ class _OneAttemptTransport(WebsocketTransport):
             skip_negotiation=True,  # the official clients skip it; the token goes on the upgrade
         )
         self._timings = timings
+        # When the reader began waiting for the next message (None: handling one).
+        self._listening_since: float | None = None
         self._user_agent = user_agent
         self._public_only = public_only
         self._resolver = resolver
@@ -169,17 +171,44 @@ class _OneAttemptTransport(WebsocketTransport):
         await conn.send(self._protocol.encode(message))
 
     async def _process(self, conn: ClientConnection) -> None:
+        """Read and handle messages until the connection ends, or the server has been silent
+        for the server timeout while we waited for it (`_watch_silence`: one timer for the
+        connection, not one per message)."""
+        loop = asyncio.get_running_loop()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives just as recv() completes, and then stop() would wait forever.
+        try:
+            async with asyncio.timeout(None) as silence:
+                watchdog = asyncio.create_task(self._watch_silence(silence))
+                try:
+                    while True:
+                        self._listening_since = loop.time()
+                        raw = await conn.recv()
+                        self._listening_since = None
+                        await self._on_raw_message(raw)
+                finally:
+                    watchdog.cancel()
+        except TimeoutError:
+            if not silence.expired():
+                raise  # a handler's own
+            raise ServerSilent(
+                f"no message from the server for {self._timings.server_timeout:g} s"
+            ) from None
+
+    async def _watch_silence(self, silence: asyncio.Timeout) -> None:
+        """Expire ``silence`` once the reader has waited the server timeout for a message. A
+        handler that is slow to take a message (back-pressure) is not the server's silence."""
+        loop = asyncio.get_running_loop()
+        limit = self._timings.server_timeout
         while True:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # arrives just as recv() completes, and then stop() would wait forever.
-            try:
-                async with asyncio.timeout(self._timings.server_timeout):
-                    raw = await conn.recv()
-            except TimeoutError:
-                raise ServerSilent(
-                    f"no message from the server for {self._timings.server_timeout:g} s"
-                ) from None
-            await self._on_raw_message(raw)
+            since = self._listening_since
+            if since is None:  # handling a message: look again a little later
+                await asyncio.sleep(limit / 4)
+                continue
+            if loop.time() >= since + limit:
+                silence.reschedule(loop.time())
+                return
+            await asyncio.sleep(since + limit - loop.time())
 
     async def _keepalive(self, conn: ClientConnection) -> None:
         while True:

@@ -24,6 +24,8 @@ _T = TypeVar("_T")
 # written since): the log stays small (a second of writes) and no commit ever does the copy.
 CHECKPOINT_EVERY = 1.0
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
+# How long grouped writes (see `Database`) wait for others to share their commit.
+GROUP_WINDOW = 0.01
 
 
 class RestrictionCounter:
@@ -59,11 +61,12 @@ class Database:
     only.
 
     The writes every control makes (its audit row, its cooldown) are `grouped`: they run at
-    once, inside a transaction that stays open until the loop's next turn, so the writes of
-    the controls handled in one turn share one commit (a commit writes every page it changed
-    to the log, and costs more than the row). Anything else that uses the database first
-    commits the group (`_commit_group`): a read sees every write made before it, a
-    transaction or a checkpoint starts from a closed one.
+    once, inside a transaction that stays open for `GROUP_WINDOW`, so the controls of those
+    10 ms share one commit (a commit writes every page it changed to the log, and costs more
+    than the rows: about 30 µs against 15 µs for an audit row). Anything else that uses the
+    database first commits the group (`_commit_group`): a read sees every write made before
+    it, a transaction or a checkpoint starts from a closed one. What a crash of the process
+    can lose is the last 10 ms of audit rows and cooldowns.
     """
 
     def __init__(
@@ -91,7 +94,7 @@ class Database:
         self._checkpoints: asyncio.Task[None] | None = None
         self._checkpointed_at = 0
         # The open group of grouped writes (see the class docstring): its commit, scheduled
-        # for the loop's next turn, and how many writes it holds.
+        # `GROUP_WINDOW` after its first write, and how many writes it holds.
         self._group: asyncio.Handle | None = None
         self._grouped = 0
 
@@ -266,7 +269,7 @@ class Database:
     ) -> int:
         """Run one write statement on its own; returns the number of rows changed. `long` runs
         it on the writes' thread (a clean-up that may touch many rows), the loop going on.
-        `grouped` commits it with the other grouped writes of this turn of the loop (see the
+        `grouped` commits it with the other grouped writes of the next `GROUP_WINDOW` (see the
         class docstring): for the writes every control makes, whose caller goes on either way."""
         return await self._write(_execute, sql, params, long=long, grouped=grouped)
 
@@ -299,7 +302,9 @@ class Database:
         if grouped:
             if self._group is None:
                 self._conn.execute("BEGIN")
-                self._group = asyncio.get_running_loop().call_soon(self._commit_group)
+                self._group = asyncio.get_running_loop().call_later(
+                    GROUP_WINDOW, self._commit_group
+                )
             try:
                 result = fn(self._conn, sql, params)
             except sqlite3.Error:
