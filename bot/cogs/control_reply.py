@@ -62,7 +62,9 @@ async def answer_control(
         await _asked_for_approval(interaction, ticket.report, summary)
         return
     report = await ticket.settled(within=ANSWER_WAIT)
-    summary = summarize(report.decision, target, summary)
+    summarized = ticket.decision
+    if report.decision is not summarized:  # decided again before sending
+        summarized, summary = report.decision, summarize(report.decision, target, summary)
     if report.outcome is ControlOutcome.SENDING:
         await reply(interaction, f"{summary} · sending…", ephemeral=private)
     else:
@@ -73,7 +75,8 @@ async def answer_control(
         )
     while not report.outcome.final:
         report = await ticket.changed(report)
-        summary = summarize(report.decision, target, summary)
+        if report.decision is not summarized:
+            summarized, summary = report.decision, summarize(report.decision, target, summary)
         if report.outcome is ControlOutcome.REFUSED:
             # The public "sending…" must not carry the reason: that goes to the sender alone.
             await _edit(interaction, f"~~{summary}~~ · not sent")

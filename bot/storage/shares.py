@@ -193,10 +193,10 @@ class ShareRepository:
 
     async def decision_inputs(
         self, guild_id: int, shocker_id: str, member_id: int, role_ids: Iterable[int]
-    ) -> tuple[ControlContext | None, list[Grant]]:
+    ) -> tuple[ControlContext | None, tuple[Grant, ...]]:
         """`control_context` and the grants that can apply to the member (their own and their
         roles', incl. @everyone; as `GrantRepository.for_member`) in one round trip: the control
-        pipeline's front door reads both for every control. No share: (None, []), since a
+        pipeline's front door reads both for every control. No share: (None, ()), since a
         control on a shocker not shared here is refused before any grant counts.
 
         The answer is kept in memory until a committed write touches any table it is read from
@@ -205,7 +205,9 @@ class ShareRepository:
         way (`Database.writing`: a long one may have committed on its thread before its version
         moves) nothing is kept or served from memory. Its cooldown (the member's last stored
         control) may be older than their latest control meanwhile: the control service's
-        cooldown reservations cover those (see `DECISION_INPUTS_TTL_S`)."""
+        cooldown reservations cover those (see `DECISION_INPUTS_TTL_S`). A kept answer is
+        handed out as it is kept (both parts are immutable): what is derived from it can be
+        remembered by its identity (`FactGatherer`)."""
         roles = sorted({*role_ids, guild_id})  # @everyone's role id is the guild id
         key = (guild_id, shocker_id, member_id, tuple(roles))
         version, now = self._db.decision_version, self.clock()
@@ -217,7 +219,7 @@ class ShareRepository:
             and kept.version == version
             and now - kept.at < DECISION_INPUTS_TTL_S
         ):
-            return kept.context, list(kept.grants)
+            return kept.context, kept.grants
         role_params = {f"r{index}": role for index, role in enumerate(roles)}
         role_marks = ", ".join(f":{name}" for name in role_params)
         # One row per grant (the context repeated), or one row with no grant.
@@ -230,18 +232,19 @@ class ShareRepository:
             {"guild": guild_id, "shocker": shocker_id, "member": member_id, **role_params},
         )
         context: ControlContext | None = None
-        grants = []
+        found = []
         for row in rows:
             values = dict(row)
             fields = {column: values.pop(f"gr_{column}") for column in _GRANT_COLUMNS}
             if context is None:
                 context = _context(values)
             if fields["id"] is not None:
-                grants.append(Grant.model_validate(fields))
+                found.append(Grant.model_validate(fields))
+        grants = tuple(found)
         if current and version == self._db.decision_version:  # (nothing committed meanwhile)
             if len(self._kept) >= DECISION_INPUTS_KEPT:
                 self._kept.clear()  # stale answers and a few warm ones: read again as needed
-            self._kept[key] = _KeptInputs(version, now, context, tuple(grants))
+            self._kept[key] = _KeptInputs(version, now, context, grants)
         return context, grants
 
     async def unshare(self, guild_id: int, wearer_id: int, shocker_id: str) -> bool:

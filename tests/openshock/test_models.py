@@ -138,6 +138,32 @@ def test_shocker_directory_flattens_own_and_shared() -> None:
     assert directory.get(B) == own
     assert directory.get(UUID(int=99)) is None
     assert A in directory.device_ids()
+    # By an id's text as a share stores it, in any spelling UUID() reads.
+    assert directory.find(str(B)) == own
+    assert directory.find(str(B).upper()) == own
+    assert directory.find(UUID(int=3).hex) == shared
+    assert directory.find(str(UUID(int=99))) is None
+    assert directory.find("not a uuid") is None
+
+
+def test_a_shocker_both_own_and_shared_is_found_as_own() -> None:
+    """As the first of all(): the account's own listing wins over a share of the same one."""
+    shocker = {"id": str(B), "name": "Cuff"}
+    directory = ShockerDirectory.model_validate(
+        {
+            "own": [{"id": str(A), "name": "Hub", "shockers": [shocker]}],
+            "shared": [
+                {
+                    "id": str(uuid4()),
+                    "name": "Alice",
+                    "devices": [{"id": str(A), "name": "Hub", "shockers": [shocker]}],
+                }
+            ],
+        }
+    )
+    assert [known.is_own for known in directory.all()] == [True, False]
+    found = directory.find(str(B))
+    assert found is not None and found.is_own and directory.get(B) == found
 
 
 def test_backoff_is_capped_and_jittered() -> None:

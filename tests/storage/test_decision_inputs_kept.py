@@ -55,6 +55,21 @@ WRITES = [
 ]
 
 
+async def test_a_kept_answer_is_handed_out_as_kept(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same (immutable) objects each time, so that what the control service derives from
+    them is remembered by their identity; a fresh read gives new ones."""
+    await _share(storage, await _link(storage))
+    first = await _inputs(storage)
+    again = await _inputs(storage)
+    assert again[0] is first[0] and again[1] is first[1]
+    assert isinstance(first[1], tuple)
+    await storage.db.execute("UPDATE shares SET max_intensity = 7")
+    fresh = await _inputs(storage)
+    assert fresh[0] is not first[0]
+
+
 @pytest.mark.parametrize(("sql", "shows"), WRITES, ids=[w[0].split(" (")[0] for w in WRITES])
 async def test_a_kept_answer_is_let_go_after_a_write_to_any_table_it_reads(
     storage: Storage, monkeypatch: pytest.MonkeyPatch, sql: str, shows: Any

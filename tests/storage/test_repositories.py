@@ -443,11 +443,11 @@ async def test_decision_inputs_read_the_context_and_the_members_grants_in_one(
     """The front door's one read: the same context as `control_context` and the same grants
     as `grants.for_member`, field for field."""
     account_id = await _link(storage)
-    assert await storage.shares.decision_inputs(GUILD, "s-1", MEMBER, [5]) == (None, [])
+    assert await storage.shares.decision_inputs(GUILD, "s-1", MEMBER, [5]) == (None, ())
     await _share(storage, account_id)
     context, grants = await storage.shares.decision_inputs(GUILD, "s-1", MEMBER, [5])
     assert context == await storage.shares.control_context(GUILD, "s-1", MEMBER)
-    assert grants == []
+    assert grants == ()
     common = dict(
         guild_id=GUILD,
         max_intensity=30,

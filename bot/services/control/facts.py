@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from bot.domain.controls import ControlKind, Limits
@@ -26,6 +27,12 @@ from bot.services.members import MemberDirectory
 from bot.storage import Storage
 from bot.storage.models import ControlContext, Grant, Share
 
+_S = TypeVar("_S")
+_D = TypeVar("_D")
+
+# How many sources `DerivedByIdentity` remembers (about what `decision_inputs` keeps).
+DERIVED_KEPT = 2048
+
 HUB_DOWN = "The wearer's OpenShock connection is down right now; nothing was sent."
 NOT_ON_ACCOUNT = "This shocker is no longer on the wearer's OpenShock account; nothing was sent."
 
@@ -43,6 +50,10 @@ def grant_rule(grant: Grant) -> GrantRule:
         allow_sound=grant.allow_sound,
         expires_at=grant.expires_at,
     )
+
+
+def grant_index(grants: Iterable[Grant]) -> GrantIndex:
+    return GrantIndex(grant_rule(grant) for grant in grants)
 
 
 def guild_share(share: Share) -> GuildShare:
@@ -105,6 +116,29 @@ def token_limits(info: TokenInfo | None) -> TokenLimits | None:
     )
 
 
+class DerivedByIdentity(Generic[_S, _D]):
+    """What is derived from objects that are kept and handed out again as they are (a kept
+    answer of `ShareRepository.decision_inputs`, a hub's shocker directory, its token's
+    description), remembered by the source's identity: the next control with the same source
+    skips the work. The source is immutable and held with what came of it (so that its id
+    cannot be reused meanwhile); at most `limit` are held, then all are let go."""
+
+    def __init__(self, derive: Callable[[_S], _D], limit: int = DERIVED_KEPT) -> None:
+        self._derive = derive
+        self._limit = limit
+        self._kept: dict[int, tuple[_S, _D]] = {}
+
+    def __call__(self, source: _S) -> _D:
+        kept = self._kept.get(id(source))
+        if kept is not None and kept[0] is source:
+            return kept[1]
+        derived = self._derive(source)
+        if len(self._kept) >= self._limit:
+            self._kept.clear()
+        self._kept[id(source)] = (source, derived)
+        return derived
+
+
 def shocker_uuid(shocker_id: str) -> UUID | None:
     try:
         return UUID(shocker_id)
@@ -130,6 +164,10 @@ class FactGatherer:
         # Whether a wearer is still a member of a guild (None: not checked, as in tests of the
         # pipeline alone; the bot always passes one).
         self.members = members
+        # The decision's forms of what storage and the hubs keep (see DerivedByIdentity).
+        self.grant_index_of = DerivedByIdentity(grant_index)
+        self._guild_share = DerivedByIdentity(guild_share)
+        self._token_limits = DerivedByIdentity(token_limits)
 
     async def wearer_is_member(self, guild_id: int, wearer_id: int) -> bool | None:
         """Whether the wearer is a member of the guild now (an answer at most a minute old;
@@ -143,10 +181,8 @@ class FactGatherer:
         return self.hubs.get(account_id)
 
     def known_shocker(self, hub: HubConnection | None, shocker_id: str) -> KnownShocker | None:
-        uuid = shocker_uuid(shocker_id)
-        if hub is None or hub.shockers is None or uuid is None:
-            return None
-        return hub.shockers.get(uuid)
+        directory = hub.shockers if hub is not None else None
+        return directory.find(shocker_id) if directory is not None else None
 
     def device_online(self, hub: HubConnection | None, known: KnownShocker | None) -> bool | None:
         """None (unknown) when the hub is down or the shocker is not on the account any more."""
@@ -154,11 +190,11 @@ class FactGatherer:
             return None
         return hub.device_state(known.device_id).online
 
-    @staticmethod
-    def token_limits(hub: HubConnection | None) -> TokenLimits | None:
+    def token_limits(self, hub: HubConnection | None) -> TokenLimits | None:
         """The account's token scope, read with its shocker lists after every (re)connect."""
         directory = hub.shockers if hub is not None else None
-        return token_limits(directory.token if directory is not None else None)
+        info = directory.token if directory is not None else None
+        return self._token_limits(info) if info is not None else None
 
     def share_online(self, share: Share) -> bool | None:
         """Whether the device of a shared shocker is online (None: not known)."""
@@ -168,8 +204,7 @@ class FactGatherer:
     async def grant_index(
         self, guild_id: int, member_id: int, role_ids: Iterable[int]
     ) -> GrantIndex:
-        grants = await self.storage.grants.for_member(guild_id, member_id, role_ids)
-        return GrantIndex(grant_rule(grant) for grant in grants)
+        return grant_index(await self.storage.grants.for_member(guild_id, member_id, role_ids))
 
     def facts(
         self,
@@ -193,7 +228,7 @@ class FactGatherer:
             reserved = self.reservations.get(member_id, context.shocker_id)
             last = max(stored, reserved) if stored and reserved else stored or reserved
         return ControlFacts(
-            share=guild_share(context),
+            share=self._guild_share(context),
             grants=grants,
             operator_limits=self.operator_limits,
             guild_limits=Limits(context.guild_max_intensity, context.guild_max_duration_ms),

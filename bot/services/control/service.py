@@ -31,13 +31,12 @@ from dataclasses import dataclass, replace
 from bot.config import Settings
 from bot.domain.controls import ControlKind, Limits
 from bot.domain.decision import Allowed, ControlDecision, Refused, ShockerAccess, decide_control
-from bot.domain.grants import GrantIndex
 from bot.domain.render import control_summary
 from bot.domain.text import inert
 from bot.openshock.manager import HubManager
 from bot.services.control.cooldowns import CooldownReservations
 from bot.services.control.delivery import Dispatched, Dispatcher
-from bot.services.control.facts import FactGatherer, grant_rule
+from bot.services.control.facts import FactGatherer
 from bot.services.control.panic import PanicResult, panic
 from bot.services.control.ticket import (
     ControlOrder,
@@ -220,7 +219,7 @@ class ControlService:
         context, stored_grants = await self.storage.shares.decision_inputs(
             order.guild_id, order.shocker_id, sender.member_id, sender.role_ids
         )
-        grants = GrantIndex(grant_rule(grant) for grant in stored_grants)
+        grants = self.facts.grant_index_of(stored_grants)
         member = None
         if context is not None:
             member = await self.facts.wearer_is_member(order.guild_id, context.wearer_id)
