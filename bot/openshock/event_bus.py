@@ -1,6 +1,8 @@
 """Hub events handed to waiters and subscribers, with a bound on what may queue up.
 
-Waiters (``expect``) are resolved the moment an event is published. Each subscriber gets every
+Waiters (``expect``) are resolved the moment an event is published, looked up by the event's
+type; a claiming waiter (a control waiting for its ``Log``) takes the event, so one event
+resolves at most one claiming waiter, the oldest it matches. Each subscriber gets every
 event in order on its own task, so a slow or failing one never holds up the others. But a
 server can send events faster than a subscriber handles them (a self-hosted one can flood the
 connection), and an unbounded queue would then grow without limit.
@@ -185,7 +187,8 @@ class EventBus:
         self._backlog = backlog
         self._report = _BacklogReport(name, report_interval)
         self._subscribers: list[_Subscriber] = []
-        self._waiters: list[tuple[Callable[[HubEvent], bool], asyncio.Future[Any]]] = []
+        # By the event type they wait for, oldest first.
+        self._waiters: dict[type, list[_Waiter]] = {}
 
     @property
     def backlog(self) -> int:
@@ -203,11 +206,26 @@ class EventBus:
 
         return unsubscribe
 
-    def expect(self, matches: Callable[[HubEvent], bool]) -> asyncio.Future[Any]:
+    def expect(
+        self,
+        event_type: type,
+        matches: Callable[[Any], bool] | None = None,
+        *,
+        claims: bool = False,
+    ) -> asyncio.Future[Any]:
+        """A future for the next event of ``event_type`` (or a subclass) that ``matches``.
+        ``claims``: the event is this waiter's alone (no later claiming waiter gets it)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        entry = (matches, future)
-        self._waiters.append(entry)
-        future.add_done_callback(lambda _: self._waiters.remove(entry))
+        waiter = _Waiter(matches, future, claims)
+        waiting = self._waiters.setdefault(event_type, [])
+        waiting.append(waiter)
+
+        def done(_: asyncio.Future[Any]) -> None:
+            waiting.remove(waiter)
+            if not waiting and self._waiters.get(event_type) is waiting:
+                del self._waiters[event_type]
+
+        future.add_done_callback(done)
         return future
 
     async def publish(self, event: HubEvent) -> None:
@@ -225,14 +243,36 @@ class EventBus:
     async def close(self) -> None:
         subscribers, self._subscribers = self._subscribers, []
         await asyncio.gather(*(s.close() for s in subscribers))
-        for _, future in list(self._waiters):
-            future.cancel()
+        for waiting in list(self._waiters.values()):
+            for waiter in list(waiting):
+                waiter.future.cancel()
         self._report.close()
 
     def _resolve_waiters(self, event: HubEvent) -> None:
-        for matches, future in list(self._waiters):
-            if not future.done() and _safely(matches, event):
-                future.set_result(event)
+        if not self._waiters:
+            return
+        claimed = False
+        for event_type in type(event).__mro__:
+            waiting = self._waiters.get(event_type)
+            if not waiting:
+                continue
+            for waiter in list(waiting):
+                if waiter.future.done() or (claimed and waiter.claims):
+                    continue
+                if waiter.matches is None or _safely(waiter.matches, event):
+                    waiter.future.set_result(event)
+                    claimed = claimed or waiter.claims
+
+
+class _Waiter:
+    __slots__ = ("claims", "future", "matches")
+
+    def __init__(
+        self, matches: Callable[[Any], bool] | None, future: asyncio.Future[Any], claims: bool
+    ) -> None:
+        self.matches = matches
+        self.future = future
+        self.claims = claims
 
 
 def _safely(matches: Callable[[HubEvent], bool], event: HubEvent) -> bool:

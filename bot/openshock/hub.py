@@ -46,7 +46,6 @@ from bot.openshock.models import (
     DeviceUpdate,
     HubConnected,
     HubDisconnected,
-    HubEvent,
     ShockerDirectory,
     Welcome,
 )
@@ -245,18 +244,20 @@ class HubConnection:
         return self._events.subscribe(callback)
 
     def expect(
-        self, event_type: type[_E], predicate: Callable[[_E], bool] | None = None
+        self,
+        event_type: type[_E],
+        predicate: Callable[[_E], bool] | None = None,
+        *,
+        claims: bool = False,
     ) -> asyncio.Future[_E]:
         """A future for the next event of ``event_type`` matching ``predicate``.
 
         Registered at once, so call it *before* the action whose effect it waits for (e.g. a
         control, then the ``Log`` that confirms it). Cancel it if you stop waiting.
+        ``claims``: the event answers this waiter alone among the claiming ones (the oldest it
+        matches): one ``Log`` confirms one control, not every control waiting on its shocker.
         """
-
-        def matches(event: HubEvent) -> bool:
-            return isinstance(event, event_type) and (predicate is None or predicate(event))
-
-        return self._events.expect(matches)
+        return self._events.expect(event_type, predicate, claims=claims)
 
     async def next_event(
         self,

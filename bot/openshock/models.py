@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from enum import IntEnum
+from functools import cached_property
 from typing import Any, Self, TypeAlias
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -387,36 +388,33 @@ class ShockerDirectory(OpenShockModel):
     # The API token's scopes and control limits, read with the lists (None: not described).
     token: TokenInfo | None = None
 
-    # Each shocker by its id's text, the first of `all()` with that id: built at the first
-    # lookup (a directory is read-only, replaced whole when the lists are read again).
-    _by_id: dict[str, KnownShocker] | None = PrivateAttr(default=None)
-
     def all(self) -> list[KnownShocker]:
         return [_known(*where) for where in self._where()]
 
     def get(self, shocker_id: UUID) -> KnownShocker | None:
         """As the first of `all()` with that id."""
-        return self._index().get(str(shocker_id))
+        return self._by_id.get(str(shocker_id))
 
     def find(self, shocker_id: str) -> KnownShocker | None:
         """As `get`, by an id's text as stored (any spelling `UUID()` reads; a control looks
         its shocker up by a share's id twice)."""
-        index = self._index()
-        known = index.get(shocker_id)
+        known = self._by_id.get(shocker_id)
         if known is not None:
             return known
         try:
-            return index.get(str(UUID(shocker_id)))
+            return self._by_id.get(str(UUID(shocker_id)))
         except ValueError:
             return None
 
-    def _index(self) -> dict[str, KnownShocker]:
-        if self._by_id is None:
-            index: dict[str, KnownShocker] = {}
-            for where in self._where():
-                index.setdefault(str(where[1].id), _known(*where))
-            self._by_id = index
-        return self._by_id
+    @cached_property
+    def _by_id(self) -> dict[str, KnownShocker]:
+        """Each shocker by its id's text, the first of `all()` with that id: built at the first
+        lookup. A directory is read-only and replaced whole when the lists are read again
+        (never `model_copy(update=…)`: the copy would keep this index)."""
+        index: dict[str, KnownShocker] = {}
+        for where in self._where():
+            index.setdefault(str(where[1].id), _known(*where))
+        return index
 
     def _where(self) -> Iterator[_Where]:
         """Each shocker with its device, and the owner who shared it (None: this account's)."""

@@ -30,6 +30,8 @@ _COLUMNS = (
     "origin",
 )
 
+_FIELDS = frozenset(_COLUMNS)
+
 _INSERT = (
     f"INSERT INTO audit (created_at, {', '.join(_COLUMNS)})"
     f" VALUES (?, {', '.join('?' * len(_COLUMNS))})"
@@ -40,10 +42,17 @@ class AuditRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def record(self, entry: NewAuditEntry) -> int:
-        # The fields as they are (the enums are str): no dump, on the path of every control.
+    async def record(self, entry: NewAuditEntry, **changes: object) -> int:
+        """Store the entry with ``changes`` (field=value) in place of its fields: as
+        ``record(dataclasses.replace(entry, **changes))``, without building the replacement
+        (this is on the path of every control). The fields go as they are (the enums are str)."""
+        if not changes.keys() <= _FIELDS:
+            raise TypeError(f"not audit fields: {sorted(changes.keys() - _FIELDS)}")
+        changed = changes.get
         return await self._db.insert(
-            _INSERT, (time.time(), *(getattr(entry, column) for column in _COLUMNS)), grouped=True
+            _INSERT,
+            (time.time(), *(changed(column, getattr(entry, column)) for column in _COLUMNS)),
+            grouped=True,
         )
 
     async def set_outcome(self, entry_id: int, outcome: AuditOutcome, reason: str | None) -> None:

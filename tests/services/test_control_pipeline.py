@@ -343,6 +343,23 @@ async def test_a_silently_dropped_control_ends_not_confirmed(pipeline: Pipeline)
     assert entry is not None and entry.outcome is AuditOutcome.NOT_CONFIRMED
 
 
+async def test_one_log_confirms_one_control(pipeline: Pipeline) -> None:
+    """Two controls in flight on one shocker, the second dropped silently by OpenShock: the
+    Log of the first confirms the first only, and the second ends not confirmed."""
+    p = pipeline
+    await p.grant_everyone()
+    p.server.log_delay = 0.2  # both are sent before the first one's Log comes
+    first = await p.control.submit(p.order())
+    assert (await first.changed(first.report)).outcome is ControlOutcome.CONFIRMING  # sent
+    p.collar.paused = True  # paused on OpenShock behind the bot's back: no Log for the second
+    second = await p.control.submit(p.order(intensity=20))
+    assert (await first.outcome()).outcome is ControlOutcome.CONFIRMED
+    dropped = await second.outcome()
+    assert dropped.outcome is ControlOutcome.NOT_CONFIRMED
+    assert dropped.reason == "no Log event from OpenShock in time"
+    assert len(p.server.executed_controls) == 1
+
+
 async def test_closing_the_service_still_ends_every_ticket(
     tmp_path: Path, openshock_server: FakeOpenShockServer
 ) -> None:

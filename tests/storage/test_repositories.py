@@ -355,6 +355,36 @@ async def test_audit_record_outcome_and_filters(storage: Storage) -> None:
     assert await storage.audit.recent(OTHER_GUILD) == []
 
 
+async def test_audit_record_with_changes_stores_them_in_place_of_the_fields(
+    storage: Storage,
+) -> None:
+    entry = NewAuditEntry(
+        guild_id=GUILD,
+        member_id=MEMBER,
+        shocker_id="s-1",
+        control_type=1,
+        requested_intensity=30,
+        outcome=AuditOutcome.REFUSED,
+        reason="kept",
+    )
+    changed = await storage.audit.record(
+        entry, effective_intensity=20, outcome=AuditOutcome.SENT, reason=None
+    )
+    stored = await storage.audit.get(changed)
+    assert stored is not None
+    assert (stored.effective_intensity, stored.outcome, stored.reason) == (
+        20,
+        AuditOutcome.SENT,
+        None,
+    )
+    assert stored.requested_intensity == 30 and stored.member_id == MEMBER
+    as_is = await storage.audit.get(await storage.audit.record(entry))
+    assert as_is is not None and as_is.reason == "kept" and as_is.effective_intensity is None
+    with pytest.raises(TypeError, match="effective"):
+        await storage.audit.record(entry, effective=3)
+    assert len(await storage.audit.recent(GUILD)) == 2  # nothing stored for the typo
+
+
 async def test_feeds_set_remove_and_disable(storage: Storage) -> None:
     feed = await storage.feeds.set(GUILD, FeedKind.CONTROLS, 5)
     assert feed.enabled and feed.channel_id == 5

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bot.domain.decision import Allowed
 from bot.domain.render import custom_name_for
@@ -61,9 +61,6 @@ class Dispatcher:
         """Send, or return None when the decision must be made again: something that can
         restrict controls was written since the facts were read (`generation`). Never raises
         for OpenShock trouble: a failure is a report with a reason."""
-        entry = replace(
-            entry, effective_intensity=allowed.intensity, effective_duration_ms=allowed.duration_ms
-        )
         hub = self.facts.hub_for(share.account_id)
         known = self.facts.known_shocker(hub, share.shocker_id)
         if hub is None or not hub.connected or known is None:
@@ -84,6 +81,7 @@ class Dispatcher:
                     event.sender.connection_id == connection_id
                     and any(log_.shocker.id == known.id for log_ in event.logs)
                 ),
+                claims=True,
             )
         if self.storage.restrictions.value != generation:
             if confirmation is not None:
@@ -114,7 +112,7 @@ class Dispatcher:
             )
             note = None if delivered else f"{error}{uncertain}"
             outcome = AuditOutcome.CONFIRMED if delivered else AuditOutcome.NOT_CONFIRMED
-            audit_id = await self.storage.audit.record(replace(entry, outcome=outcome, reason=note))
+            audit_id = await self._audit(entry, allowed, outcome, note)
             said = ControlOutcome.CONFIRMED if delivered else ControlOutcome.UNCERTAIN
             return Dispatched(ControlReport(said, allowed, note, audit_id))
         except OpenShockError as error:
@@ -125,31 +123,41 @@ class Dispatcher:
         if confirmation is not None and confirmation.done() and not confirmation.cancelled():
             # OpenShock's Log came in before the hub acknowledged the frame: the one audit row
             # is written with the outcome, with no update to follow.
-            audit_id = await self.storage.audit.record(
-                replace(entry, outcome=AuditOutcome.CONFIRMED)
-            )
+            audit_id = await self._audit(entry, allowed, AuditOutcome.CONFIRMED)
             return Dispatched(
                 ControlReport(ControlOutcome.CONFIRMING, allowed, audit_id=audit_id),
                 confirmation,
                 audited=True,
             )
-        audit_id = await self.storage.audit.record(replace(entry, outcome=AuditOutcome.SENT))
+        audit_id = await self._audit(entry, allowed, AuditOutcome.SENT)
         if confirmation is None:
             return Dispatched(ControlReport(ControlOutcome.SENT, allowed, audit_id=audit_id))
         return Dispatched(
             ControlReport(ControlOutcome.CONFIRMING, allowed, audit_id=audit_id), confirmation
         )
 
-    async def _withdrawn(self, entry: NewAuditEntry, allowed: Allowed) -> ControlReport:
-        audit_id = await self.storage.audit.record(
-            replace(entry, outcome=AuditOutcome.REFUSED, reason=WITHDRAWN)
+    async def _audit(
+        self,
+        entry: NewAuditEntry,
+        allowed: Allowed,
+        outcome: AuditOutcome,
+        reason: str | None = None,
+    ) -> int:
+        """The attempt's one audit row: the values it was (or would have been) sent with."""
+        return await self.storage.audit.record(
+            entry,
+            effective_intensity=allowed.intensity,
+            effective_duration_ms=allowed.duration_ms,
+            outcome=outcome,
+            reason=reason,
         )
+
+    async def _withdrawn(self, entry: NewAuditEntry, allowed: Allowed) -> ControlReport:
+        audit_id = await self._audit(entry, allowed, AuditOutcome.REFUSED, WITHDRAWN)
         return ControlReport(ControlOutcome.REFUSED, allowed, WITHDRAWN, audit_id)
 
     async def _failed(self, entry: NewAuditEntry, allowed: Allowed, reason: str) -> ControlReport:
-        audit_id = await self.storage.audit.record(
-            replace(entry, outcome=AuditOutcome.FAILED, reason=reason)
-        )
+        audit_id = await self._audit(entry, allowed, AuditOutcome.FAILED, reason)
         return ControlReport(ControlOutcome.FAILED, allowed, reason, audit_id)
 
     async def confirm(

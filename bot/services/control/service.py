@@ -269,7 +269,7 @@ class ControlService:
             return replace(prepared, reason=decision.reason)
         if isinstance(decision, Refused):
             reason = self.facts.explain_refusal(decision, share)
-            audit_id = await self.storage.audit.record(replace(entry, reason=reason))
+            audit_id = await self.storage.audit.record(entry, reason=reason)
             return replace(prepared, reason=reason, audit_id=audit_id)
         return prepared
 
@@ -326,7 +326,7 @@ class ControlService:
     async def _refuse_request(
         self, prepared: PreparedControl, decision: Allowed, reason: str
     ) -> ControlTicket:
-        audit_id = await self.storage.audit.record(replace(prepared.entry, reason=reason))
+        audit_id = await self.storage.audit.record(prepared.entry, reason=reason)
         report = ControlReport(ControlOutcome.REFUSED, decision, reason, audit_id)
         return ControlTicket(prepared.order, prepared.share, report)
 
@@ -377,7 +377,7 @@ class ControlService:
                 if audit_id is None:
                     # Decided again after the share was withdrawn: still an attempt to record.
                     audit_id = await self.storage.audit.record(
-                        replace(prepared.entry, reason=prepared.reason)
+                        prepared.entry, reason=prepared.reason
                     )
                 report = ControlReport(ControlOutcome.REFUSED, decision, prepared.reason, audit_id)
                 return Dispatched(report)
@@ -396,9 +396,7 @@ class ControlService:
                 break
             self._release(prepared)
             if decisions >= MAX_DECISIONS:
-                audit_id = await self.storage.audit.record(
-                    replace(prepared.entry, reason=SETTINGS_CHURN)
-                )
+                audit_id = await self.storage.audit.record(prepared.entry, reason=SETTINGS_CHURN)
                 return Dispatched(
                     ControlReport(ControlOutcome.REFUSED, decision, SETTINGS_CHURN, audit_id)
                 )
@@ -410,7 +408,7 @@ class ControlService:
             elif prepared.awaiting_approval:
                 # Approval mode was turned on meanwhile: this control did not ask for it.
                 audit_id = await self.storage.audit.record(
-                    replace(prepared.entry, reason=APPROVAL_TURNED_ON)
+                    prepared.entry, reason=APPROVAL_TURNED_ON
                 )
                 return Dispatched(
                     ControlReport(
