@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from discord.utils import escape_markdown, escape_mentions
 
 # OpenShock keeps names within 64 characters, but nothing here relies on that.
@@ -13,7 +15,9 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+@lru_cache(maxsize=4096)
 def inert(text: str, limit: int = MAX_NAME_CHARS) -> str:
     """A text from outside, safe to put in a reply or post: no markdown, no mentions, and at most
-    ``limit`` characters of it (escaping can at most double that)."""
+    ``limit`` characters of it (escaping can at most double that). Remembered: the same few
+    names (shockers, members) are shown again and again."""
     return escape_mentions(escape_markdown(clip(text, limit)))

@@ -16,8 +16,8 @@ the URI's host for TLS and the Host header.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -231,6 +231,7 @@ class HubClient(SignalRClient):
     ) -> None:
         headers = {TOKEN_HEADER: token}
         super().__init__(url, headers=headers)
+        self._invocation_ids = itertools.count(1)
         self._transport = _OneAttemptTransport(
             url,
             headers,
@@ -251,7 +252,9 @@ class HubClient(SignalRClient):
         # body of every invocation. Build the message here without them.
         invocation_id: str | None = None
         if on_invocation is not None:
-            invocation_id = str(uuid.uuid4())
+            # Unique on this connection is all SignalR asks (its own clients count from 1): no
+            # uuid4, which reads the system's randomness on every control.
+            invocation_id = str(next(self._invocation_ids))
             self._invocation_handlers[invocation_id] = on_invocation
         await self._transport.send(InvocationMessage(invocation_id, method, arguments, None))
 

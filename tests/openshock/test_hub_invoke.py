@@ -53,6 +53,17 @@ async def test_control_succeeds_and_is_confirmed_by_a_log_with_our_connection_id
     ]
 
 
+async def test_each_invocation_on_a_connection_has_its_own_id(
+    openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub
+) -> None:
+    """Unique on the connection, as SignalR asks (its own clients count from 1)."""
+    hub = await ready(make_hub, world.alice)
+    for _ in range(3):
+        await hub.control([vibrate(world.cuff)], "Discord: dan")
+    ids = [i.invocation_id for i in openshock_server.invocations if i.target == "ControlV2"]
+    assert len(ids) == 3 and len(set(ids)) == 3 and None not in ids
+
+
 async def test_custom_name_is_cut_to_64_characters(
     openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub
 ) -> None:
