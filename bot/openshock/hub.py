@@ -290,6 +290,16 @@ class HubConnection:
         (completion error) or ``HubInvocationTimeout``. Arguments may be pydantic models, UUIDs
         and plain JSON values.
         """
+        payload = [to_jsonable_python(argument, by_alias=True) for argument in arguments]
+        return await self._invoke(method, payload, timeout)
+
+    async def _invoke(
+        self,
+        method: str,
+        payload: list[Any],
+        timeout: float | None,  # noqa: ASYNC109 - as invoke's
+    ) -> Any:
+        """`invoke` with the arguments already as JSON values."""
         client = self._client
         if client is None or self._state is not HubState.CONNECTED:
             raise HubNotConnected()
@@ -304,7 +314,6 @@ class HubConnection:
             else:
                 completion.set_result(message.result)
 
-        payload = [to_jsonable_python(argument, by_alias=True) for argument in arguments]
         self._pending.add(completion)
         try:
             try:
@@ -330,7 +339,7 @@ class HubConnection:
         """Send a ``ControlV2`` batch. Completing says nothing about acceptance: the server drops
         a batch silently; only a ``Log`` event (to the owner) confirms it."""
         name = custom_name[:MAX_CUSTOM_NAME] if custom_name is not None else None
-        await self.invoke("ControlV2", list(controls), name, timeout=timeout)
+        await self._invoke("ControlV2", [[c.wire() for c in controls], name], timeout)
 
     async def emergency_stop(self, device_id: UUID) -> None:
         await self.invoke("EmergencyStop", device_id)

@@ -84,6 +84,17 @@ class Control(OpenShockModel):
     duration: int = Field(ge=300, le=65535, description="milliseconds")
     exclusive: bool = False
 
+    def wire(self) -> dict[str, Any]:
+        """As ``model_dump(mode="json", by_alias=True)`` gives it, built directly (every
+        control is sent this way)."""
+        return {
+            "id": str(self.id),
+            "type": int(self.type),
+            "intensity": self.intensity,
+            "duration": self.duration,
+            "exclusive": self.exclusive,
+        }
+
 
 # --- Hub events ----------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from uuid import UUID, uuid4
 
 import pytest
@@ -42,6 +43,13 @@ def test_control_is_bounded_like_the_server() -> None:
         Control(id=uuid4(), type=ControlType.SHOCK, intensity=101, duration=300)
     with pytest.raises(ValidationError):
         Control(id=uuid4(), type=ControlType.SHOCK, intensity=1, duration=299)
+
+
+@pytest.mark.parametrize("kind", list(ControlType))
+def test_a_controls_wire_form_is_its_json_dump(kind: ControlType) -> None:
+    control = Control(id=uuid4(), type=kind, intensity=42, duration=1234, exclusive=True)
+    assert control.wire() == control.model_dump(mode="json", by_alias=True)
+    assert json.dumps(control.wire())  # plain JSON values only
 
 
 @pytest.mark.parametrize(
