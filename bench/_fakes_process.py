@@ -17,6 +17,7 @@ import gc
 import inspect
 import logging
 import multiprocessing
+import os
 import resource
 from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import Connection
@@ -100,6 +101,18 @@ class Fakes:
         return await asyncio.get_running_loop().run_in_executor(
             None, self._ask, command, argument, limit
         )
+
+
+def pin_apart(fakes: Fakes) -> str:
+    """On a machine with two CPUs or more, keep this process on one and the fakes' process on
+    another, each to itself: left to the scheduler, both sometimes share a CPU, and whatever
+    runs then is slowed down by the other's use of its caches. Says what it did."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or fakes.pid is None:
+        return "not pinned (one CPU)"
+    os.sched_setaffinity(0, {cpus[0]})  # this thread; threads started later inherit it
+    os.sched_setaffinity(fakes.pid, {cpus[1]})
+    return f"this process pinned to CPU {cpus[0]}, the fakes' to CPU {cpus[1]}"
 
 
 @contextlib.contextmanager

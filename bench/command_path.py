@@ -31,7 +31,9 @@ and each round runs a quarter of every comparator's commands, one comparator aft
 (the order turning by one each round), so that a slow stretch of a shared machine (its speed
 moves by a third within a minute) falls on all of them alike instead of deciding a ratio. The
 bot's part of a round ends with the WAL checkpoint its writes call for (``Comparator.settle``),
-which it otherwise runs every second on its own, on whichever comparator's time.
+which it otherwise runs every second on its own, on whichever comparator's time. On a machine
+with two CPUs or more this process and the fakes' are pinned to one CPU each (``--no-pin`` to
+leave them to the scheduler), so that neither runs beside the other on a shared core.
 
 With 20 in flight each comparator runs as fast as it can, so the floor handles about twice the
 bot's commands per second, and a loop that is busier handles more commands per wake-up (and the
@@ -92,7 +94,14 @@ from cryptography.fernet import Fernet
 from discord import app_commands
 from pysignalr.client import SignalRClient
 
-from bench._fakes_process import Fakes, cpu_seconds, fakes_process, quiet_logging, serve_commands
+from bench._fakes_process import (
+    Fakes,
+    cpu_seconds,
+    fakes_process,
+    pin_apart,
+    quiet_logging,
+    serve_commands,
+)
 from bench._profile import profiled
 from bot.app import create_bot, point_discord_at
 from bot.client import OpenShockBot
@@ -932,6 +941,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="a quarter of the commands: a rough look"
     )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="leave both processes to the scheduler's choice"
+    )
     parser.add_argument("--profile", type=Path, help="cProfile the bot's timed run to this file")
     parser.add_argument("--py-spy", type=Path, help="py-spy the bot's timed run to this file")
     args = parser.parse_args()
@@ -957,6 +969,8 @@ def main() -> None:
     plan.check()
     quiet_logging()  # silence everything below WARNING during the run
     with fakes_process(serve) as fakes:
+        if not args.no_pin:
+            print(pin_apart(fakes))
         asyncio.run(measure(fakes, Options(plan, args.profile, args.py_spy)))
 
 
