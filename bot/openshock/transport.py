@@ -114,8 +114,10 @@ class _OneAttemptTransport(WebsocketTransport):
             skip_negotiation=True,  # the official clients skip it; the token goes on the upgrade
         )
         self._timings = timings
-        # When the reader began waiting for the next message (None: handling one).
+        # When the reader began waiting for the next message (None: handling one), and
+        # whether the connection was dropped for the server's silence.
         self._listening_since: float | None = None
+        self._silent = False
         self._user_agent = user_agent
         self._public_only = public_only
         self._resolver = resolver
@@ -175,29 +177,29 @@ class _OneAttemptTransport(WebsocketTransport):
         for the server timeout while we waited for it (`_watch_silence`: one timer for the
         connection, not one per message)."""
         loop = asyncio.get_running_loop()
-        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-        # arrives just as recv() completes, and then stop() would wait forever.
+        self._silent = False
+        watchdog = asyncio.create_task(self._watch_silence(conn))
         try:
-            async with asyncio.timeout(None) as silence:
-                watchdog = asyncio.create_task(self._watch_silence(silence))
+            while True:
+                self._listening_since = loop.time()
                 try:
-                    while True:
-                        self._listening_since = loop.time()
-                        raw = await conn.recv()
-                        self._listening_since = None
-                        await self._on_raw_message(raw)
-                finally:
-                    watchdog.cancel()
-        except TimeoutError:
-            if not silence.expired():
-                raise  # a handler's own
-            raise ServerSilent(
-                f"no message from the server for {self._timings.server_timeout:g} s"
-            ) from None
+                    raw = await conn.recv()
+                except ConnectionClosed:
+                    if self._silent:
+                        raise ServerSilent(
+                            f"no message from the server for {self._timings.server_timeout:g} s"
+                        ) from None
+                    raise
+                self._listening_since = None
+                await self._on_raw_message(raw)
+        finally:
+            watchdog.cancel()
 
-    async def _watch_silence(self, silence: asyncio.Timeout) -> None:
-        """Expire ``silence`` once the reader has waited the server timeout for a message. A
-        handler that is slow to take a message (back-pressure) is not the server's silence."""
+    async def _watch_silence(self, conn: ClientConnection) -> None:
+        """Drop the connection once the reader has waited the server timeout for a message.
+        It drops the connection rather than cancel the reader, so a message that came in just
+        then is still handled whole; a handler slow to take a message (back-pressure) is not
+        the server's silence."""
         loop = asyncio.get_running_loop()
         limit = self._timings.server_timeout
         while True:
@@ -206,7 +208,8 @@ class _OneAttemptTransport(WebsocketTransport):
                 await asyncio.sleep(limit / 4)
                 continue
             if loop.time() >= since + limit:
-                silence.reschedule(loop.time())
+                self._silent = True
+                conn.transport.abort()  # the reader's recv() ends with ConnectionClosed
                 return
             await asyncio.sleep(since + limit - loop.time())
 

@@ -48,8 +48,10 @@ async def test_a_silent_server_is_treated_as_dead(
     openshock_server: FakeOpenShockServer, world: World, make_hub: MakeHub
 ) -> None:
     openshock_server.answer_pings = False
-    make_hub(world.alice, timings=HubTimings(backoff_initial=0.005, server_timeout=0.2))
+    hub = make_hub(world.alice, timings=HubTimings(backoff_initial=0.005, server_timeout=0.2))
     await openshock_server.wait_for_connections(world.alice, 2)
+    await eventually(lambda: hub.status.last_error is not None, what="the reason noted")
+    assert "no message from the server for 0.2 s" in (hub.status.last_error or "")
 
 
 async def test_server_keepalive_keeps_a_quiet_connection_alive(
