@@ -49,10 +49,11 @@ class Database:
     Short statements (an indexed read, a one-row write, a commit) run on the loop's own thread:
     each costs tens of microseconds there, much less than handing it to a worker thread and
     waking the loop again. WAL with `synchronous = NORMAL` makes a commit a write to the log
-    with no fsync; the copy back into the database file (the only step that syncs) runs every
-    second on a thread of its own (`_checkpoint_regularly`). Statements that can take long run
-    on threads: reports and searches through many rows on the reports connection
-    (`fetch_report`), and clean-ups that may touch many rows on the writer (`long=True`).
+    with no fsync; the copy back into the database file and the start of a new log (the only
+    steps that sync) run every second on a thread of its own (`_checkpoint_regularly`).
+    Statements that can take long run on threads: reports and searches through many rows on
+    the reports connection (`fetch_report`), and clean-ups that may touch many rows on the
+    writer (`long=True`).
 
     Writes share one connection and take `_write_lock` (a multi-statement write runs inside
     `transaction()`), so two coroutines' transactions never interleave. Reads use a second
@@ -385,8 +386,8 @@ class Database:
         The log is only started over (instead of growing) by a write that finds it entirely
         copied back, which a copy running beside a steady stream of writes never achieves. So
         the bulk is copied while writes go on, and what they added meanwhile (little) is copied
-        with the write lock held: the next write then starts the log over, and it stays about
-        a second of writes long however busy the bot is."""
+        with the write lock held, then the log is started over (see `checkpoint`): it stays
+        about a second of writes long however busy the bot is."""
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
             if self._conn.total_changes == self._checkpointed_at:
@@ -405,7 +406,13 @@ class Database:
         await _off_loop(self._writes_pool, _wal_checkpoint, self._checkpointer)
         async with self._write_lock:
             self._commit_group()
-            return await _off_loop(self._writes_pool, _wal_checkpoint, self._checkpointer)
+            frames, copied = await _off_loop(self._writes_pool, _wal_checkpoint, self._checkpointer)
+            if frames and copied == frames:
+                # All of the log is in the file: the next write starts it over, and SQLite
+                # syncs the log's new header then (an fdatasync, which can take many
+                # milliseconds on a busy disk). That write is made here, off the loop.
+                await _off_loop(self._writes_pool, _start_log_over, self._conn)
+            return frames, copied
 
 
 class Transaction:
@@ -502,6 +509,13 @@ def _wal_checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:
     """PASSIVE: waits for no reader or writer; copies what it can."""
     _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     return int(frames), int(copied)
+
+
+def _start_log_over(conn: sqlite3.Connection) -> None:
+    """A write that changes nothing (the header's application id, which the bot does not use,
+    set to what it is): the first write after a complete checkpoint starts the log over."""
+    (application_id,) = conn.execute("PRAGMA application_id").fetchone()
+    conn.execute(f"PRAGMA application_id = {int(application_id)}")
 
 
 def _fetch_one(conn: sqlite3.Connection, sql: str, params: Params) -> sqlite3.Row | None:

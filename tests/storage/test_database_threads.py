@@ -4,6 +4,7 @@ and the write-ahead log copied back into the database file by a checkpoint off t
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -106,6 +107,27 @@ async def test_the_log_starts_over_under_a_steady_stream_of_writes(db: Database)
     frames, copied = await db.checkpoint()
     assert copied == frames
     assert written > 100 and frames < written / 3  # at least one page per row written
+
+
+async def test_a_complete_checkpoint_starts_the_log_over_off_the_loop(
+    db: Database, tmp_path: Path
+) -> None:
+    """The write that starts the log over (SQLite syncs the log's new header then) is made by
+    the checkpoint on the writes' thread, changing nothing, so no write on the loop waits for
+    the disk: the log holds only that write afterwards."""
+    await db.execute("CREATE TABLE blobs (b BLOB)")
+    async with db.transaction() as tx:
+        await tx.executemany("INSERT INTO blobs VALUES (?)", [(b"x" * 4000,)] * 50)
+    version = await db.user_version()
+    frames, copied = await db.checkpoint()
+    assert frames >= 50 and copied == frames
+    with sqlite3.connect(tmp_path / "bot.db") as outside:
+        (_, in_log, _) = outside.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        (application_id,) = outside.execute("PRAGMA application_id").fetchone()
+    assert 0 < in_log <= 2  # the header page of the restarting write, nothing else
+    assert application_id == 0 and await db.user_version() == version
+    (count,) = await db.fetch_one("SELECT count(*) FROM blobs") or (0,)
+    assert count == 50
 
 
 async def test_a_write_waits_for_an_open_transaction_and_is_not_rolled_back_with_it(
