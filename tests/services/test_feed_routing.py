@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -81,6 +82,36 @@ async def test_an_event_no_feed_shows_stores_nothing(harness: Harness) -> None:
 
     assert await event_count(h, "controls") == 2  # the marker and "shown"
     assert joined(h, channel).count("by **") == 1
+
+
+async def test_the_writer_lets_the_loop_run_between_two_batches(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog is stored a batch per turn of the loop, not in one go that holds the loop."""
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    await feed_channel(h, FeedKind.CONTROLS)
+    monkeypatch.setattr(feed_recorder, "_BATCH", 2)
+    recorder = FeedRecorder(h.storage, lambda _: None, FAST_FEEDS, on_stored=lambda _: None)
+    seen: list[int] = []
+
+    async def watch() -> None:
+        while not seen or seen[-1] < 10:
+            row = await h.storage.db.fetch_one("SELECT count(*) AS n FROM hub_events")
+            seen.append(row["n"] if row is not None else 0)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    for n in range(10):  # all queued before the writer's first turn
+        sender, logs = log_event(alice.shocker, custom_name=f"n{n}")
+        await recorder.record(
+            alice.account.id, ControlLogEvent.model_validate({"sender": sender, "logs": logs})
+        )
+    async with asyncio.timeout(5):
+        await watcher
+    await recorder.close()
+    assert len({n for n in seen if 0 < n < 10}) >= 3  # stored two by two, the loop running
 
 
 async def test_recorded_events_are_stored_in_order_in_batches_and_a_close_stores_the_rest(
