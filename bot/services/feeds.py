@@ -291,6 +291,9 @@ class FeedPublisher:
                     pending = await self.storage.events.pending_in(channel_id, page)
                     if not pending:
                         return False
+                    # Reading a page and rendering a post take a few milliseconds each on a
+                    # busy loop: not both in one turn of it.
+                    await asyncio.sleep(0)
                     post = await self._prepare(channel_id, pending)
                 finally:
                     await asyncio.sleep(0)
