@@ -384,7 +384,8 @@ async def run_load(
 
 @dataclass
 class Measured:
-    """A comparator's timed run (``Plan.in_flight`` in flight) and its run one at a time."""
+    """A comparator's timed run (``Plan.in_flight`` in flight), its run one at a time and its
+    paced run."""
 
     loaded: Timed
     unloaded: Timed

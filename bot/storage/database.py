@@ -249,20 +249,17 @@ class Database:
     # Short statements run on the loop's thread (see the class docstring); writes take the lock.
 
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        if self._group is not None:
-            self._commit_group()
+        self._commit_group()
         return _fetch_one(self._reader, sql, params)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        if self._group is not None:
-            self._commit_group()
+        self._commit_group()
         return _fetch_all(self._reader, sql, params)
 
     async def fetch_report(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """A long read (an aggregate, or a search through many rows), on the reports
         connection's thread."""
-        if self._group is not None:
-            self._commit_group()
+        self._commit_group()
         return await _off_loop(self._reports_pool, _fetch_all, self._reports, sql, params)
 
     async def execute(
@@ -319,9 +316,11 @@ class Database:
         try:
             result = fn(self._conn, sql, params)
         finally:
-            if self._group is not None and not self._commit_group():
-                raise sqlite3.OperationalError("the write could not be committed")
+            # With the open group, if there is one (a failed statement's own error goes on).
+            committed = self._commit_group()
             self._committed()
+        if not committed:
+            raise sqlite3.OperationalError("the write could not be committed")
         return result
 
     def _commit_group(self) -> bool:

@@ -222,9 +222,9 @@ class AuditEntry(Row):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewAuditEntry:
-    """What a caller records; the id and time are given by storage. A plain dataclass: built
-    and changed (`dataclasses.replace`) by our own code on every control's path, never read
-    from outside."""
+    """What a caller records; the id and time are given by storage. A plain dataclass, built
+    by our own code on every control's path and never read from outside; what an attempt
+    adds to it (outcome, reason, values sent) goes in as `AuditRepository.record`'s changes."""
 
     guild_id: int | None
     member_id: int

@@ -77,6 +77,16 @@ async def test_any_other_write_commits_the_group_with_itself(
     assert committed(outside) == [1, 2]
 
 
+async def test_a_failing_write_commits_the_group_and_raises_its_own_error(
+    db: Database, outside: sqlite3.Connection
+) -> None:
+    await db.execute("INSERT INTO t VALUES (1)", grouped=True)
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        await db.execute("INSERT INTO t VALUES (-1)")
+    assert committed(outside) == [1]
+    assert db._group is None
+
+
 async def test_a_transaction_after_grouped_writes_does_not_take_them_along(
     db: Database, outside: sqlite3.Connection
 ) -> None:
