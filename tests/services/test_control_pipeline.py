@@ -360,6 +360,46 @@ async def test_one_log_confirms_one_control(pipeline: Pipeline) -> None:
     assert len(p.server.executed_controls) == 1
 
 
+def drop_logs_of(p: Pipeline, monkeypatch: pytest.MonkeyPatch, intensity: int) -> None:
+    """OpenShock drops the control of that intensity silently (no Log); the others go on."""
+    publish = p.server._publish_logs
+
+    async def publish_others(connection: Any, accepted: list[Any], custom_name: Any) -> None:
+        kept = [c for c in accepted if c.intensity != intensity]
+        if kept:
+            await publish(connection, kept, custom_name)
+
+    monkeypatch.setattr(p.server, "_publish_logs", publish_others)
+
+
+async def test_a_dropped_control_is_not_confirmed_by_a_later_ones_log(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The older control of two in flight is the one dropped: the newer one's Log confirms the
+    newer one (its own type and values), and the older one ends not confirmed."""
+    p = pipeline
+    await p.grant_everyone()
+    drop_logs_of(p, monkeypatch, intensity=10)
+    dropped = await p.control.submit(p.order(intensity=10))
+    assert (await dropped.changed(dropped.report)).outcome is ControlOutcome.CONFIRMING
+    delivered = await p.control.submit(p.order(intensity=20))
+    assert (await delivered.outcome()).outcome is ControlOutcome.CONFIRMED
+    assert (await dropped.outcome()).outcome is ControlOutcome.NOT_CONFIRMED
+
+
+async def test_a_stops_log_does_not_confirm_the_shock_before_it(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = pipeline
+    await p.grant_everyone()
+    drop_logs_of(p, monkeypatch, intensity=10)
+    shock = await p.control.submit(p.order(intensity=10))
+    assert (await shock.changed(shock.report)).outcome is ControlOutcome.CONFIRMING
+    stop = await p.control.submit(p.order(kind=ControlKind.STOP))
+    assert (await stop.outcome()).outcome is ControlOutcome.CONFIRMED
+    assert (await shock.outcome()).outcome is ControlOutcome.NOT_CONFIRMED
+
+
 async def test_closing_the_service_still_ends_every_ticket(
     tmp_path: Path, openshock_server: FakeOpenShockServer
 ) -> None:

@@ -15,7 +15,7 @@ from bot.domain.decision import Allowed
 from bot.domain.render import custom_name_for
 from bot.openshock.errors import HubConnectionLost, HubInvocationTimeout, OpenShockError
 from bot.openshock.hub import MAX_CUSTOM_NAME
-from bot.openshock.models import Control, ControlLogEvent, ControlType
+from bot.openshock.models import Control, ControlLog, ControlLogEvent, ControlType
 from bot.services.control.facts import HUB_DOWN, FactGatherer
 from bot.services.control.ticket import ControlOutcome, ControlReport
 from bot.storage import Storage
@@ -26,6 +26,19 @@ log = logging.getLogger(__name__)
 CONFIRMATION_CLOSED = "the connection to OpenShock closed before it confirmed"
 CONFIRMATION_MISSING = "no Log event from OpenShock in time"
 WITHDRAWN = "It was called off (a Stop, a pause or /panic) before it was sent; nothing was sent."
+
+
+def _logs(log_: ControlLog, control: Control) -> bool:
+    """Is ``log_`` OpenShock's record of ``control``? Same shocker and type, and for all but
+    Stop the same values: the server logs them after clamping them to the shocker's limits,
+    and an own shocker has none beyond OpenShock's bounds, within which every allowed control
+    already is (a Stop's intensity 0 may be raised to the minimum). So of several controls in
+    flight on one shocker, each is confirmed by its own Log, not by another's."""
+    if log_.shocker.id != control.id or log_.type != control.type:
+        return False
+    return control.type is ControlType.STOP or (
+        log_.intensity == control.intensity and log_.duration == control.duration
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +92,7 @@ class Dispatcher:
                 ControlLogEvent,
                 lambda event: (
                     event.sender.connection_id == connection_id
-                    and any(log_.shocker.id == known.id for log_ in event.logs)
+                    and any(_logs(log_, control) for log_ in event.logs)
                 ),
                 claims=True,
             )
