@@ -27,7 +27,7 @@ from bot.services.control import (
     Sender,
 )
 from bot.services.halts import Halt
-from bot.storage import Storage
+from bot.storage import Storage, database
 from bot.storage.models import Account, AuditOutcome
 from tests.fakes.openshock_server import FakeOpenShockServer, FakeShocker
 from tests.fakes.openshock_server import FakeUser as OpenShockUser
@@ -421,6 +421,36 @@ async def test_panic_pauses_first_then_stops(pipeline: Pipeline) -> None:
     assert frame.arguments[0][0]["type"] == ControlKind.STOP
     ticket = await p.control.submit(p.order(ALICE))
     assert ticket.refused and "paused" in (ticket.report.reason or "")
+
+
+@pytest.mark.parametrize("halt", ["pause", "panic"])
+async def test_a_pause_or_panic_while_audit_rows_wait_for_their_commit_wins(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, halt: str
+) -> None:
+    """Grouped writes (audit rows, cooldowns) wait for company before they commit: a pause or
+    a panic written meanwhile commits them with itself and refuses the next control at once;
+    nothing but Stops goes out after it."""
+    p = pipeline
+    monkeypatch.setattr(database, "GROUP_WINDOW", 60.0)  # the group stays open throughout
+    await p.grant_everyone()
+    first = await p.control.submit(p.order())
+    assert (await first.outcome()).outcome is ControlOutcome.CONFIRMED
+    assert p.storage.db._group is not None  # its audit row and cooldown are not committed yet
+    if halt == "pause":
+        await p.storage.shares.pause_wearer(GUILD, ALICE)
+    else:
+        await p.control.panic(wearer_id=ALICE, account=p.account, display_name="alice")
+    assert p.storage.db._group is None
+    refused = await p.control.submit(p.order(intensity=20))
+    assert refused.refused and "paused" in (refused.report.reason or "")
+    if halt == "pause":  # a Stop passes a pause (a panic sent its own Stops)
+        stop = await p.control.submit(p.order(kind=ControlKind.STOP))
+        assert (await stop.outcome()).outcome is ControlOutcome.CONFIRMED
+    first_sent, *after = p.server.executed_controls
+    assert first_sent.intensity == 10  # the first, before the halt
+    assert after and all(c.type == ControlKind.STOP for c in after)
+    outcomes = [e.outcome for e in await p.storage.audit.recent(GUILD)]
+    assert AuditOutcome.CONFIRMED in outcomes and AuditOutcome.REFUSED in outcomes
 
 
 async def test_an_allowed_stop_and_a_panic_announce_a_halt_before_their_frames(
