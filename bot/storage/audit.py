@@ -35,8 +35,8 @@ _VALUES = operator.attrgetter(*_COLUMNS)  # an entry's fields in column order, i
 _POSITIONS = {column: index + 1 for index, column in enumerate(_COLUMNS)}  # after created_at
 
 _INSERT = (
-    f"INSERT INTO audit (created_at, {', '.join(_COLUMNS)})"
-    f" VALUES (?, {', '.join('?' * len(_COLUMNS))})"
+    f"INSERT INTO audit (id, created_at, {', '.join(_COLUMNS)})"
+    f" VALUES (?, ?, {', '.join('?' * len(_COLUMNS))})"
 )
 
 
@@ -54,13 +54,12 @@ class AuditRepository:
             if position is None:
                 raise TypeError(f"not an audit field: {field}")
             values[position] = value
-        return await self._db.insert(_INSERT, values, grouped=True)
+        return await self._db.defer_insert("audit", _INSERT, values)
 
     async def set_outcome(self, entry_id: int, outcome: AuditOutcome, reason: str | None) -> None:
-        await self._db.execute(
+        await self._db.defer(
             "UPDATE audit SET outcome = ?, reason = coalesce(?, reason) WHERE id = ?",
             (outcome.value, reason, entry_id),
-            grouped=True,
         )
 
     async def get(self, entry_id: int) -> AuditEntry | None:

@@ -24,7 +24,7 @@ _T = TypeVar("_T")
 # written since): the log stays small (a second of writes) and no commit ever does the copy.
 CHECKPOINT_EVERY = 1.0
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
-# How long grouped writes (see `Database`) wait for others to share their commit.
+# How long deferred writes (see `Database`) wait for others to share their commit.
 GROUP_WINDOW = 0.01
 
 
@@ -61,13 +61,17 @@ class Database:
     transaction). An in-memory database has a single connection for all, used from the loop
     only.
 
-    The writes every control makes (its audit row, its cooldown) are `grouped`: they run at
-    once, inside a transaction that stays open for `GROUP_WINDOW`, so the controls of those
-    10 ms share one commit (a commit writes every page it changed to the log, and costs more
-    than the rows: about 30 µs against 15 µs for an audit row). Anything else that uses the
-    database first commits the group (`_commit_group`): a read sees every write made before
-    it, a transaction or a checkpoint starts from a closed one. What a crash of the process
-    can lose is the last 10 ms of audit rows and cooldowns.
+    The writes every control makes (its audit row, its outcome, its cooldown) are deferred
+    (`defer`, `defer_insert`): they are kept in memory and run together `GROUP_WINDOW` after
+    the first of them, in one transaction (`_commit_group`). The controls of those 10 ms share
+    one commit (a commit writes every page it changed to the log: about 30 µs against 15 µs
+    for an audit row), and their statements run back to back: run one at a time between the
+    rest of a control's work, an audit row costs 3-4 times as much (SQLite's code and pages
+    are no longer in the CPU's caches). Anything else that uses the database first runs the
+    group (`_commit_group`): a read sees every write deferred before it, a transaction or a
+    checkpoint starts after it. A deferral made while a transaction or a long write holds the
+    writer waits for it and runs at once, so the group is empty whenever the writer is held.
+    What a crash of the process can lose is the last 10 ms of audit rows and cooldowns.
     """
 
     def __init__(
@@ -94,10 +98,12 @@ class Database:
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpoints: asyncio.Task[None] | None = None
         self._checkpointed_at = 0
-        # The open group of grouped writes (see the class docstring): its commit, scheduled
-        # `GROUP_WINDOW` after its first write, and how many writes it holds.
-        self._group: asyncio.Handle | None = None
-        self._grouped = 0
+        # The deferred writes (see the class docstring): their run, scheduled `GROUP_WINDOW`
+        # after the first of them, the statements in order, and the next row id of each table
+        # an insert was deferred into.
+        self._group: asyncio.TimerHandle | None = None
+        self._deferred: list[tuple[str, Params]] = []
+        self._next_ids: dict[str, int] = {}
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True) -> Database:
@@ -262,18 +268,42 @@ class Database:
         self._commit_group()
         return await _off_loop(self._reports_pool, _fetch_all, self._reports, sql, params)
 
-    async def execute(
-        self, sql: str, params: Params = (), *, long: bool = False, grouped: bool = False
-    ) -> int:
+    async def execute(self, sql: str, params: Params = (), *, long: bool = False) -> int:
         """Run one write statement on its own; returns the number of rows changed. `long` runs
-        it on the writes' thread (a clean-up that may touch many rows), the loop going on.
-        `grouped` commits it with the other grouped writes of the next `GROUP_WINDOW` (see the
-        class docstring): for the writes every control makes, whose caller goes on either way."""
-        return await self._write(_execute, sql, params, long=long, grouped=grouped)
+        it on the writes' thread (a clean-up that may touch many rows), the loop going on."""
+        return await self._write(_execute, sql, params, long=long)
 
-    async def insert(self, sql: str, params: Params = (), *, grouped: bool = False) -> int:
-        """Run one INSERT on its own; returns the new row id. `grouped`: see `execute`."""
-        return await self._write(_insert, sql, params, grouped=grouped)
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT on its own; returns the new row id."""
+        return await self._write(_insert, sql, params)
+
+    async def defer(self, sql: str, params: Params = ()) -> None:
+        """A write for the group (see the class docstring): for the writes every control
+        makes, whose caller needs no answer from them. Its error, if any, is the operator's
+        (logged when the group runs), not the caller's."""
+        if self._write_lock.locked():
+            await self._write(_execute, sql, params)
+            return
+        self._defer(sql, params)
+
+    async def defer_insert(self, table: str, sql: str, params: Sequence[Any]) -> int:
+        """An INSERT into `table` for the group, its row id chosen now: `sql`'s first parameter
+        is the id, `params` the rest. The id is the one SQLite would give it (the next after
+        the table's largest, counted on from the group's first insert into the table: any
+        other write runs the group first)."""
+        if self._write_lock.locked():
+            return await self._write(_insert, sql, (None, *params))
+        row_id = self._next_ids.get(table)
+        if row_id is None:
+            row_id = _largest_id(self._conn, table) + 1
+        self._next_ids[table] = row_id + 1
+        self._defer(sql, (row_id, *params))
+        return row_id
+
+    def _defer(self, sql: str, params: Params) -> None:
+        if self._group is None:
+            self._group = asyncio.get_running_loop().call_later(GROUP_WINDOW, self._commit_group)
+        self._deferred.append((sql, params))
 
     async def _write(
         self,
@@ -282,12 +312,10 @@ class Database:
         params: Params,
         *,
         long: bool = False,
-        grouped: bool = False,
     ) -> int:
-        """One write. On the loop's thread it runs with no await, so it needs the write lock
-        only to wait for a transaction or long statement that holds it (taking a free lock
-        would only cost time); a long one holds the lock until it has ended. A grouped one
-        joins the open group (or opens one); any other commits the group with itself."""
+        """One write, after the group. On the loop's thread it runs with no await, so it needs
+        the write lock only to wait for a transaction or long statement that holds it (taking
+        a free lock would only cost time); a long one holds the lock until it has ended."""
         if long or self._write_lock.locked():
             async with self._write_lock:
                 self._commit_group()
@@ -297,59 +325,48 @@ class Database:
                     return fn(self._conn, sql, params)
                 finally:
                     self._committed()
-        if grouped:
-            if self._group is None:
-                self._conn.execute("BEGIN")
-                self._group = asyncio.get_running_loop().call_later(
-                    GROUP_WINDOW, self._commit_group
-                )
-            try:
-                result = fn(self._conn, sql, params)
-            except sqlite3.Error:
-                if not self._conn.in_transaction:  # the error rolled the whole group back
-                    self._group_lost("a write in it failed")
-                raise
-            finally:
-                self._committed()
-            self._grouped += 1
-            return result
+        self._commit_group()
         try:
-            result = fn(self._conn, sql, params)
+            return fn(self._conn, sql, params)
         finally:
-            # With the open group, if there is one (a failed statement's own error goes on).
-            committed = self._commit_group()
             self._committed()
-        if not committed:
-            raise sqlite3.OperationalError("the write could not be committed")
-        return result
 
     def _commit_group(self) -> bool:
-        """Commit the open group of grouped writes, if any. A failed commit (a full disk, an
-        I/O error) rolls the group back: the operator is told what was lost. False then."""
+        """Run the deferred writes, if any, in one transaction. A statement that fails is
+        logged and left out; a failed commit (a full disk, an I/O error) rolls the group back
+        and the operator is told what was lost. False then."""
         if self._group is None:
             return True
         self._group.cancel()
         self._group = None
+        deferred, self._deferred = self._deferred, []
+        self._next_ids.clear()
+        conn = self._conn
         try:
-            self._conn.execute("COMMIT")
+            conn.execute("BEGIN")
+            for sql, params in deferred:
+                try:
+                    conn.execute(sql, params)
+                except sqlite3.Error as error:
+                    if not conn.in_transaction:  # it rolled the whole group back
+                        raise
+                    log.error("A deferred write (%s) failed and is lost: %s", _kind(sql), error)
+            conn.execute("COMMIT")
         except sqlite3.Error as error:
-            if self._conn.in_transaction:
-                self._conn.rollback()
-            self._group_lost(str(error))
+            if conn.in_transaction:
+                conn.rollback()
+            self._group_lost(len(deferred), str(error))
             return False
-        self._grouped = 0
+        finally:
+            self._committed()
         return True
 
-    def _group_lost(self, why: str) -> None:
+    def _group_lost(self, count: int, why: str) -> None:
         log.error(
-            "%d grouped writes (audit rows, cooldowns) were rolled back and are lost: %s",
-            self._grouped,
+            "%d deferred writes (audit rows, cooldowns) were rolled back and are lost: %s",
+            count,
             why,
         )
-        if self._group is not None:
-            self._group.cancel()
-            self._group = None
-        self._grouped = 0
 
     @property
     def writing(self) -> bool:
@@ -532,6 +549,18 @@ def _execute(conn: sqlite3.Connection, sql: str, params: Params) -> int:
 
 def _executemany(conn: sqlite3.Connection, sql: str, rows: Iterable[Params]) -> None:
     conn.executemany(sql, rows)
+
+
+def _largest_id(conn: sqlite3.Connection, table: str) -> int:
+    if not table.isidentifier():
+        raise ValueError(f"not a table name: {table!r}")
+    (largest,) = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()
+    return int(largest or 0)
+
+
+def _kind(sql: str) -> str:
+    """What a statement does, for a log line: its first words, never its values."""
+    return " ".join(sql.split()[:3])
 
 
 def _insert(conn: sqlite3.Connection, sql: str, params: Params) -> int:

@@ -184,9 +184,8 @@ class CooldownRepository:
         return float(row["last_at"]) if row is not None else None
 
     async def record(self, guild_id: int, member_id: int, shocker_id: str, at: float) -> None:
-        await self._db.execute(
+        await self._db.defer(
             "INSERT INTO cooldowns (guild_id, member_id, shocker_id, last_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT DO UPDATE SET last_at = excluded.last_at",
             (guild_id, member_id, shocker_id, at),
-            grouped=True,
         )

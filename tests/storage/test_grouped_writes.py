@@ -1,6 +1,6 @@
-"""Grouped writes (a control's audit row and cooldown): they run at once and commit together
-with the other grouped writes of the next `GROUP_WINDOW`; anything else that uses the database
-commits them first."""
+"""Deferred writes (a control's audit row, outcome and cooldown): they are kept and run together,
+in one transaction, `GROUP_WINDOW` after the first of them; anything else that uses the database
+runs them first."""
 
 from __future__ import annotations
 
@@ -46,51 +46,73 @@ async def window_over(db: Database) -> None:
     raise AssertionError("the group was never committed")
 
 
-async def test_grouped_writes_within_the_window_commit_together(
+async def test_deferred_writes_within_the_window_commit_together(
     db: Database, outside: sqlite3.Connection
 ) -> None:
-    first = await db.insert("INSERT INTO t VALUES (1)", grouped=True)
+    await db.defer("INSERT INTO t VALUES (1)")
     await asyncio.sleep(GROUP_WINDOW / 10)
-    await db.execute("INSERT INTO t VALUES (2)", grouped=True)
-    assert first == 1  # the row id, at once
-    assert committed(outside) == []  # one open transaction holds both
+    await db.defer("INSERT INTO t VALUES (2)")
+    assert committed(outside) == []  # kept until the window is over
+    assert not db._conn.in_transaction  # nothing held open meanwhile
     await window_over(db)
     assert committed(outside) == [1, 2]
     assert not db._conn.in_transaction
 
 
-async def test_a_read_sees_the_grouped_writes_before_it(db: Database) -> None:
-    await db.execute("INSERT INTO t VALUES (1)", grouped=True)
+async def test_a_deferred_insert_knows_its_row_id_at_once(
+    db: Database, outside: sqlite3.Connection
+) -> None:
+    await db.execute("CREATE TABLE r (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+    await db.execute("INSERT INTO r (n) VALUES (10)")
+    await db.execute("INSERT INTO r (n) VALUES (20)")
+    await db.execute("DELETE FROM r WHERE n = 10")
+    insert = "INSERT INTO r (id, n) VALUES (?, ?)"
+    ids = [await db.defer_insert("r", insert, (n,)) for n in (30, 40)]
+    assert ids == [3, 4]  # as SQLite would number them: after the largest
+    await db.defer("UPDATE r SET n = n + 1 WHERE id = ?", (ids[0],))  # runs after its insert
+    await window_over(db)
+    assert outside.execute("SELECT id, n FROM r ORDER BY id").fetchall() == [
+        (2, 20),
+        (3, 31),
+        (4, 40),
+    ]
+    # A row written by anything else runs the group first: the next group counts on after it.
+    await db.execute("INSERT INTO r (n) VALUES (50)")
+    assert await db.defer_insert("r", insert, (60,)) == 6
+
+
+async def test_a_read_sees_the_deferred_writes_before_it(db: Database) -> None:
+    await db.defer("INSERT INTO t VALUES (1)")
     assert [row[0] for row in await db.fetch_all("SELECT n FROM t")] == [1]
-    await db.execute("INSERT INTO t VALUES (2)", grouped=True)
+    await db.defer("INSERT INTO t VALUES (2)")
     row = await db.fetch_one("SELECT count(*) FROM t")
     assert row is not None and row[0] == 2
-    await db.execute("INSERT INTO t VALUES (3)", grouped=True)
+    await db.defer("INSERT INTO t VALUES (3)")
     assert len(await db.fetch_report("SELECT n FROM t")) == 3
 
 
-async def test_any_other_write_commits_the_group_with_itself(
+async def test_any_other_write_runs_the_group_first(
     db: Database, outside: sqlite3.Connection
 ) -> None:
-    await db.execute("INSERT INTO t VALUES (1)", grouped=True)
+    await db.defer("INSERT INTO t VALUES (1)")
     await db.execute("INSERT INTO t VALUES (2)")
     assert committed(outside) == [1, 2]
 
 
-async def test_a_failing_write_commits_the_group_and_raises_its_own_error(
+async def test_a_failing_write_runs_the_group_and_raises_its_own_error(
     db: Database, outside: sqlite3.Connection
 ) -> None:
-    await db.execute("INSERT INTO t VALUES (1)", grouped=True)
+    await db.defer("INSERT INTO t VALUES (1)")
     with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
         await db.execute("INSERT INTO t VALUES (-1)")
     assert committed(outside) == [1]
     assert db._group is None
 
 
-async def test_a_transaction_after_grouped_writes_does_not_take_them_along(
+async def test_a_transaction_after_deferred_writes_does_not_take_them_along(
     db: Database, outside: sqlite3.Connection
 ) -> None:
-    await db.execute("INSERT INTO t VALUES (1)", grouped=True)
+    await db.defer("INSERT INTO t VALUES (1)")
     with pytest.raises(RuntimeError):
         async with db.transaction() as tx:
             await tx.execute("INSERT INTO t VALUES (2)")
@@ -98,70 +120,73 @@ async def test_a_transaction_after_grouped_writes_does_not_take_them_along(
     assert committed(outside) == [1]  # committed before the transaction began
 
 
-async def test_a_failed_grouped_write_leaves_the_others_of_its_group(
-    db: Database, outside: sqlite3.Connection
+async def test_a_failed_deferred_write_leaves_the_others_of_its_group_and_is_logged(
+    db: Database, outside: sqlite3.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await db.execute("INSERT INTO t VALUES (1)", grouped=True)
-    with pytest.raises(sqlite3.IntegrityError):
-        await db.execute("INSERT INTO t VALUES (-1)", grouped=True)
-    await db.execute("INSERT INTO t VALUES (2)", grouped=True)
-    await window_over(db)
+    await db.defer("INSERT INTO t VALUES (1)")
+    await db.defer("INSERT INTO t VALUES (?)", (-1,))
+    await db.defer("INSERT INTO t VALUES (2)")
+    with caplog.at_level(logging.ERROR, logger="bot.storage.database"):
+        await window_over(db)
     assert committed(outside) == [1, 2]
+    assert "A deferred write (INSERT INTO t) failed and is lost" in caplog.text
+    assert "CHECK" in caplog.text and "-1" not in caplog.text  # the error, not the values
 
 
-async def test_a_grouped_write_waits_for_an_open_transaction(
+async def test_a_deferred_write_waits_for_an_open_transaction(
     db: Database, outside: sqlite3.Connection
 ) -> None:
     async with db.transaction() as tx:
         await tx.execute("INSERT INTO t VALUES (1)")
-        waiting = asyncio.create_task(db.execute("INSERT INTO t VALUES (2)", grouped=True))
+        waiting = asyncio.create_task(db.defer("INSERT INTO t VALUES (2)"))
         await asyncio.sleep(0)
         assert not waiting.done()
     await waiting
-    assert committed(outside) == [1, 2]
+    assert committed(outside) == [1, 2]  # at once: nothing is left deferred
+    assert db._group is None
 
 
 async def test_closing_commits_the_open_group(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "bot.db", migrate=False)
     await db.execute("CREATE TABLE t (n INTEGER)")
-    await db.execute("INSERT INTO t VALUES (1)", grouped=True)
+    await db.defer("INSERT INTO t VALUES (1)")
     await db.close()
     with sqlite3.connect(tmp_path / "bot.db") as check:
         assert check.execute("SELECT n FROM t").fetchall() == [(1,)]
 
 
 async def orphan(db: Database) -> None:
-    """A grouped write that only its commit refuses (a deferred foreign key): as a full disk
+    """A deferred write that only its commit refuses (a deferred foreign key): as a full disk
     would refuse it."""
     await db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
     await db.execute(
         "CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
     )
-    await db.execute("INSERT INTO child VALUES (99)", grouped=True)
+    await db.defer("INSERT INTO child VALUES (99)")
 
 
 async def test_a_group_that_cannot_commit_is_rolled_back_and_told_to_the_operator(
     db: Database, outside: sqlite3.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
     await orphan(db)
-    await db.execute("INSERT INTO t VALUES (1)", grouped=True)
+    await db.defer("INSERT INTO t VALUES (1)")
     with caplog.at_level(logging.ERROR, logger="bot.storage.database"):
         await window_over(db)
     assert committed(outside) == []
     assert not db._conn.in_transaction
-    assert "2 grouped writes" in caplog.text and "FOREIGN KEY" in caplog.text
+    assert "2 deferred writes" in caplog.text and "FOREIGN KEY" in caplog.text
     # The next group starts afresh.
-    await db.execute("INSERT INTO t VALUES (2)", grouped=True)
+    await db.defer("INSERT INTO t VALUES (2)")
     await window_over(db)
     assert committed(outside) == [2]
 
 
-async def test_a_write_that_joined_a_group_that_cannot_commit_fails(
-    db: Database, outside: sqlite3.Connection
+async def test_a_write_after_a_group_that_cannot_commit_is_its_own(
+    db: Database, outside: sqlite3.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
     await orphan(db)
-    with pytest.raises(sqlite3.OperationalError, match="could not be committed"):
+    with caplog.at_level(logging.ERROR, logger="bot.storage.database"):
         await db.execute("INSERT INTO t VALUES (1)")
-    assert committed(outside) == []
-    await db.execute("INSERT INTO t VALUES (2)")
-    assert committed(outside) == [2]
+    assert committed(outside) == [1]  # the group was lost (and said so), not this write
+    assert "1 deferred writes" in caplog.text
+    assert not db._conn.in_transaction
