@@ -36,11 +36,14 @@ def control_icon(control_type: int) -> str:
         return "•"
 
 
+_HEADS: dict[int, str] = {kind: f"{ICONS[kind]} {kind.name.capitalize()}" for kind in ControlKind}
+
+
 def control_summary(
     control_type: int, intensity: int | None, duration_ms: int | None, target: str
 ) -> str:
     """`⚡ Shock 25 % · 1.5 s → Collar (Alice)`; Stop reads `⏹️ Stop → Collar (Alice)`."""
-    head = f"{control_icon(control_type)} {type_name(control_type)}"
+    head = _HEADS.get(control_type) or f"{control_icon(control_type)} {type_name(control_type)}"
     if control_type != ControlKind.STOP:
         values = []
         if intensity is not None:

@@ -9,6 +9,8 @@ from bot.openshock.models import DeviceOnlineState, DeviceState, DeviceStatusCha
 
 __all__ = ["DeviceTracker"]
 
+_UNKNOWN = DeviceState(online=False)  # a device never seen (frozen: shared by all)
+
 
 class DeviceTracker:
     """Per-device online state, following the server's reconnect rule.
@@ -25,7 +27,7 @@ class DeviceTracker:
         self._before_snapshot: dict[UUID, DeviceState] | None = None
 
     def get(self, device_id: UUID) -> DeviceState:
-        return self._states.get(device_id, DeviceState(online=False))
+        return self._states.get(device_id, _UNKNOWN)
 
     @property
     def awaiting_snapshot(self) -> bool:

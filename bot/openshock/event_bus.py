@@ -187,8 +187,10 @@ class EventBus:
         self._backlog = backlog
         self._report = _BacklogReport(name, report_interval)
         self._subscribers: list[_Subscriber] = []
-        # By the event type they wait for, oldest first.
+        # By the event type they wait for, oldest first; those that claim (see `expect`) apart,
+        # so that an event stops looking at them once one has it.
         self._waiters: dict[type, list[_Waiter]] = {}
+        self._claiming: dict[type, list[_Waiter]] = {}
 
     @property
     def backlog(self) -> int:
@@ -216,14 +218,15 @@ class EventBus:
         """A future for the next event of ``event_type`` (or a subclass) that ``matches``.
         ``claims``: the event is this waiter's alone (no later claiming waiter gets it)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(matches, future, claims)
-        waiting = self._waiters.setdefault(event_type, [])
+        waiter = _Waiter(matches, future)
+        by_type = self._claiming if claims else self._waiters
+        waiting = by_type.setdefault(event_type, [])
         waiting.append(waiter)
 
         def done(_: asyncio.Future[Any]) -> None:
             waiting.remove(waiter)
-            if not waiting and self._waiters.get(event_type) is waiting:
-                del self._waiters[event_type]
+            if not waiting and by_type.get(event_type) is waiting:
+                del by_type[event_type]
 
         future.add_done_callback(done)
         return future
@@ -243,36 +246,43 @@ class EventBus:
     async def close(self) -> None:
         subscribers, self._subscribers = self._subscribers, []
         await asyncio.gather(*(s.close() for s in subscribers))
-        for waiting in list(self._waiters.values()):
-            for waiter in list(waiting):
-                waiter.future.cancel()
+        for by_type in (self._waiters, self._claiming):
+            for waiting in list(by_type.values()):
+                for waiter in list(waiting):
+                    waiter.future.cancel()
         self._report.close()
 
     def _resolve_waiters(self, event: HubEvent) -> None:
-        if not self._waiters:
+        """Every waiting future the event matches, but of those that claim only the oldest.
+        (A future's done callback, which drops it from its list, runs later: the lists do not
+        change while they are walked.)"""
+        if not self._waiters and not self._claiming:
             return
         claimed = False
         for event_type in type(event).__mro__:
+            if not claimed and (claiming := self._claiming.get(event_type)):
+                for waiter in claiming:
+                    if not waiter.future.done() and _matches(waiter, event):
+                        waiter.future.set_result(event)
+                        claimed = True
+                        break
             waiting = self._waiters.get(event_type)
-            if not waiting:
-                continue
-            for waiter in list(waiting):
-                if waiter.future.done() or (claimed and waiter.claims):
-                    continue
-                if waiter.matches is None or _safely(waiter.matches, event):
-                    waiter.future.set_result(event)
-                    claimed = claimed or waiter.claims
+            if waiting:
+                for waiter in list(waiting):
+                    if not waiter.future.done() and _matches(waiter, event):
+                        waiter.future.set_result(event)
 
 
 class _Waiter:
-    __slots__ = ("claims", "future", "matches")
+    __slots__ = ("future", "matches")
 
-    def __init__(
-        self, matches: Callable[[Any], bool] | None, future: asyncio.Future[Any], claims: bool
-    ) -> None:
+    def __init__(self, matches: Callable[[Any], bool] | None, future: asyncio.Future[Any]) -> None:
         self.matches = matches
         self.future = future
-        self.claims = claims
+
+
+def _matches(waiter: _Waiter, event: HubEvent) -> bool:
+    return waiter.matches is None or _safely(waiter.matches, event)
 
 
 def _safely(matches: Callable[[HubEvent], bool], event: HubEvent) -> bool:

@@ -304,7 +304,8 @@ class HubConnection:
         if client is None or self._state is not HubState.CONNECTED:
             raise HubNotConnected()
         timeout = self._timings.invoke_timeout if timeout is None else timeout
-        completion: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        completion: asyncio.Future[Any] = loop.create_future()
 
         async def on_completion(message: Message) -> None:
             if completion.done() or not isinstance(message, CompletionMessage):
@@ -322,10 +323,13 @@ class HubConnection:
                 if completion.done() and not completion.cancelled():
                     completion.exception()  # HubConnectionLost from the drop: superseded
                 raise HubNotConnected("the connection dropped while sending") from None
-            async with asyncio.timeout(timeout):
+            # A timer that fails the completion, rather than asyncio.timeout: the same, for
+            # less work on the path of every control.
+            timer = loop.call_later(timeout, _expire, completion, method, timeout)
+            try:
                 return await completion
-        except TimeoutError:
-            raise HubInvocationTimeout(method, timeout) from None
+            finally:
+                timer.cancel()
         finally:
             self._pending.discard(completion)
 
@@ -507,3 +511,8 @@ class HubConnection:
 
 async def _ignore_completion_error(message: CompletionMessage) -> None:
     _log.debug("Hub invocation %s failed: %s", message.invocation_id, message.error)
+
+
+def _expire(completion: asyncio.Future[Any], method: str, timeout: float) -> None:
+    if not completion.done():
+        completion.set_exception(HubInvocationTimeout(method, timeout))

@@ -21,8 +21,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp.abc import AbstractResolver
-from pydantic import ConfigDict, TypeAdapter
 from pysignalr.client import SignalRClient
 from pysignalr.messages import CloseMessage, InvocationMessage, Message, PingMessage
 from pysignalr.protocol.json import JSONProtocol
@@ -43,9 +43,6 @@ _log = logging.getLogger(__name__)
 # websockets logs the upgrade request's headers, our token among them, at DEBUG: never go there.
 _websockets_log = logging.getLogger(f"{__name__}.websockets")
 _websockets_log.setLevel(logging.INFO)
-
-# Validation errors never echo their input: a payload may hold what the logs should not.
-_JSON_OBJECT = TypeAdapter(dict[str, Any], config=ConfigDict(hide_input_in_errors=True))
 
 
 class ServerClosed(Exception):
@@ -71,7 +68,9 @@ class _TolerantJSONProtocol(JSONProtocol):
             if not record:
                 continue
             try:
-                data = _JSON_OBJECT.validate_json(record)
+                data = orjson.loads(record)  # as pysignalr's own decode
+                if not isinstance(data, dict):
+                    raise ValueError(f"a JSON {type(data).__name__}, not an object")
                 if data:
                     messages.append(self.parse_message(data))
             except Exception as error:  # any shape pysignalr cannot parse

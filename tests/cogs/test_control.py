@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.cogs import control_reply
 from bot.domain.controls import ControlKind
 from bot.domain.grants import GrantTarget
 from bot.services.control import ControlOrder, ControlOutcome, Sender
@@ -115,6 +116,29 @@ async def test_allowed_shock_reaches_the_hub_as_one_control_v2_and_is_confirmed(
     (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
     assert entry.outcome is AuditOutcome.CONFIRMED
     assert (entry.effective_intensity, entry.effective_duration_ms) == (20, 1500)
+
+
+async def test_a_slow_log_is_answered_at_once_and_the_answer_edited_when_it_comes(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await scene.grant_everyone()
+    monkeypatch.setattr(control_reply, "ANSWER_WAIT", 0.05)
+    scene.h.openshock.log_delay = 0.3  # OpenShock's Log comes after the first answer's wait
+    payload = scene.h.ix.slash(
+        "shock", {"shocker": scene.collar_id, "intensity": 20, "duration": 1}, user=scene.bob
+    )
+    await scene.h.run(payload)
+    record = scene.h.discord.replies_for(payload)
+    (callback,) = record.callbacks
+    assert callback["data"]["content"] == (
+        f"⚡ Shock 20 % · 1 s → Collar (<@{scene.alice.id}>) · sent, waiting for OpenShock…"
+    )
+    assert not record.ephemeral
+    edits = scene.h.discord.requests_matching("PATCH", rf"/webhooks/\d+/{payload['token']}/")
+    assert len(edits) == 1
+    assert "✅ delivered" in record.text
+    (entry,) = await scene.h.storage.audit.recent(scene.h.discord.guild_id)
+    assert entry.outcome is AuditOutcome.CONFIRMED
 
 
 async def test_capped_request_arrives_capped_and_the_reply_says_so(scene: Scene) -> None:

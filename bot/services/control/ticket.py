@@ -10,7 +10,6 @@ approval mode a control by anyone but the wearer ends as ``AWAITING_APPROVAL`` (
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -132,10 +131,10 @@ class ControlTicket:
         self.share = share
         self.decision: ControlDecision = report.decision
         self._report = report
-        self._changed = asyncio.Event()
-        self._final = asyncio.Event()
-        if report.outcome.final:
-            self._final.set()
+        # Who waits for the next report, and who waits for the final one (futures rather than
+        # events and asyncio.timeout: this is on the path of every control).
+        self._on_change: list[asyncio.Future[None]] = []
+        self._on_final: list[asyncio.Future[None]] = []
 
     @property
     def refused(self) -> bool:
@@ -148,21 +147,23 @@ class ControlTicket:
 
     async def outcome(self) -> ControlReport:
         """The final report."""
-        await self._final.wait()
+        while not self._report.outcome.final:
+            await _woken(self._on_final)
         return self._report
 
     async def settled(self, within: float | None = None) -> ControlReport:
         """The final report, or the latest one once ``within`` seconds have passed."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                await self._final.wait()
+        if within is None:
+            return await self.outcome()
+        if not self._report.outcome.final and within > 0:
+            await _woken(self._on_final, within)
         return self._report
 
     async def changed(self, since: ControlReport) -> ControlReport:
         """The first report after ``since`` (at once if there is one already, or if ``since`` is
         final)."""
         while self._report is since and not since.outcome.final:
-            await self._changed.wait()
+            await _woken(self._on_change)
         return self._report
 
     def _advance(self, report: ControlReport) -> None:
@@ -170,7 +171,32 @@ class ControlTicket:
         if self._report.outcome.final:
             return
         self._report = report
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        _wake_all(self._on_change)
         if report.outcome.final:
-            self._final.set()
+            _wake_all(self._on_final)
+
+
+async def _woken(waiters: list[asyncio.Future[None]], within: float | None = None) -> None:
+    """Wait until `_wake_all(waiters)`, or ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+    waiters.append(waiter)
+    timer = None if within is None else loop.call_later(within, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        if timer is not None:
+            timer.cancel()
+    # A waiter the timer woke (or a cancelled one) stays listed, done, until the next report:
+    # `_wake` passes it by.
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        _wake(waiter)
+    waiters.clear()
