@@ -25,7 +25,7 @@ _T = TypeVar("_T")
 CHECKPOINT_EVERY = 1.0
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
 # How long deferred writes (see `Database`) wait for others to share their commit.
-GROUP_WINDOW = 0.01
+GROUP_WINDOW = 0.05
 
 
 class RestrictionCounter:
@@ -63,7 +63,7 @@ class Database:
 
     The writes every control makes (its audit row, its outcome, its cooldown) are deferred
     (`defer`, `defer_insert`): they are kept in memory and run together `GROUP_WINDOW` after
-    the first of them, in one transaction (`_commit_group`). The controls of those 10 ms share
+    the first of them, in one transaction (`_commit_group`). The controls of those 50 ms share
     one commit (a commit writes every page it changed to the log: about 30 µs against 15 µs
     for an audit row), and their statements run back to back: run one at a time between the
     rest of a control's work, an audit row costs 3-4 times as much (SQLite's code and pages
@@ -71,7 +71,7 @@ class Database:
     group (`_commit_group`): a read sees every write deferred before it, a transaction or a
     checkpoint starts after it. A deferral made while a transaction or a long write holds the
     writer waits for it and runs at once, so the group is empty whenever the writer is held.
-    What a crash of the process can lose is the last 10 ms of audit rows and cooldowns.
+    What a crash of the process can lose is the last 50 ms of audit rows and cooldowns.
     """
 
     def __init__(
