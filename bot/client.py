@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -23,6 +22,7 @@ from bot.services.control import ControlService
 from bot.services.feed_discord import DiscordPort
 from bot.services.feed_service import FeedService
 from bot.services.halts import Halt
+from bot.services.hub_listener import HubListener
 from bot.services.members import MemberDirectory, NotAMember
 from bot.services.scheduler import Scheduler
 from bot.storage import AccountLinkedElsewhere, Storage
@@ -31,7 +31,6 @@ from bot.tree import BotTree
 
 log = logging.getLogger(__name__)
 
-HubListener = Callable[[int, HubEvent], Awaitable[None]]
 
 # The bot never joins voice; don't warn about voice libraries at every start.
 discord.VoiceClient.warn_nacl = False
@@ -68,7 +67,10 @@ class OpenShockBot(commands.AutoShardedBot):
         self.storage = storage
         remember_secrets(settings)  # the Discord token among them, before any request is made
         self.hubs = HubManager(
-            on_event=self._on_hub_event, on_invalid=self._on_account_invalid, timings=hub_timings
+            on_event=self._on_hub_event,
+            wants_event=self._wants_hub_event,
+            on_invalid=self._on_account_invalid,
+            timings=hub_timings,
         )
         # Who is still a member of which guild, and their display names (no members intent).
         self.members = MemberDirectory(self._fetch_member)
@@ -86,7 +88,7 @@ class OpenShockBot(commands.AutoShardedBot):
             DiscordPort.of(self),
             retention_days=settings.feed_retention_days,
         )
-        self.hub_listeners.append(self.feeds.on_hub_event)
+        self.hub_listeners.append(HubListener(self.feeds.on_hub_event, self.feeds.wants))
         # `python -m bot sync` only registers commands and turns this off.
         self.connect_hubs = True
 
@@ -222,7 +224,11 @@ class OpenShockBot(commands.AutoShardedBot):
                 "Could not DM user %d about the invalid token: %s", account.discord_user_id, error
             )
 
+    def _wants_hub_event(self, account_id: int, event: HubEvent) -> bool:
+        return any(listener.wants(account_id, event) for listener in self.hub_listeners)
+
     async def _on_hub_event(self, account_id: int, event: HubEvent) -> None:
-        """Every hub event of every account passes here (feeds subscribe to it)."""
+        """Every hub event of every account that a listener wants passes here."""
         for listener in self.hub_listeners:
-            await listener(account_id, event)
+            if listener.wants(account_id, event):
+                await listener.handle(account_id, event)

@@ -36,6 +36,7 @@ from bot.openshock.models import DeviceStatusChanged, HubEvent
 from bot.services.background import BackgroundTasks
 from bot.services.control import ControlOrder, ControlOutcome, ControlTicket, Origin, Sender
 from bot.services.halts import Halt
+from bot.services.hub_listener import HubListener
 from bot.storage.models import Share
 from bot.storage.panels import PanelState
 from bot.tree import reply
@@ -127,6 +128,7 @@ class PanelCog(commands.Cog):
         self.storage = bot.storage
         self.editor = PanelEditor(bot)
         self._tasks = BackgroundTasks("panel")
+        self._listener = HubListener(self._on_hub_event, _device_changes)
 
     async def cog_load(self) -> None:
         from bot.cogs.panel_view import PanelButton
@@ -134,7 +136,7 @@ class PanelCog(commands.Cog):
         self.bot.add_dynamic_items(PanelButton)
         self.bot.control.halts.subscribe(self._on_halt)
         self.bot.control.halts.subscribe_resumes(self._on_halt)
-        self.bot.hub_listeners.append(self._on_hub_event)
+        self.bot.hub_listeners.append(self._listener)
 
     async def cog_unload(self) -> None:
         from bot.cogs.panel_view import PanelButton
@@ -142,8 +144,8 @@ class PanelCog(commands.Cog):
         self.bot.remove_dynamic_items(PanelButton)
         self.bot.control.halts.unsubscribe(self._on_halt)
         self.bot.control.halts.unsubscribe_resumes(self._on_halt)
-        if self._on_hub_event in self.bot.hub_listeners:
-            self.bot.hub_listeners.remove(self._on_hub_event)
+        if self._listener in self.bot.hub_listeners:
+            self.bot.hub_listeners.remove(self._listener)
         await self._tasks.close()
         await self.editor.close()
 
@@ -424,9 +426,13 @@ class PanelCog(commands.Cog):
 
     async def _on_hub_event(self, account_id: int, event: HubEvent) -> None:
         """A device went online or offline: the panels of that account's shockers show it."""
-        if isinstance(event, DeviceStatusChanged) and event.is_change:
+        if _device_changes(account_id, event):
             self._tasks.spawn(self._refresh_account(account_id), "panel-device")
 
     async def _refresh_account(self, account_id: int) -> None:
         for panel in await self.storage.panels.open_of_account(account_id):
             self.editor.refresh(panel.id)
+
+
+def _device_changes(account_id: int, event: HubEvent) -> bool:
+    return isinstance(event, DeviceStatusChanged) and event.is_change

@@ -29,11 +29,14 @@ from typing import Any
 
 from bot.openshock.models import DeviceUpdate, HubEvent, OtaInstallProgress, ShockersRefreshed
 
-__all__ = ["DEFAULT_EVENT_BACKLOG", "SUPERSEDED", "EventBus", "EventCallback"]
+__all__ = ["DEFAULT_EVENT_BACKLOG", "SUPERSEDED", "EventBus", "EventCallback", "EventFilter"]
 
 _log = logging.getLogger(__name__)
 
 EventCallback = Callable[[HubEvent], Awaitable[None]]
+# Which events a subscriber takes: called as each is published, before it is queued, so it must
+# be quick and must not fail (an event it turns away costs the subscriber nothing).
+EventFilter = Callable[[HubEvent], bool]
 
 # Events a subscriber may queue before the oldest superseded one is dropped or the publisher
 # waits. Far above what a real server sends in the time a subscriber needs for one event.
@@ -110,8 +113,15 @@ class _BacklogReport:
 class _Subscriber:
     """Delivers events to one callback, in order, on its own task, holding at most ``limit``."""
 
-    def __init__(self, callback: EventCallback, limit: int, report: _BacklogReport) -> None:
+    def __init__(
+        self,
+        callback: EventCallback,
+        limit: int,
+        report: _BacklogReport,
+        wants: EventFilter | None = None,
+    ) -> None:
         self._callback = callback
+        self.wants = wants
         self._limit = limit
         self._report = report
         # Two queues, so the oldest superseded event is found at once; the sequence numbers
@@ -197,8 +207,10 @@ class EventBus:
         """The most events waiting for any one subscriber."""
         return max((len(s) for s in self._subscribers), default=0)
 
-    def subscribe(self, callback: EventCallback) -> Callable[[], Awaitable[None]]:
-        subscriber = _Subscriber(callback, self._backlog, self._report)
+    def subscribe(
+        self, callback: EventCallback, wants: EventFilter | None = None
+    ) -> Callable[[], Awaitable[None]]:
+        subscriber = _Subscriber(callback, self._backlog, self._report, wants)
         self._subscribers.append(subscriber)
 
         async def unsubscribe() -> None:
@@ -235,13 +247,15 @@ class EventBus:
         """Hand ``event`` on; waits while a subscriber has no room for an event never dropped."""
         self._resolve_waiters(event)
         for subscriber in list(self._subscribers):
-            await subscriber.put(event)
+            if subscriber.wants is None or subscriber.wants(event):
+                await subscriber.put(event)
 
     def publish_nowait(self, event: HubEvent) -> None:
         """Hand on one of the client's own events (a few per connection) without waiting."""
         self._resolve_waiters(event)
         for subscriber in self._subscribers:
-            subscriber.put_nowait(event)
+            if subscriber.wants is None or subscriber.wants(event):
+                subscriber.put_nowait(event)
 
     async def close(self) -> None:
         subscribers, self._subscribers = self._subscribers, []

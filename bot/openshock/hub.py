@@ -31,7 +31,7 @@ from bot.openshock.errors import (
     HubNotConnected,
     TokenRejected,
 )
-from bot.openshock.event_bus import DEFAULT_EVENT_BACKLOG, EventBus, EventCallback
+from bot.openshock.event_bus import DEFAULT_EVENT_BACKLOG, EventBus, EventCallback, EventFilter
 from bot.openshock.event_parsing import (
     PASS_THROUGH_EVENTS,
     parse_device_status,
@@ -234,14 +234,16 @@ class HubConnection:
 
     # --- Events --------------------------------------------------------------------------------
 
-    def subscribe(self, callback: EventCallback) -> Callable[[], Awaitable[None]]:
-        """Call ``callback`` with every event, in order, on its own task. Returns an async
-        ``unsubscribe``.
+    def subscribe(
+        self, callback: EventCallback, wants: EventFilter | None = None
+    ) -> Callable[[], Awaitable[None]]:
+        """Call ``callback`` with every event (or every one ``wants``, asked as each arrives), in
+        order, on its own task. Returns an async ``unsubscribe``.
 
         A callback that falls ``event_backlog`` events behind pauses reading from the server
         until it catches up, so it must not wait for this connection's own traffic (an
         invocation's completion, a server event) while that far behind."""
-        return self._events.subscribe(callback)
+        return self._events.subscribe(callback, wants)
 
     def expect(
         self,

@@ -18,9 +18,17 @@ from bot.openshock.models import HubEvent
 from bot.openshock.rest import USER_AGENT, client_session
 from bot.openshock.servers import Reach
 
-__all__ = ["AccountEventCallback", "AccountInvalidCallback", "HubAccount", "HubManager"]
+__all__ = [
+    "AccountEventCallback",
+    "AccountEventFilter",
+    "AccountInvalidCallback",
+    "HubAccount",
+    "HubManager",
+]
 
 AccountEventCallback = Callable[[int, HubEvent], Awaitable[None]]
+# Which events ``on_event`` takes, asked as each arrives (see ``EventBus``'s ``EventFilter``).
+AccountEventFilter = Callable[[int, HubEvent], bool]
 AccountInvalidCallback = Callable[[int, str], Awaitable[None]]
 
 
@@ -40,7 +48,8 @@ class HubManager:
     addresses only; ``resolver``, by default the system's, answers for the latter and for their
     WebSockets).
 
-    ``on_event`` gets every event of every account, in order per account. While it is
+    ``on_event`` gets every event of every account (or every one ``wants_event`` takes), in
+    order per account. While it is
     ``event_backlog`` events behind on an account, that account's connection drops the oldest
     superseded events (OTA progress, device updates) and waits for it before reading more
     (``event_bus``), so a flood cannot exhaust memory and no ``Log`` is lost: store what must
@@ -51,6 +60,7 @@ class HubManager:
         self,
         *,
         on_event: AccountEventCallback | None = None,
+        wants_event: AccountEventFilter | None = None,
         on_invalid: AccountInvalidCallback | None = None,
         timings: HubTimings | None = None,
         user_agent: str = USER_AGENT,
@@ -58,6 +68,7 @@ class HubManager:
         resolver: AbstractResolver | None = None,
     ) -> None:
         self._on_event = on_event
+        self._wants_event = wants_event
         self._on_invalid = on_invalid
         self._timings = timings
         self._user_agent = user_agent
@@ -104,7 +115,14 @@ class HubManager:
             async def forward(event: HubEvent) -> None:
                 await on_event(account_id, event)
 
-            connection.subscribe(forward)
+            wants = None
+            if self._wants_event is not None:
+                wants_event = self._wants_event
+
+                def wants(event: HubEvent) -> bool:
+                    return wants_event(account_id, event)
+
+            connection.subscribe(forward, wants)
         self._connections[account_id] = connection
         connection.start()
         return connection

@@ -109,6 +109,13 @@ class FeedRecorder:
         self._recent_device_posts: dict[tuple[int, str], _DevicePost] = {}
         self._routed = 0  # controls routed (see record)
 
+    def wants(self, account_id: int, event: HubEvent) -> bool:
+        """Whether `record` would do anything with the event, as far as memory says: a control
+        no controls feed can show is turned away before it is queued."""
+        return not isinstance(event, ControlLogEvent) or self._routes.may_show(
+            account_id, FeedKind.CONTROLS
+        )
+
     async def record(self, account_id: int, event: HubEvent) -> None:
         if isinstance(event, ControlLogEvent):
             await self._record_controls(account_id, event)

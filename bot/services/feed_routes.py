@@ -73,6 +73,23 @@ class FeedRoutes:
             self._feeds.update(found)
         return {guild_id: self._feeds[guild_id] for guild_id in wanted}
 
+    def may_show(self, account_id: int, kind: FeedKind) -> bool:
+        """False only when what is kept says that no guild where the account shared a shocker
+        has an enabled ``kind`` feed (an event of it would go nowhere); True when one has, or
+        when that is not known yet. In memory: asked as each hub event arrives."""
+        self._current()
+        if account_id not in self._accounts:
+            return True
+        routes = self._accounts[account_id]
+        if routes is None:
+            return False  # not linked
+        for guild_ids in routes.guilds_of.values():
+            for guild_id in guild_ids:
+                feeds = self._feeds.get(guild_id)
+                if feeds is None or kind in feeds:
+                    return True
+        return False
+
     def forget_account(self, account_id: int) -> None:
         self._accounts.pop(account_id, None)
 

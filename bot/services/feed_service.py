@@ -60,6 +60,9 @@ class FeedService:
             storage, hub_of, self.timings, on_stored=self.publisher.wake, routes=routes
         )
 
+    def wants(self, account_id: int, event: HubEvent) -> bool:
+        return self.recorder.wants(account_id, event)
+
     async def on_hub_event(self, account_id: int, event: HubEvent) -> None:
         await self.recorder.record(account_id, event)
 

@@ -68,5 +68,35 @@ async def test_waiters_get_only_their_type_and_are_let_go_once_done() -> None:
     await bus.publish(ShockersRefreshed(shockers=ShockerDirectory()))
     assert refreshed.done()
     await asyncio.sleep(0)
-    assert bus._waiters == {}
+    assert bus._waiters == {} and bus._claiming == {}
+    await bus.close()
+
+
+async def test_a_subscriber_gets_only_the_events_it_wants_in_order() -> None:
+    bus = EventBus("test")
+    got: list[HubEvent] = []
+    arrived = asyncio.Event()
+
+    async def callback(event: HubEvent) -> None:
+        got.append(event)
+        arrived.set()
+
+    unsubscribe = bus.subscribe(callback, wants=lambda e: not isinstance(e, ControlLogEvent))
+    everything: list[HubEvent] = []
+
+    async def all_of_them(event: HubEvent) -> None:
+        everything.append(event)
+
+    unsubscribe_all = bus.subscribe(all_of_them)
+    refreshed = ShockersRefreshed(shockers=ShockerDirectory())
+    logged = log_of(COLLAR)
+    await bus.publish(logged)
+    bus.publish_nowait(refreshed)
+    await asyncio.wait_for(arrived.wait(), 5)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert got == [refreshed]
+    assert everything == [logged, refreshed]
+    await unsubscribe()
+    await unsubscribe_all()
     await bus.close()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bot.openshock.models import ControlLogEvent
+from bot.openshock.models import ControlLogEvent, DeviceStatusChanged, HubEvent
 from bot.services import feed_recorder
 from bot.services.feed_recorder import FeedRecorder
 from bot.storage.models import FeedKind
@@ -16,6 +17,7 @@ from tests.services.feed_helpers import (
     FAST_FEEDS,
     all_posted,
     event_count,
+    eventually,
     feed_channel,
     joined,
     linked_wearer,
@@ -60,6 +62,45 @@ async def test_routing_follows_shares_and_feeds_changed_between_events(harness: 
     moved = await feed_channel(h, FeedKind.CONTROLS, name="moved")
     await push("fifth")
     assert "fifth" in joined(h, moved) and "fifth" not in joined(h, here)
+
+
+async def test_a_log_no_controls_feed_can_show_is_turned_away_before_it_is_queued(
+    harness: Harness,
+) -> None:
+    h = harness
+    alice = await linked_wearer(h)
+    await h.share(alice.user, str(alice.shocker.id))
+    recorder = h.bot.feeds.recorder
+    seen: list[str] = []
+    record = recorder.record
+
+    async def spy(account_id: int, event: HubEvent) -> None:
+        if isinstance(event, ControlLogEvent):
+            seen.append(event.sender.custom_name or "")
+        elif isinstance(event, DeviceStatusChanged) and not event.current.online:
+            seen.append("offline")
+        await record(account_id, event)
+
+    recorder.record = spy  # type: ignore[method-assign]
+    await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker, custom_name="first"))
+    await eventually(is_(lambda: seen == ["first"]), "the first Log")  # routed, to nowhere
+    for label in ("second", "third"):
+        await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker, custom_name=label))
+    await h.openshock.set_device_online(alice.device, False)  # wanted: queued after them
+    await eventually(is_(lambda: "offline" in seen), "the device event")
+    assert seen == ["first", "offline"]  # the two Logs never reached the feeds
+
+    channel = await feed_channel(h, FeedKind.CONTROLS)  # the routing moves on: asked again
+    await h.openshock.push(alice.os_user, "Log", *log_event(alice.shocker, custom_name="shown"))
+    await h.discord.wait_for(lambda: "shown" in joined(h, channel))
+    assert "second" not in joined(h, channel) and "third" not in joined(h, channel)
+
+
+def is_(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def checked() -> bool:
+        return check()
+
+    return checked
 
 
 async def test_an_event_no_feed_shows_stores_nothing(harness: Harness) -> None:
