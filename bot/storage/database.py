@@ -99,11 +99,14 @@ class Database:
         self._checkpoints: asyncio.Task[None] | None = None
         self._checkpointed_at = 0
         # The deferred writes (see the class docstring): their run, scheduled `GROUP_WINDOW`
-        # after the first of them, the statements in order, and the next row id of each table
-        # an insert was deferred into.
+        # after the first of them, and the statements in order. The next row id of each table
+        # an insert was deferred into is kept across groups (an id given to a row that was then
+        # lost is never given again), and checked against the table once per group.
         self._group: asyncio.TimerHandle | None = None
         self._deferred: list[tuple[str, Params]] = []
         self._next_ids: dict[str, int] = {}
+        self._ids_checked: set[str] = set()
+        self._closed = False
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True) -> Database:
@@ -145,6 +148,7 @@ class Database:
 
     async def close(self) -> None:
         self._commit_group()
+        self._closed = True  # nothing more is deferred
         if self._checkpoints is not None:
             self._checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -293,14 +297,21 @@ class Database:
         other write runs the group first)."""
         if self._write_lock.locked():
             return await self._write(_insert, sql, (None, *params))
-        row_id = self._next_ids.get(table)
-        if row_id is None:
-            row_id = _largest_id(self._conn, table) + 1
+        self._check_open()
+        row_id = self._next_ids.get(table, 0)
+        if table not in self._ids_checked:
+            row_id = max(row_id, _largest_id(self._conn, table) + 1)
+            self._ids_checked.add(table)
         self._next_ids[table] = row_id + 1
         self._defer(sql, (row_id, *params))
         return row_id
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise sqlite3.ProgrammingError("the database is closed: nothing can be written")
+
     def _defer(self, sql: str, params: Params) -> None:
+        self._check_open()
         if self._group is None:
             self._group = asyncio.get_running_loop().call_later(GROUP_WINDOW, self._commit_group)
         self._deferred.append((sql, params))
@@ -340,22 +351,26 @@ class Database:
         self._group.cancel()
         self._group = None
         deferred, self._deferred = self._deferred, []
-        self._next_ids.clear()
+        self._ids_checked.clear()
         conn = self._conn
         try:
             conn.execute("BEGIN")
             for sql, params in deferred:
                 try:
                     conn.execute(sql, params)
-                except sqlite3.Error as error:
+                except Exception as error:  # SQLite's, or a value it cannot take (OverflowError)
                     if not conn.in_transaction:  # it rolled the whole group back
                         raise
                     log.error("A deferred write (%s) failed and is lost: %s", _kind(sql), error)
             conn.execute("COMMIT")
-        except sqlite3.Error as error:
-            if conn.in_transaction:
-                conn.rollback()
-            self._group_lost(len(deferred), str(error))
+        except BaseException as error:
+            # Never left open: the next write would run inside it, and be rolled back with it.
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.rollback()
+            self._group_lost(len(deferred), str(error) or type(error).__name__)
+            if not isinstance(error, Exception):
+                raise
             return False
         finally:
             self._committed()

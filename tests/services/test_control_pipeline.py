@@ -209,6 +209,24 @@ async def test_reports_move_from_sending_to_confirming_to_final(pipeline: Pipeli
     assert await ticket.settled(within=0) is report
 
 
+async def test_waiting_on_a_ticket_gives_the_latest_report_in_time_and_the_final_one_later(
+    pipeline: Pipeline,
+) -> None:
+    p = pipeline
+    await p.grant_everyone()
+    p.server.log_delay = 0.3  # the Log comes well after the hub's acknowledgement
+    ticket = await p.control.submit(p.order())
+    # Not final yet: a wait of 0 takes a turn of the loop (the send starts) and says SENDING.
+    assert (await ticket.settled(within=0)).outcome is ControlOutcome.SENDING
+    confirming = await ticket.settled(within=0.15)
+    assert confirming.outcome is ControlOutcome.CONFIRMING  # the wait ended, the Log had not come
+    waiters = [asyncio.create_task(ticket.outcome()) for _ in range(3)]
+    final = await ticket.settled(within=5)
+    assert final.outcome is ControlOutcome.CONFIRMED
+    assert [await waiter for waiter in waiters] == [final] * 3
+    assert ticket._on_final == [] and ticket._on_change == []  # nobody left waiting
+
+
 async def test_five_quick_controls_pass_a_cooldown_once(pipeline: Pipeline) -> None:
     p = pipeline
     await p.grant_everyone(cooldown_ms=600_000)

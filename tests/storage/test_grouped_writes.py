@@ -190,3 +190,42 @@ async def test_a_write_after_a_group_that_cannot_commit_is_its_own(
     assert committed(outside) == [1]  # the group was lost (and said so), not this write
     assert "1 deferred writes" in caplog.text
     assert not db._conn.in_transaction
+
+
+async def test_a_value_sqlite_cannot_take_is_left_out_and_the_writer_is_not_left_open(
+    db: Database, outside: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    await db.defer("INSERT INTO t VALUES (?)", (2**70,))  # too large: refused while binding
+    await db.defer("INSERT INTO t VALUES (1)")
+    with caplog.at_level(logging.ERROR, logger="bot.storage.database"):
+        await window_over(db)
+    assert "A deferred write (INSERT INTO t) failed and is lost" in caplog.text
+    assert not db._conn.in_transaction
+    await db.execute("INSERT INTO t VALUES (2)")
+    assert committed(outside) == [1, 2]
+
+
+async def test_a_row_id_given_to_a_lost_row_is_never_given_again(
+    db: Database, outside: sqlite3.Connection
+) -> None:
+    await db.execute("CREATE TABLE r (id INTEGER PRIMARY KEY, n INTEGER NOT NULL CHECK (n > 0))")
+    insert = "INSERT INTO r (id, n) VALUES (?, ?)"
+    lost = await db.defer_insert("r", insert, (-1,))  # refused when the group runs
+    await window_over(db)
+    kept = await db.defer_insert("r", insert, (1,))
+    assert kept != lost
+    # An update meant for the lost row (its outcome, later) touches no other row.
+    await db.defer("UPDATE r SET n = 99 WHERE id = ?", (lost,))
+    await window_over(db)
+    assert outside.execute("SELECT id, n FROM r").fetchall() == [(kept, 1)]
+
+
+async def test_nothing_is_deferred_once_the_database_is_closed(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "bot.db", migrate=False)
+    await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)")
+    await db.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        await db.defer("INSERT INTO t (n) VALUES (1)")
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        await db.defer_insert("t", "INSERT INTO t (id, n) VALUES (?, ?)", (1,))
+    assert db._group is None

@@ -155,8 +155,8 @@ class ControlTicket:
         """The final report, or the latest one once ``within`` seconds have passed."""
         if within is None:
             return await self.outcome()
-        if not self._report.outcome.final and within > 0:
-            await _woken(self._on_final, within)
+        if not self._report.outcome.final:
+            await _woken(self._on_final, max(within, 0.0))  # a turn of the loop at the least
         return self._report
 
     async def changed(self, since: ControlReport) -> ControlReport:
