@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -67,10 +69,12 @@ class Database:
     one commit (a commit writes every page it changed to the log: about 30 µs against 15 µs
     for an audit row), and their statements run back to back: run one at a time between the
     rest of a control's work, an audit row costs 3-4 times as much (SQLite's code and pages
-    are no longer in the CPU's caches). Anything else that uses the database first runs the
-    group (`_commit_group`): a read sees every write deferred before it, a transaction or a
-    checkpoint starts after it. A deferral made while a transaction or a long write holds the
-    writer waits for it and runs at once, so the group is empty whenever the writer is held.
+    are no longer in the CPU's caches). A read that names a table the group writes runs the
+    group first (`_commit_group_before`), so it sees every write deferred before it; a read of
+    other tables leaves the group to gather more. Any other write, a transaction, a
+    checkpoint and `close` run the group first. A deferral made while a transaction or a long
+    write holds the writer waits for it and runs at once, so the group is empty whenever the
+    writer is held.
     What a crash of the process can lose is the last 50 ms of audit rows and cooldowns.
     """
 
@@ -106,6 +110,9 @@ class Database:
         self._deferred: list[tuple[str, Params]] = []
         self._next_ids: dict[str, int] = {}
         self._ids_checked: set[str] = set()
+        # The tables the group writes (None: one it could not tell), for the reads (see
+        # `_commit_group_before`).
+        self._deferred_into: set[str | None] = set()
         self._closed = False
 
     @classmethod
@@ -259,17 +266,17 @@ class Database:
     # Short statements run on the loop's thread (see the class docstring); writes take the lock.
 
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        self._commit_group()
+        self._commit_group_before(sql)
         return _fetch_one(self._reader, sql, params)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        self._commit_group()
+        self._commit_group_before(sql)
         return _fetch_all(self._reader, sql, params)
 
     async def fetch_report(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """A long read (an aggregate, or a search through many rows), on the reports
         connection's thread."""
-        self._commit_group()
+        self._commit_group_before(sql)
         return await _off_loop(self._reports_pool, _fetch_all, self._reports, sql, params)
 
     async def execute(self, sql: str, params: Params = (), *, long: bool = False) -> int:
@@ -312,6 +319,7 @@ class Database:
 
     def _defer(self, sql: str, params: Params) -> None:
         self._check_open()
+        self._deferred_into.add(_written_table(sql))
         if self._group is None:
             self._group = asyncio.get_running_loop().call_later(GROUP_WINDOW, self._commit_group)
         self._deferred.append((sql, params))
@@ -342,6 +350,16 @@ class Database:
         finally:
             self._committed()
 
+    def _commit_group_before(self, sql: str) -> None:
+        """Before a read: run the group if the read may see what it writes (its SQL names one of
+        the tables the group writes). A read of other tables (a panel's state, on every press)
+        leaves the group to gather more."""
+        if self._group is None:
+            return
+        named = _words(sql)
+        if any(table is None or table in named for table in self._deferred_into):
+            self._commit_group()
+
     def _commit_group(self) -> bool:
         """Run the deferred writes, if any, in one transaction. A statement that fails is
         logged and left out; a failed commit (a full disk, an I/O error) rolls the group back
@@ -352,6 +370,7 @@ class Database:
         self._group = None
         deferred, self._deferred = self._deferred, []
         self._ids_checked.clear()
+        self._deferred_into.clear()
         conn = self._conn
         try:
             conn.execute("BEGIN")
@@ -571,6 +590,27 @@ def _largest_id(conn: sqlite3.Connection, table: str) -> int:
         raise ValueError(f"not a table name: {table!r}")
     (largest,) = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()
     return int(largest or 0)
+
+
+_WRITES_INTO = re.compile(
+    r"\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
+    r"\s+(?:main\.)?\"?(\w+)",
+    re.IGNORECASE,
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _written_table(sql: str) -> str | None:
+    """The table a write statement writes, lower case (None when it cannot be told: then
+    every read runs the group first)."""
+    match = _WRITES_INTO.match(sql)
+    return match.group(1).lower() if match else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _words(sql: str) -> frozenset[str]:
+    """Every name in a statement, lower case (the tables it reads among them)."""
+    return frozenset(re.findall(r"\w+", sql.lower()))
 
 
 def _kind(sql: str) -> str:

@@ -91,6 +91,28 @@ async def test_a_read_sees_the_deferred_writes_before_it(db: Database) -> None:
     assert len(await db.fetch_report("SELECT n FROM t")) == 3
 
 
+async def test_a_read_of_other_tables_leaves_the_group_to_gather_more(
+    db: Database, outside: sqlite3.Connection
+) -> None:
+    await db.execute("CREATE TABLE other (n INTEGER)")
+    await db.execute("INSERT INTO other VALUES (7)")
+    await db.defer("INSERT INTO t VALUES (1)")
+    assert [row[0] for row in await db.fetch_all("SELECT n FROM other")] == [7]
+    assert db._group is not None and committed(outside) == []  # still gathering
+    row = await db.fetch_one("SELECT count(*) FROM T")  # names the table (in any case)
+    assert row is not None and row[0] == 1
+    assert db._group is None and committed(outside) == [1]
+
+
+async def test_a_write_whose_table_cannot_be_told_makes_every_read_run_the_group(
+    db: Database, outside: sqlite3.Connection
+) -> None:
+    await db.execute("CREATE TABLE other (n INTEGER)")
+    await db.defer("WITH v (n) AS (VALUES (1)) INSERT INTO t SELECT n FROM v")
+    await db.fetch_all("SELECT n FROM other")
+    assert committed(outside) == [1]
+
+
 async def test_any_other_write_runs_the_group_first(
     db: Database, outside: sqlite3.Connection
 ) -> None:
