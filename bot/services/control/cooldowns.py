@@ -7,13 +7,21 @@ cannot both pass; the pipeline then stores it, or gives it back when nothing wen
 
 from __future__ import annotations
 
+from itertools import islice
+
 RESERVATIONS_KEPT = 4096
 RESERVATION_TTL_S = 600.0
+_LET_GO_AT_ONCE = 8  # expired reservations dropped per reservation, at most (more than it adds)
 
 Key = tuple[int, str]  # (member id, shocker id)
 
 
 class CooldownReservations:
+    """Kept oldest first (a key reserved again moves to the end), so that over
+    `RESERVATIONS_KEPT` the expired ones are let go from the front, a few at a time: never a
+    walk through all of them on a control (a busy bot has more than that many members and
+    shockers active within `RESERVATION_TTL_S`, and keeps them all)."""
+
     def __init__(self) -> None:
         self._reserved: dict[Key, float] = {}
 
@@ -22,13 +30,17 @@ class CooldownReservations:
 
     def reserve(self, key: Key, at: float) -> float | None:
         """Reserve the cooldown from ``at``; returns the reservation this one replaced."""
-        previous = self._reserved.get(key)
-        self._reserved[key] = at
-        if len(self._reserved) > RESERVATIONS_KEPT:
+        reserved = self._reserved
+        previous = reserved.pop(key, None)
+        reserved[key] = at
+        if len(reserved) > RESERVATIONS_KEPT:
             # Reservations only bridge the moment between a decision and the stored cooldown;
             # old ones are long in the database.
             cutoff = at - RESERVATION_TTL_S
-            self._reserved = {k: t for k, t in self._reserved.items() if t >= cutoff}
+            for oldest, reserved_at in list(islice(reserved.items(), _LET_GO_AT_ONCE)):
+                if reserved_at >= cutoff:
+                    break
+                del reserved[oldest]
         return previous
 
     def release(self, key: Key, at: float, previous: float | None) -> None:
