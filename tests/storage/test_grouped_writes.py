@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage.database import GROUP_WINDOW, Database
+from bot.storage.database import GROUP_LIMIT, GROUP_WINDOW, Database
 
 
 @pytest.fixture
@@ -57,6 +57,19 @@ async def test_deferred_writes_within_the_window_commit_together(
     await window_over(db)
     assert committed(outside) == [1, 2]
     assert not db._conn.in_transaction
+
+
+async def test_a_full_group_runs_at_the_next_turn_of_the_loop(
+    db: Database, outside: sqlite3.Connection
+) -> None:
+    for n in range(GROUP_LIMIT - 1):
+        await db.defer("INSERT INTO t VALUES (?)", (n,))
+    await asyncio.sleep(0)
+    assert committed(outside) == []  # still gathering
+    await db.defer("INSERT INTO t VALUES (?)", (GROUP_LIMIT - 1,))
+    await asyncio.sleep(0)  # not the window: a group never holds the loop for long
+    assert committed(outside) == list(range(GROUP_LIMIT))
+    assert db._group is None
 
 
 async def test_a_deferred_insert_knows_its_row_id_at_once(
