@@ -327,7 +327,7 @@ class Database:
         if self._group is None:
             self._group = asyncio.get_running_loop().call_later(GROUP_WINDOW, self._commit_group)
         self._deferred.append((sql, params))
-        if len(self._deferred) >= GROUP_LIMIT:
+        if len(self._deferred) == GROUP_LIMIT:  # once: later ones join it, not put it off
             self._group.cancel()
             self._group = asyncio.get_running_loop().call_soon(self._commit_group)
 
@@ -601,7 +601,7 @@ def _largest_id(conn: sqlite3.Connection, table: str) -> int:
 
 _WRITES_INTO = re.compile(
     r"\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
-    r"\s+(?:main\.)?\"?(\w+)",
+    r"\s+(?:\"?\w+\"?\.)?\"?(\w+)",  # the table, after its schema if one is named
     re.IGNORECASE,
 )
 

@@ -72,6 +72,28 @@ async def test_a_full_group_runs_at_the_next_turn_of_the_loop(
     assert db._group is None
 
 
+async def test_a_full_group_is_not_put_off_by_the_deferrals_after_it(
+    db: Database, outside: sqlite3.Connection
+) -> None:
+    """Callbacks that each schedule the next one before deferring a write: the full group's
+    run keeps its place in the loop's queue instead of going behind each new deferral."""
+    loop = asyncio.get_running_loop()
+    over = loop.create_future()
+    seen: list[int] = []
+
+    def step(n: int) -> None:
+        if n == 10 * GROUP_LIMIT:
+            seen.append(len(committed(outside)))
+            over.set_result(None)
+            return
+        loop.call_soon(step, n + 1)
+        db._defer("INSERT INTO t VALUES (?)", (n,))
+
+    step(0)
+    await over
+    assert seen[0] >= 8 * GROUP_LIMIT  # committed as it went, a group at a time
+
+
 async def test_a_deferred_insert_knows_its_row_id_at_once(
     db: Database, outside: sqlite3.Connection
 ) -> None:
