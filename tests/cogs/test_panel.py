@@ -14,6 +14,7 @@ import pytest
 from bot.cogs.panel import PanelCog
 from bot.domain.controls import ControlKind
 from bot.domain.grants import GrantTarget
+from bot.storage import database
 from bot.storage.models import AuditOutcome
 from tests.fakes.discord_api import (
     DEFAULT_BOT_PERMISSIONS,
@@ -234,6 +235,39 @@ async def test_a_press_on_a_share_in_approval_mode_asks_the_wearer_in_the_panels
     # The wearer's own press is never held.
     await scene.press(message, "light", scene.alice)
     await h.openshock.wait_until(lambda: len(scene.frames()) == 1, what="the wearer's control")
+
+
+async def test_a_panic_between_a_press_and_its_frame_wins(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wearer's /panic (the command) lands after a press was decided and before its frame:
+    the press is decided again and refused, nothing but Stop reaches the hub after it, and the
+    audit rows deferred meanwhile are all kept."""
+    monkeypatch.setattr(database, "GROUP_WINDOW", 60.0)  # nothing is written by the clock
+    h = scene.h
+    message = await scene.post()
+    await scene.press(message, "light", scene.bob)
+    assert len(scene.frames()) == 1
+    control = h.bot.control
+    original_decide = control.decide
+    calls = 0
+
+    async def decide_then_panic(order: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        prepared = await original_decide(order)
+        if calls == 1:
+            await h.run(h.ix.slash("panic", {}, user=scene.alice))
+        return prepared
+
+    control.decide = decide_then_panic  # type: ignore[method-assign]
+    answer = await scene.press(message, "light", scene.bob)
+    assert answer.ephemeral and "Not sent" in answer.text
+    assert calls == 2  # decided again before the frame
+    assert [f["type"] for f in scene.frames()] == [ControlKind.SHOCK, ControlKind.STOP]
+    entries = await h.storage.audit.recent(h.discord.guild_id)
+    presses = [e.outcome for e in reversed(entries) if e.control_type == ControlKind.SHOCK]
+    assert presses == [AuditOutcome.CONFIRMED, AuditOutcome.REFUSED]  # the first one kept
 
 
 async def test_stop_works_while_paused_and_the_panel_shows_the_pause(scene: Scene) -> None:
