@@ -58,6 +58,7 @@ class AuditRepository:
 
     async def set_outcome(self, entry_id: int, outcome: AuditOutcome, reason: str | None) -> None:
         await self._db.defer(
+            "audit",
             "UPDATE audit SET outcome = ?, reason = coalesce(?, reason) WHERE id = ?",
             (outcome.value, reason, entry_id),
         )

@@ -69,17 +69,16 @@ class Database:
     The writes every control makes (its audit row, its outcome, its cooldown) are deferred
     (`defer`, `defer_insert`): they are kept in memory and run together `GROUP_WINDOW` after
     the first of them (or once `GROUP_LIMIT` have gathered), in one transaction
-    (`_commit_group`). The controls of those 50 ms share
-    one commit (a commit writes every page it changed to the log: about 30 µs against 15 µs
-    for an audit row), and their statements run back to back: run one at a time between the
-    rest of a control's work, an audit row costs 3-4 times as much (SQLite's code and pages
-    are no longer in the CPU's caches). A read that names a table the group writes runs the
-    group first (`_commit_group_before`), so it sees every write deferred before it; a read of
-    other tables leaves the group to gather more. Any other write, a transaction, a
-    checkpoint and `close` run the group first. A deferral made while a transaction or a long
-    write holds the writer waits for it and runs at once, so the group is empty whenever the
-    writer is held.
-    What a crash of the process can lose is the last 50 ms of audit rows and cooldowns.
+    (`_commit_group`). The controls of those 50 ms share one commit (a commit writes every
+    page it changed to the log: about 30 µs against 15 µs for an audit row), and their
+    statements run back to back: run one at a time between the rest of a control's work, an
+    audit row costs 3-4 times as much (SQLite's code and pages are no longer in the CPU's
+    caches). A read that names a table the group writes runs the group first
+    (`_commit_group_before`), so it sees every write deferred before it; a read of other
+    tables leaves the group to gather more. Any other write, a transaction, a checkpoint and
+    `close` run the group first. A deferral made while a transaction or a long write holds
+    the writer waits for it and runs at once, so the group is empty whenever the writer is
+    held. What a crash of the process can lose is the last 50 ms of audit rows and cooldowns.
     """
 
     def __init__(
@@ -114,9 +113,8 @@ class Database:
         self._deferred: list[tuple[str, Params]] = []
         self._next_ids: dict[str, int] = {}
         self._ids_checked: set[str] = set()
-        # The tables the group writes (None: one it could not tell), for the reads (see
-        # `_commit_group_before`).
-        self._deferred_into: set[str | None] = set()
+        # The tables the group writes, for the reads (see `_commit_group_before`).
+        self._deferred_into: set[str] = set()
         self._closed = False
 
     @classmethod
@@ -292,14 +290,15 @@ class Database:
         """Run one INSERT on its own; returns the new row id."""
         return await self._write(_insert, sql, params)
 
-    async def defer(self, sql: str, params: Params = ()) -> None:
-        """A write for the group (see the class docstring): for the writes every control
-        makes, whose caller needs no answer from them. Its error, if any, is the operator's
-        (logged when the group runs), not the caller's."""
+    async def defer(self, table: str, sql: str, params: Params = ()) -> None:
+        """A write to `table` for the group (see the class docstring): for the writes every
+        control makes, whose caller needs no answer from them. `sql` writes that table alone
+        (no trigger or cascade reaches another: the reads of other tables do not wait for it).
+        Its error, if any, is the operator's (logged when the group runs), not the caller's."""
         if self._write_lock.locked():
             await self._write(_execute, sql, params)
             return
-        self._defer(sql, params)
+        self._defer(table, sql, params)
 
     async def defer_insert(self, table: str, sql: str, params: Sequence[Any]) -> int:
         """An INSERT into `table` for the group, its row id chosen now: `sql`'s first parameter
@@ -314,16 +313,16 @@ class Database:
             row_id = max(row_id, _largest_id(self._conn, table) + 1)
             self._ids_checked.add(table)
         self._next_ids[table] = row_id + 1
-        self._defer(sql, (row_id, *params))
+        self._defer(table, sql, (row_id, *params))
         return row_id
 
     def _check_open(self) -> None:
         if self._closed:
             raise sqlite3.ProgrammingError("the database is closed: nothing can be written")
 
-    def _defer(self, sql: str, params: Params) -> None:
+    def _defer(self, table: str, sql: str, params: Params) -> None:
         self._check_open()
-        self._deferred_into.add(_written_table(sql))
+        self._deferred_into.add(table)
         if self._group is None:
             self._group = asyncio.get_running_loop().call_later(GROUP_WINDOW, self._commit_group)
         self._deferred.append((sql, params))
@@ -363,16 +362,15 @@ class Database:
         leaves the group to gather more."""
         if self._group is None:
             return
-        named = _words(sql)
-        if any(table is None or table in named for table in self._deferred_into):
+        if not self._deferred_into.isdisjoint(_words(sql)):
             self._commit_group()
 
-    def _commit_group(self) -> bool:
+    def _commit_group(self) -> None:
         """Run the deferred writes, if any, in one transaction. A statement that fails is
         logged and left out; a failed commit (a full disk, an I/O error) rolls the group back
-        and the operator is told what was lost. False then."""
+        and the operator is told how many writes were lost."""
         if self._group is None:
-            return True
+            return
         self._group.cancel()
         self._group = None
         deferred, self._deferred = self._deferred, []
@@ -394,20 +392,15 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.rollback()
-            self._group_lost(len(deferred), str(error) or type(error).__name__)
+            log.error(
+                "%d deferred writes (audit rows, cooldowns) were rolled back and are lost: %s",
+                len(deferred),
+                str(error) or type(error).__name__,
+            )
             if not isinstance(error, Exception):
                 raise
-            return False
         finally:
             self._committed()
-        return True
-
-    def _group_lost(self, count: int, why: str) -> None:
-        log.error(
-            "%d deferred writes (audit rows, cooldowns) were rolled back and are lost: %s",
-            count,
-            why,
-        )
 
     @property
     def writing(self) -> bool:
@@ -597,21 +590,6 @@ def _largest_id(conn: sqlite3.Connection, table: str) -> int:
         raise ValueError(f"not a table name: {table!r}")
     (largest,) = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()
     return int(largest or 0)
-
-
-_WRITES_INTO = re.compile(
-    r"\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
-    r"\s+(?:\"?\w+\"?\.)?\"?(\w+)",  # the table, after its schema if one is named
-    re.IGNORECASE,
-)
-
-
-@functools.lru_cache(maxsize=256)
-def _written_table(sql: str) -> str | None:
-    """The table a write statement writes, lower case (None when it cannot be told: then
-    every read runs the group first)."""
-    match = _WRITES_INTO.match(sql)
-    return match.group(1).lower() if match else None
 
 
 @functools.lru_cache(maxsize=1024)

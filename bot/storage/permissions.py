@@ -185,6 +185,7 @@ class CooldownRepository:
 
     async def record(self, guild_id: int, member_id: int, shocker_id: str, at: float) -> None:
         await self._db.defer(
+            "cooldowns",
             "INSERT INTO cooldowns (guild_id, member_id, shocker_id, last_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT DO UPDATE SET last_at = excluded.last_at",
             (guild_id, member_id, shocker_id, at),
